@@ -1,0 +1,16 @@
+#!/usr/bin/env bash
+# The whole test suite on a fresh machine: installs what the tests need
+# (Python venv with the OpenTelemetry SDK and rotel, the Node example's
+# packages), then runs every test — unit, integration, scenario suite and the
+# end-to-end tests with real SDKs and a real collector — plus the short
+# versions of the long runs (fuzz-corpus replay, a brief soak).
+#
+# Under CI=true a missing tool fails the run; nothing is skipped silently.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+echo "== setting up the test environment"
+bash scripts/setup-test-env.sh
+
+echo "== cargo test"
+cargo test --locked --all-targets -- --test-threads 2

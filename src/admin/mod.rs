@@ -1,0 +1,144 @@
+//! The admin listener: health checks, self-metrics, the JSON API and a web
+//! page that shows what leakwatch sees.
+//!
+//! - `GET /healthz`: the process is up.
+//! - `GET /readyz`: receivers are serving (503 once shutdown began).
+//! - `GET /metrics`: self-metrics in the Prometheus text format.
+//! - `GET /api/v1/leaks`: open incidents (suspected or confirmed) as JSON.
+//! - `GET /api/v1/resources`: every tracked resource and its assessment.
+//! - `GET /api/v1/series?service.name=…`: trend figures of tracked series.
+//! - `GET /`: the web page.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+use axum::extract::{Query, State};
+use axum::http::{header, StatusCode};
+use axum::response::{Html, IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router};
+use serde::Serialize;
+
+use crate::detector::LeakState;
+use crate::engine::{Engine, ResourceView, SeriesView};
+use crate::exporter::ExportQueue;
+use crate::telemetry::{own_rss_bytes, Gauges};
+
+/// What the admin handlers read.
+#[derive(Clone)]
+pub struct AdminState {
+    pub engine: Arc<Engine>,
+    pub queue: Option<ExportQueue>,
+    pub ready: Arc<AtomicBool>,
+}
+
+/// The admin routes.
+pub fn router(state: AdminState) -> Router {
+    Router::new()
+        .route("/", get(page))
+        .route("/healthz", get(|| async { "ok\n" }))
+        .route("/readyz", get(readyz))
+        .route("/metrics", get(metrics))
+        .route("/api/v1/leaks", get(leaks))
+        .route("/api/v1/resources", get(resources))
+        .route("/api/v1/series", get(series))
+        .with_state(state)
+}
+
+async fn readyz(State(s): State<AdminState>) -> Response {
+    if s.ready.load(Ordering::Acquire) {
+        (StatusCode::OK, "ready\n").into_response()
+    } else {
+        (StatusCode::SERVICE_UNAVAILABLE, "not ready\n").into_response()
+    }
+}
+
+/// Gauges for the self-metrics, read now.
+pub fn gauges(s: &AdminState) -> Gauges {
+    let views = s.engine.resource_views();
+    let count = |state: LeakState| views.iter().filter(|v| v.state == state).count() as u64;
+    Gauges {
+        queue_requests: s.queue.as_ref().map_or(0, |q| q.requests() as u64),
+        queue_bytes: s.queue.as_ref().map_or(0, |q| q.bytes() as u64),
+        queue_max_bytes: s.queue.as_ref().map_or(0, |q| q.max_bytes() as u64),
+        series: s.engine.series_count() as u64,
+        series_max: s.engine.config().max_series as u64,
+        resources: views.len() as u64,
+        incidents_suspected: count(LeakState::Suspected),
+        incidents_confirmed: count(LeakState::Confirmed),
+        rss_bytes: own_rss_bytes(),
+    }
+}
+
+async fn metrics(State(s): State<AdminState>) -> Response {
+    let text = s.engine.telemetry().render(&gauges(&s));
+    (
+        [(
+            header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        text,
+    )
+        .into_response()
+}
+
+#[derive(Serialize)]
+struct Listing<T> {
+    count: usize,
+    items: Vec<T>,
+}
+
+fn listing<T>(items: Vec<T>) -> Json<Listing<T>> {
+    Json(Listing {
+        count: items.len(),
+        items,
+    })
+}
+
+async fn leaks(State(s): State<AdminState>) -> Json<Listing<ResourceView>> {
+    let mut open: Vec<ResourceView> = s
+        .engine
+        .resource_views()
+        .into_iter()
+        .filter(|v| v.state != LeakState::Ok)
+        .collect();
+    open.sort_by(|a, b| {
+        (b.state as u8)
+            .cmp(&(a.state as u8))
+            .then_with(|| a.resource.service_name.cmp(&b.resource.service_name))
+    });
+    listing(open)
+}
+
+async fn resources(State(s): State<AdminState>) -> Json<Listing<ResourceView>> {
+    let mut all = s.engine.resource_views();
+    all.sort_by(|a, b| {
+        a.resource
+            .service_name
+            .cmp(&b.resource.service_name)
+            .then_with(|| a.resource.instance.cmp(&b.resource.instance))
+    });
+    listing(all)
+}
+
+async fn series(
+    State(s): State<AdminState>,
+    Query(q): Query<HashMap<String, String>>,
+) -> Json<Listing<SeriesView>> {
+    let service = q.get("service.name").map(String::as_str);
+    let mut views = s.engine.series_views(service);
+    views.sort_by(|a, b| {
+        (&a.service_name, &a.instance, &a.metric, &a.attributes).cmp(&(
+            &b.service_name,
+            &b.instance,
+            &b.metric,
+            &b.attributes,
+        ))
+    });
+    listing(views)
+}
+
+async fn page() -> Html<&'static str> {
+    Html(include_str!("page.html"))
+}

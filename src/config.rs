@@ -1,0 +1,762 @@
+//! Configuration: typed settings, parsed and validated once at start.
+//!
+//! Sources are layered `defaults < file < environment < flags`. Each layer is
+//! a YAML tree merged over the one below; the merged tree is checked for
+//! unknown keys (all of them reported, each by its path), deserialized one
+//! section at a time (so a bad value in one section does not hide one in
+//! another), and then validated semantically. Every problem is reported at
+//! once; the binary exits with code 64 (EX_USAGE) when there is any.
+//!
+//! Every field's doc comment is its reference documentation (README's config
+//! reference is written from them).
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use serde_yaml::{Mapping, Value};
+
+use crate::catalog::RuleConfig;
+use crate::detector::DetectorConfig;
+
+/// The whole configuration.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    /// OTLP receivers.
+    pub receivers: ReceiversConfig,
+    /// Admin listener (health, self-metrics, API, web page).
+    pub admin: AdminConfig,
+    /// Where received data and leak events are forwarded.
+    pub downstream: DownstreamConfig,
+    /// Series tracking bounds.
+    pub series: SeriesConfig,
+    /// Leak detection.
+    pub detector: DetectorConfig,
+    /// Extra runtime-catalog rules.
+    pub catalog: CatalogConfig,
+    /// Leak events and derived metrics.
+    pub events: EventsConfig,
+    /// Logging.
+    pub log: LogConfig,
+    /// Shutdown.
+    pub shutdown: ShutdownConfig,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ReceiversConfig {
+    /// OTLP/gRPC receiver.
+    pub grpc: GrpcReceiverConfig,
+    /// OTLP/HTTP receiver.
+    pub http: HttpReceiverConfig,
+    /// Bearer-token authentication for both receivers (off when unset).
+    pub auth: Option<AuthConfig>,
+    /// Largest decompressed request accepted, in bytes (both receivers;
+    /// guards against compression bombs).
+    pub max_decompressed_bytes: usize,
+}
+
+impl Default for ReceiversConfig {
+    fn default() -> Self {
+        ReceiversConfig {
+            grpc: GrpcReceiverConfig::default(),
+            http: HttpReceiverConfig::default(),
+            auth: None,
+            max_decompressed_bytes: 64 * 1024 * 1024,
+        }
+    }
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct GrpcReceiverConfig {
+    /// Serve OTLP/gRPC.
+    pub enabled: bool,
+    /// Address to listen on.
+    pub listen: SocketAddr,
+    /// Largest gRPC message accepted, in bytes (compressed or not); larger
+    /// ones get RESOURCE_EXHAUSTED.
+    pub max_message_bytes: usize,
+    /// TLS for this listener (plaintext when unset).
+    pub tls: Option<ServerTlsConfig>,
+}
+
+impl Default for GrpcReceiverConfig {
+    fn default() -> Self {
+        GrpcReceiverConfig {
+            enabled: true,
+            listen: SocketAddr::from(([127, 0, 0, 1], 4317)),
+            max_message_bytes: 4 * 1024 * 1024,
+            tls: None,
+        }
+    }
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct HttpReceiverConfig {
+    /// Serve OTLP/HTTP (protobuf and JSON).
+    pub enabled: bool,
+    /// Address to listen on.
+    pub listen: SocketAddr,
+    /// Largest request body accepted, in bytes, as sent (possibly
+    /// compressed); larger ones get 413.
+    pub max_body_bytes: usize,
+    /// TLS for this listener (plaintext when unset).
+    pub tls: Option<ServerTlsConfig>,
+}
+
+impl Default for HttpReceiverConfig {
+    fn default() -> Self {
+        HttpReceiverConfig {
+            enabled: true,
+            listen: SocketAddr::from(([127, 0, 0, 1], 4318)),
+            max_body_bytes: 20 * 1024 * 1024,
+            tls: None,
+        }
+    }
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServerTlsConfig {
+    /// PEM certificate chain.
+    pub cert_file: PathBuf,
+    /// PEM private key.
+    pub key_file: PathBuf,
+    /// PEM CA bundle: when set, clients must present a certificate it signed (mTLS).
+    #[serde(default)]
+    pub client_ca_file: Option<PathBuf>,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AuthConfig {
+    /// The bearer token clients must send (`Authorization: Bearer …`).
+    #[serde(default)]
+    pub bearer_token: Option<String>,
+    /// A file holding the token (trailing whitespace trimmed); read at start.
+    #[serde(default)]
+    pub bearer_token_file: Option<PathBuf>,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AdminConfig {
+    /// Serve the admin listener.
+    pub enabled: bool,
+    /// Address of `/healthz`, `/readyz`, `/metrics`, `/api/v1/*` and the web page.
+    pub listen: SocketAddr,
+}
+
+impl Default for AdminConfig {
+    fn default() -> Self {
+        AdminConfig {
+            enabled: true,
+            listen: SocketAddr::from(([127, 0, 0, 1], 9464)),
+        }
+    }
+}
+
+/// Compression of forwarded requests.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum Compression {
+    #[default]
+    None,
+    Gzip,
+    Zstd,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DownstreamConfig {
+    /// OTLP/gRPC endpoint of the next collector, e.g. `http://127.0.0.1:14317`
+    /// (`https://` for TLS). Unset: data is accepted, tracked and counted, and
+    /// nothing is forwarded.
+    pub endpoint: Option<String>,
+    /// Compression of forwarded requests: none, gzip or zstd.
+    pub compression: Compression,
+    /// Deadline of one export attempt.
+    #[serde(with = "humantime_serde")]
+    pub timeout: Duration,
+    /// Concurrent senders.
+    pub senders: usize,
+    /// The in-memory queue.
+    pub queue: QueueConfig,
+    /// Retries of failed exports.
+    pub retry: RetryConfig,
+    /// TLS to the downstream (with an `https://` endpoint).
+    pub tls: Option<ClientTlsConfig>,
+}
+
+impl Default for DownstreamConfig {
+    fn default() -> Self {
+        DownstreamConfig {
+            endpoint: None,
+            compression: Compression::None,
+            timeout: Duration::from_secs(10),
+            senders: 4,
+            queue: QueueConfig::default(),
+            retry: RetryConfig::default(),
+            tls: None,
+        }
+    }
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct QueueConfig {
+    /// Most requests queued or in flight.
+    pub max_requests: usize,
+    /// Most bytes queued or in flight.
+    pub max_bytes: usize,
+}
+
+impl Default for QueueConfig {
+    fn default() -> Self {
+        QueueConfig {
+            max_requests: 10_000,
+            max_bytes: 256 * 1024 * 1024,
+        }
+    }
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RetryConfig {
+    /// Retry retryable failures at all.
+    pub enabled: bool,
+    /// First backoff.
+    #[serde(with = "humantime_serde")]
+    pub initial_interval: Duration,
+    /// Longest backoff (a downstream's RetryInfo may ask for longer).
+    #[serde(with = "humantime_serde")]
+    pub max_interval: Duration,
+    /// Give up on a request after this long.
+    #[serde(with = "humantime_serde")]
+    pub max_elapsed_time: Duration,
+    /// Backoff growth factor.
+    pub multiplier: f64,
+}
+
+impl Default for RetryConfig {
+    fn default() -> Self {
+        RetryConfig {
+            enabled: true,
+            initial_interval: Duration::from_secs(1),
+            max_interval: Duration::from_secs(30),
+            max_elapsed_time: Duration::from_secs(300),
+            multiplier: 1.5,
+        }
+    }
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ClientTlsConfig {
+    /// PEM CA bundle that signed the downstream's certificate.
+    #[serde(default)]
+    pub ca_file: Option<PathBuf>,
+    /// PEM client certificate (mTLS).
+    #[serde(default)]
+    pub cert_file: Option<PathBuf>,
+    /// PEM client key (mTLS).
+    #[serde(default)]
+    pub key_file: Option<PathBuf>,
+    /// Server name to verify, when it differs from the endpoint's host.
+    #[serde(default)]
+    pub server_name: Option<String>,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SeriesConfig {
+    /// Most series tracked; beyond it points of new series are refused
+    /// (reported in `partial_success`) and existing series keep working.
+    pub max_series: usize,
+    /// A series whose newest point is older than this, in event time, is evicted.
+    #[serde(with = "humantime_serde")]
+    pub idle_timeout: Duration,
+    /// Largest step one request may move the event-time clock forward (a point
+    /// stamped far in the future cannot evict everything else).
+    #[serde(with = "humantime_serde")]
+    pub max_forward_jump: Duration,
+    /// How often (wall clock) idle series are swept.
+    #[serde(with = "humantime_serde")]
+    pub sweep_interval: Duration,
+}
+
+impl Default for SeriesConfig {
+    fn default() -> Self {
+        SeriesConfig {
+            max_series: 1_000_000,
+            idle_timeout: Duration::from_secs(3600),
+            max_forward_jump: Duration::from_secs(3600),
+            sweep_interval: Duration::from_secs(30),
+        }
+    }
+}
+
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct CatalogConfig {
+    /// Extra rules (metric name + attribute match → role); they take
+    /// precedence over the built-in catalog.
+    pub rules: Vec<RuleConfig>,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct EventsConfig {
+    /// Send leak events downstream as OTLP log records.
+    pub logs: bool,
+    /// Send derived metrics (`leakwatch.memory.growth_rate`, …) downstream.
+    pub derived_metrics: bool,
+    /// How often (wall clock) derived metrics are sent.
+    #[serde(with = "humantime_serde")]
+    pub derived_metrics_interval: Duration,
+}
+
+impl Default for EventsConfig {
+    fn default() -> Self {
+        EventsConfig {
+            logs: true,
+            derived_metrics: true,
+            derived_metrics_interval: Duration::from_secs(60),
+        }
+    }
+}
+
+/// Log line format.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    #[default]
+    Text,
+    Json,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LogConfig {
+    /// text or json.
+    pub format: LogFormat,
+    /// A `tracing` filter, e.g. `info` or `leakwatch=debug`.
+    pub level: String,
+}
+
+impl Default for LogConfig {
+    fn default() -> Self {
+        LogConfig {
+            format: LogFormat::Text,
+            level: "info".to_owned(),
+        }
+    }
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ShutdownConfig {
+    /// How long to drain the export queue after receivers stop.
+    #[serde(with = "humantime_serde")]
+    pub grace_period: Duration,
+}
+
+impl Default for ShutdownConfig {
+    fn default() -> Self {
+        ShutdownConfig {
+            grace_period: Duration::from_secs(30),
+        }
+    }
+}
+
+/// Read access to the environment, behind a trait so tests never call `set_var`.
+pub trait Env {
+    fn var(&self, key: &str) -> Option<String>;
+}
+
+/// The process environment.
+pub struct ProcessEnv;
+
+impl Env for ProcessEnv {
+    fn var(&self, key: &str) -> Option<String> {
+        std::env::var(key).ok()
+    }
+}
+
+impl Env for BTreeMap<String, String> {
+    fn var(&self, key: &str) -> Option<String> {
+        self.get(key).cloned()
+    }
+}
+
+/// The settings that have a flag and an environment variable, with the path
+/// of the key they set in the file.
+pub const OVERRIDES: &[(&str, &str, &str)] = &[
+    (
+        "grpc-listen",
+        "LEAKWATCH_GRPC_LISTEN",
+        "receivers.grpc.listen",
+    ),
+    (
+        "http-listen",
+        "LEAKWATCH_HTTP_LISTEN",
+        "receivers.http.listen",
+    ),
+    ("admin-listen", "LEAKWATCH_ADMIN_LISTEN", "admin.listen"),
+    ("downstream", "LEAKWATCH_DOWNSTREAM", "downstream.endpoint"),
+    ("log-format", "LEAKWATCH_LOG_FORMAT", "log.format"),
+    ("log-level", "LEAKWATCH_LOG_LEVEL", "log.level"),
+    ("max-series", "LEAKWATCH_MAX_SERIES", "series.max_series"),
+];
+
+/// Every problem found in the configuration.
+#[derive(Debug, thiserror::Error)]
+#[error("invalid configuration:\n  - {}", .0.join("\n  - "))]
+pub struct ConfigErrors(pub Vec<String>);
+
+impl Config {
+    /// Loads and validates the configuration from its layers. `flags` holds
+    /// `(flag name, value)` pairs for the flags given on the command line.
+    pub fn load(
+        file: Option<&Path>,
+        env: &dyn Env,
+        flags: &[(&str, String)],
+    ) -> Result<Config, ConfigErrors> {
+        let mut errors = Vec::new();
+        let mut tree = to_tree(&Config::default());
+        let schema = tree.clone();
+        if let Some(path) = file {
+            match std::fs::read_to_string(path) {
+                Ok(text) => match serde_yaml::from_str::<Value>(&text) {
+                    Ok(Value::Null) => {}
+                    Ok(value @ Value::Mapping(_)) => merge(&mut tree, value),
+                    Ok(_) => errors.push(format!(
+                        "{}: the top level must be a mapping",
+                        path.display()
+                    )),
+                    Err(e) => errors.push(format!("{}: {e}", path.display())),
+                },
+                Err(e) => errors.push(format!("{}: {e}", path.display())),
+            }
+        }
+        for (_, var, key) in OVERRIDES {
+            if let Some(value) = env.var(var) {
+                set_path(&mut tree, key, scalar(&value));
+            }
+        }
+        for (flag, value) in flags {
+            match OVERRIDES.iter().find(|(f, _, _)| f == flag) {
+                Some((_, _, key)) => set_path(&mut tree, key, scalar(value)),
+                None => errors.push(format!("--{flag}: not a known setting")),
+            }
+        }
+        unknown_keys(&schema, &tree, "", &mut errors);
+        if !errors.is_empty() {
+            return Err(ConfigErrors(errors));
+        }
+        let config = from_tree(&tree, &mut errors);
+        if let Some(config) = &config {
+            config.validate(&mut errors);
+        }
+        match config {
+            Some(config) if errors.is_empty() => Ok(config),
+            _ => Err(ConfigErrors(errors)),
+        }
+    }
+
+    fn validate(&self, errors: &mut Vec<String>) {
+        let mut check = |ok: bool, msg: &str| {
+            if !ok {
+                errors.push(msg.to_owned());
+            }
+        };
+        check(
+            self.receivers.grpc.max_message_bytes > 0,
+            "receivers.grpc.max_message_bytes: must be > 0",
+        );
+        check(
+            self.receivers.http.max_body_bytes > 0,
+            "receivers.http.max_body_bytes: must be > 0",
+        );
+        check(
+            self.receivers.max_decompressed_bytes > 0,
+            "receivers.max_decompressed_bytes: must be > 0",
+        );
+        check(
+            self.downstream.senders > 0,
+            "downstream.senders: must be > 0",
+        );
+        check(
+            self.downstream.queue.max_requests > 0,
+            "downstream.queue.max_requests: must be > 0",
+        );
+        check(
+            self.downstream.queue.max_bytes > 0,
+            "downstream.queue.max_bytes: must be > 0",
+        );
+        check(
+            !self.downstream.timeout.is_zero(),
+            "downstream.timeout: must be > 0",
+        );
+        check(
+            self.downstream.retry.multiplier >= 1.0,
+            "downstream.retry.multiplier: must be >= 1",
+        );
+        check(self.series.max_series > 0, "series.max_series: must be > 0");
+        check(
+            !self.series.idle_timeout.is_zero(),
+            "series.idle_timeout: must be > 0",
+        );
+        check(
+            !self.series.sweep_interval.is_zero(),
+            "series.sweep_interval: must be > 0",
+        );
+        check(
+            !self.events.derived_metrics_interval.is_zero(),
+            "events.derived_metrics_interval: must be > 0",
+        );
+        if let Some(endpoint) = &self.downstream.endpoint {
+            let ok = endpoint.parse::<http::Uri>().ok().is_some_and(|u| {
+                matches!(u.scheme_str(), Some("http" | "https")) && u.host().is_some()
+            });
+            check(
+                ok,
+                &format!("downstream.endpoint: {endpoint:?} is not an http:// or https:// URL"),
+            );
+        }
+        if let Some(auth) = &self.receivers.auth {
+            check(
+                auth.bearer_token.is_some() != auth.bearer_token_file.is_some(),
+                "receivers.auth: set exactly one of bearer_token and bearer_token_file",
+            );
+        }
+        if self
+            .log
+            .level
+            .parse::<tracing_subscriber::EnvFilter>()
+            .is_err()
+        {
+            errors.push(format!(
+                "log.level: {:?} is not a valid filter",
+                self.log.level
+            ));
+        }
+        if let Err(detector_errors) = self.detector.validate() {
+            errors.extend(
+                detector_errors
+                    .into_iter()
+                    .map(|e| format!("detector: {e}")),
+            );
+        }
+    }
+}
+
+fn to_tree<T: Serialize>(value: &T) -> Value {
+    serde_yaml::to_value(value).unwrap_or(Value::Null)
+}
+
+/// Parses an environment or flag value as a YAML scalar, so `100` is a number
+/// and `true` a boolean, as they would be in the file.
+fn scalar(text: &str) -> Value {
+    match serde_yaml::from_str::<Value>(text) {
+        Ok(v @ (Value::Bool(_) | Value::Number(_) | Value::String(_))) => v,
+        _ => Value::String(text.to_owned()),
+    }
+}
+
+fn merge(base: &mut Value, over: Value) {
+    match (base, over) {
+        (Value::Mapping(b), Value::Mapping(o)) => {
+            for (k, v) in o {
+                match b.get_mut(&k) {
+                    Some(slot) => merge(slot, v),
+                    None => {
+                        b.insert(k, v);
+                    }
+                }
+            }
+        }
+        (slot, v) => *slot = v,
+    }
+}
+
+fn set_path(tree: &mut Value, path: &str, value: Value) {
+    let mut node = tree;
+    for part in path.split('.') {
+        if !matches!(node, Value::Mapping(_)) {
+            *node = Value::Mapping(Mapping::new());
+        }
+        let Value::Mapping(map) = node else { return };
+        node = map
+            .entry(Value::String(part.to_owned()))
+            .or_insert(Value::Null);
+    }
+    *node = value;
+}
+
+/// Reports keys of `tree` that the defaults' tree (`schema`) does not have.
+/// Sections that are `null` by default (optional blocks such as `tls`) and
+/// free-form ones (lists, maps) are checked by their own deserialization.
+fn unknown_keys(schema: &Value, tree: &Value, prefix: &str, errors: &mut Vec<String>) {
+    let (Value::Mapping(s), Value::Mapping(t)) = (schema, tree) else {
+        return;
+    };
+    for (k, v) in t {
+        let name = match k {
+            Value::String(s) => s.clone(),
+            other => format!("{other:?}"),
+        };
+        let path = if prefix.is_empty() {
+            name
+        } else {
+            format!("{prefix}.{name}")
+        };
+        match s.get(k) {
+            None => errors.push(format!("{path}: unknown key")),
+            Some(sub) => unknown_keys(sub, v, &path, errors),
+        }
+    }
+}
+
+/// Deserializes section by section so each bad section is reported.
+fn from_tree(tree: &Value, errors: &mut Vec<String>) -> Option<Config> {
+    let Value::Mapping(map) = tree else {
+        errors.push("the configuration must be a mapping".to_owned());
+        return None;
+    };
+    let before = errors.len();
+    let mut config = Config::default();
+    macro_rules! section {
+        ($field:ident) => {
+            if let Some(v) = map.get(stringify!($field)) {
+                match serde_yaml::from_value(v.clone()) {
+                    Ok(parsed) => config.$field = parsed,
+                    Err(e) => errors.push(format!("{}: {e}", stringify!($field))),
+                }
+            }
+        };
+    }
+    section!(receivers);
+    section!(admin);
+    section!(downstream);
+    section!(series);
+    section!(detector);
+    section!(catalog);
+    section!(events);
+    section!(log);
+    section!(shutdown);
+    (errors.len() == before).then_some(config)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
+        pairs
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect()
+    }
+
+    fn file(text: &str) -> tempfile_like::TempFile {
+        tempfile_like::TempFile::new(text)
+    }
+
+    /// A tiny temp-file helper (std only).
+    mod tempfile_like {
+        use std::path::PathBuf;
+        pub struct TempFile(pub PathBuf);
+        impl TempFile {
+            pub fn new(text: &str) -> Self {
+                static N: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+                let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                let path = std::env::temp_dir()
+                    .join(format!("leakwatch-cfg-{}-{n}.yaml", std::process::id()));
+                std::fs::write(&path, text).expect("write temp config");
+                TempFile(path)
+            }
+        }
+        impl Drop for TempFile {
+            fn drop(&mut self) {
+                let _ = std::fs::remove_file(&self.0);
+            }
+        }
+    }
+
+    #[test]
+    fn defaults_are_valid() {
+        let c = Config::load(None, &env(&[]), &[]).expect("defaults");
+        assert_eq!(c.receivers.grpc.listen.to_string(), "127.0.0.1:4317");
+        assert_eq!(c.receivers.http.listen.to_string(), "127.0.0.1:4318");
+        assert_eq!(c.admin.listen.to_string(), "127.0.0.1:9464");
+        assert!(c.downstream.endpoint.is_none());
+    }
+
+    #[test]
+    fn precedence_is_defaults_file_env_flags() {
+        let f = file("receivers:\n  grpc:\n    listen: 127.0.0.1:1111\n  http:\n    listen: 127.0.0.1:2222\nadmin:\n  listen: 127.0.0.1:3333\n");
+        let e = env(&[
+            ("LEAKWATCH_HTTP_LISTEN", "127.0.0.1:4444"),
+            ("LEAKWATCH_ADMIN_LISTEN", "127.0.0.1:5555"),
+        ]);
+        let flags = [("admin-listen", "127.0.0.1:6666".to_owned())];
+        let c = Config::load(Some(&f.0), &e, &flags).expect("valid");
+        assert_eq!(c.receivers.grpc.listen.port(), 1111); // file
+        assert_eq!(c.receivers.http.listen.port(), 4444); // env over file
+        assert_eq!(c.admin.listen.port(), 6666); // flag over env
+    }
+
+    #[test]
+    fn numbers_from_env_are_numbers() {
+        let c = Config::load(None, &env(&[("LEAKWATCH_MAX_SERIES", "42")]), &[]).expect("valid");
+        assert_eq!(c.series.max_series, 42);
+    }
+
+    #[test]
+    fn reports_every_unknown_key_at_once() {
+        let f = file("receivers:\n  grpcc: {}\n  http:\n    lisen: x\nbogus: 1\n");
+        let err = Config::load(Some(&f.0), &env(&[]), &[]).expect_err("unknown keys");
+        let text = err.to_string();
+        assert!(text.contains("receivers.grpcc: unknown key"), "{text}");
+        assert!(text.contains("receivers.http.lisen: unknown key"), "{text}");
+        assert!(text.contains("bogus: unknown key"), "{text}");
+    }
+
+    #[test]
+    fn reports_bad_values_in_several_sections() {
+        let f = file("admin:\n  listen: not-an-address\nseries:\n  max_series: many\ndownstream:\n  endpoint: ftp://x\n");
+        let err = Config::load(Some(&f.0), &env(&[]), &[]).expect_err("bad values");
+        let text = err.to_string();
+        assert!(text.contains("admin:"), "{text}");
+        assert!(text.contains("series:"), "{text}");
+    }
+
+    #[test]
+    fn semantic_errors_are_named() {
+        let e = env(&[
+            ("LEAKWATCH_DOWNSTREAM", "ftp://collector:4317"),
+            ("LEAKWATCH_MAX_SERIES", "0"),
+        ]);
+        let err = Config::load(None, &e, &[]).expect_err("bad values");
+        assert_eq!(err.0.len(), 2, "{err}");
+        assert!(err.0.iter().any(|m| m.starts_with("downstream.endpoint")));
+        assert!(err.0.iter().any(|m| m.starts_with("series.max_series")));
+    }
+
+    #[test]
+    fn durations_are_human() {
+        let f = file("shutdown:\n  grace_period: 2s\ndownstream:\n  endpoint: http://127.0.0.1:14317\n  retry:\n    initial_interval: 250ms\n");
+        let c = Config::load(Some(&f.0), &env(&[]), &[]).expect("valid");
+        assert_eq!(c.shutdown.grace_period, Duration::from_secs(2));
+        assert_eq!(
+            c.downstream.retry.initial_interval,
+            Duration::from_millis(250)
+        );
+    }
+}

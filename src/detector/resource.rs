@@ -1,0 +1,656 @@
+//! Per-process state: combines the signals of a resource's series and owns the incident
+//! lifecycle `ok → suspected → confirmed → resolved (→ ok)`.
+//!
+//! # Signals
+//! - **memory**: the heap floor (`HeapUsed` minima or `HeapAfterGc`) of any heap series
+//!   (V8 space, JVM pool, …; each judged on its own, since a leak concentrates in one of them).
+//! - **rss**: resident / container memory, judged the same way (native leaks, runtimes without
+//!   heap metrics).
+//! - **restart_cycle**: a segment that grew until the process restarted. A grow-to-the-limit-
+//!   then-restart cycle is the strongest evidence there is, not a cure: restarts hide leaks from
+//!   window fits, so each finished segment is judged on its own (growth significant and not
+//!   saturating, or a peak within `oom_fraction` of the limit). A memory *drop* counts as a
+//!   restart only if the process' counters also reset (when it has any): a major GC can also
+//!   halve the heap.
+//! - supporting, listed when they agree but never raising an incident alone:
+//!   **memory_per_request** (floor / request rate rising), **gc_frequency** (GC runs per second
+//!   rising), **gc_efficiency** (fraction reclaimed per bucket, `(max - min) / max`, falling).
+//!
+//! Traffic veto: if the request rate rises significantly over the same window and memory per
+//! request does not, the memory growth is load, not a leak (daily traffic waves).
+//!
+//! # Lifecycle (event time only)
+//! - ok → suspected: some primary signal has been leak-like (short or long window) for
+//!   `suspect_hold`.
+//! - suspected → confirmed: the long window (or `restart_cycles` grown cycles) has been
+//!   leak-like for `confirm_hold`.
+//! - suspected/confirmed → resolved: no primary signal passes even the relaxed (hysteresis)
+//!   test, with enough data to judge, for `resolve_hold`. Too little data (e.g. just after a
+//!   restart) never resolves an incident.
+//!
+//! Series are evaluated when their newest bucket completes, so the lifecycle advances at bucket
+//! boundaries; the same points in the same order always give the same events.
+
+use crate::catalog::Role;
+use crate::detector::series::{RestartKind, SeriesDetector};
+use crate::detector::stats::LineFit;
+use crate::detector::trend::Assessment;
+use crate::detector::window::{Points, Ring, BUCKETS};
+use crate::detector::DetectorConfig;
+
+/// Memory series tracked per resource (further series are counted and ignored).
+pub const MAX_MEMORY_SERIES: usize = 16;
+/// Limit series tracked per resource.
+pub const MAX_LIMIT_SERIES: usize = 8;
+
+/// Incident state of a resource.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LeakState {
+    /// No incident.
+    #[default]
+    Ok,
+    /// Growth seen, not yet confirmed.
+    Suspected,
+    /// Growth confirmed over the long window or by restart cycles.
+    Confirmed,
+}
+
+/// A lifecycle transition.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+pub enum LeakEventKind {
+    /// ok → suspected.
+    Suspected,
+    /// suspected → confirmed.
+    Confirmed,
+    /// suspected/confirmed → ok.
+    Resolved,
+}
+
+impl LeakEventKind {
+    /// The event name exported downstream.
+    pub fn event_name(self) -> &'static str {
+        match self {
+            LeakEventKind::Suspected => "memory.leak.suspected",
+            LeakEventKind::Confirmed => "memory.leak.confirmed",
+            LeakEventKind::Resolved => "memory.leak.resolved",
+        }
+    }
+}
+
+/// A lifecycle transition with the evidence behind it.
+#[derive(Clone, Debug, PartialEq, serde::Serialize)]
+pub struct LeakEvent {
+    /// Which transition.
+    pub kind: LeakEventKind,
+    /// Event time of the transition.
+    pub t_ns: u64,
+    /// Metric name of the leading series.
+    pub metric: String,
+    /// Signals that agree (`memory`, `rss`, `memory_per_request`, `gc_frequency`,
+    /// `gc_efficiency`, `restart_cycle`).
+    pub signals: Vec<&'static str>,
+    /// Growth of the leading series' floor.
+    pub growth_bytes_per_hour: f64,
+    /// R² of the leading fit.
+    pub r_squared: f64,
+    /// Span of the leading fit.
+    pub window_seconds: f64,
+    /// Forecast until the limit, when one is known.
+    pub time_to_limit_seconds: Option<f64>,
+    /// The limit used for the forecast.
+    pub limit_bytes: Option<f64>,
+}
+
+/// Snapshot of a resource for the admin API.
+#[derive(Clone, Debug, PartialEq, serde::Serialize)]
+pub struct ResourceSummary {
+    /// Incident state.
+    pub state: LeakState,
+    /// Event time of the last transition (0 = never).
+    pub since_t_ns: u64,
+    /// Signals currently agreeing.
+    pub signals: Vec<&'static str>,
+    /// Growth of the leading series' floor.
+    pub growth_bytes_per_hour: f64,
+    /// R² of the leading fit.
+    pub r_squared: f64,
+    /// Span of the leading fit.
+    pub window_seconds: f64,
+    /// Forecast until the limit.
+    pub time_to_limit_seconds: Option<f64>,
+    /// The limit used.
+    pub limit_bytes: Option<f64>,
+    /// Metric name of the leading series.
+    pub leading_metric: Option<String>,
+    /// Memory series tracked.
+    pub tracked_series: usize,
+    /// Memory series ignored because the resource already tracks the maximum.
+    pub dropped_series: u64,
+}
+
+#[derive(Clone, Debug)]
+struct MemoryEntry {
+    key: u64,
+    role: Role,
+    metric: String,
+    last_eval_head: Option<u64>,
+    seen_restarts: u32,
+    short: Option<Assessment>,
+    long: Option<Assessment>,
+    vetoed: bool,
+    mpr_rising: bool,
+    gc_eff_falling: bool,
+    grown_cycles: u32,
+    /// Assessment of the last finished segment that grew (for restart-cycle events).
+    cycle: Option<Assessment>,
+    /// A memory-drop restart awaiting a counter reset: (event time, segment grew).
+    pending_cycle: Option<(u64, bool)>,
+}
+
+impl MemoryEntry {
+    /// The short window is leak-like and the long window does not show the growth saturating
+    /// (the tail of a slow warm-up still rises over six hours; over a day it visibly bends).
+    fn leak_short(&self) -> bool {
+        !self.vetoed
+            && self.short.is_some_and(|a| a.leak)
+            && !self.long.is_some_and(|a| a.saturating)
+    }
+    fn leak_long(&self) -> bool {
+        !self.vetoed && self.long.is_some_and(|a| a.leak)
+    }
+    fn evidence(&self) -> bool {
+        self.leak_short() || self.leak_long() || self.grown_cycles >= 1
+    }
+    fn relaxed(&self) -> bool {
+        self.short.is_some_and(|a| a.relaxed)
+            || self.long.is_some_and(|a| a.relaxed)
+            || self.grown_cycles >= 1
+    }
+    fn judgeable(&self) -> bool {
+        self.short.is_some() || self.long.is_some()
+    }
+    /// The assessment that best describes this series now.
+    fn best(&self) -> Option<Assessment> {
+        if self.leak_long() {
+            self.long
+        } else if self.leak_short() {
+            self.short
+        } else if self.grown_cycles >= 1 && self.cycle.is_some() {
+            self.cycle
+        } else {
+            self.long.or(self.short)
+        }
+    }
+    fn is_heap(&self) -> bool {
+        matches!(self.role, Role::HeapUsed | Role::HeapAfterGc)
+    }
+}
+
+#[derive(Clone, Copy, Debug)]
+struct LimitEntry {
+    key: u64,
+    value: f64,
+    stable: bool,
+}
+
+/// Summed counter increments of all series of one role, per bucket.
+#[derive(Clone, Debug, Default)]
+struct Aggregate {
+    ring: Ring,
+    /// First bucket seen (partial, excluded from rates); `None` before any data.
+    first: Option<u64>,
+}
+
+impl Aggregate {
+    fn add(&mut self, idx: u64, inc: f64) {
+        match self.first {
+            None => {
+                self.ring.reset(idx);
+                self.first = Some(idx);
+            }
+            Some(_) => self.ring.advance(idx),
+        }
+        if idx == self.ring.head() {
+            self.ring.record_increment(inc as f32, 0.0);
+        }
+    }
+
+    /// Rate (per second) of a complete bucket.
+    fn rate(&self, idx: u64, bucket_secs: f64) -> Option<f64> {
+        let first = self.first?;
+        (idx > first && idx < self.ring.head() && self.ring.holds(idx))
+            .then(|| self.ring.increments(idx) / bucket_secs)
+    }
+}
+
+/// Per-resource detector state.
+#[derive(Clone, Debug, Default)]
+pub struct ResourceDetector {
+    memory: Vec<MemoryEntry>,
+    limits: Vec<LimitEntry>,
+    requests: Aggregate,
+    gcs: Aggregate,
+    has_counters: bool,
+    last_counter_restart_ns: u64,
+    gc_rising: bool,
+    state: LeakState,
+    since_ns: u64,
+    evidence_since: Option<u64>,
+    confirm_since: Option<u64>,
+    clear_since: Option<u64>,
+    /// Signals and leading metric of the open (or last) incident, for the resolved event.
+    incident_signals: Vec<&'static str>,
+    incident_metric: String,
+    dropped_series: u64,
+}
+
+fn fit_points(p: &Points) -> Option<LineFit> {
+    LineFit::fit(p.xs(), p.ys())
+}
+
+impl ResourceDetector {
+    /// A resource with no series yet.
+    pub fn new() -> Self {
+        ResourceDetector::default()
+    }
+
+    /// Current incident state.
+    pub fn state(&self) -> LeakState {
+        self.state
+    }
+
+    /// Called right after `series.observe(..)` accepted a point (Accepted, Reset or Ignored) of
+    /// a series of this resource. Returns a lifecycle transition if one happened at `t_ns`.
+    pub fn on_series(
+        &mut self,
+        cfg: &DetectorConfig,
+        series_key: u64,
+        metric_name: &str,
+        series: &SeriesDetector,
+        t_ns: u64,
+    ) -> Option<LeakEvent> {
+        let bucket_ns = cfg.bucket_ns();
+        match series.role() {
+            Role::GcCount | Role::RequestCount => {
+                self.has_counters = true;
+                if series.last_restart_t_ns() == t_ns && t_ns != 0 {
+                    self.on_counter_restart(t_ns, bucket_ns);
+                }
+                let (inc, _) = series.last_increment();
+                if inc > 0.0 {
+                    let agg = if series.role() == Role::GcCount {
+                        &mut self.gcs
+                    } else {
+                        &mut self.requests
+                    };
+                    agg.add(t_ns / bucket_ns, inc);
+                }
+            }
+            Role::MemoryLimit => self.on_limit(cfg, series_key, series),
+            Role::Goroutines => {}
+            Role::HeapUsed | Role::HeapAfterGc | Role::Rss | Role::ContainerMemory => {
+                self.on_memory(cfg, series_key, metric_name, series, t_ns);
+            }
+        }
+        self.expire_pending(t_ns, bucket_ns);
+        self.step_lifecycle(cfg, t_ns)
+    }
+
+    fn on_counter_restart(&mut self, t_ns: u64, bucket_ns: u64) {
+        self.last_counter_restart_ns = self.last_counter_restart_ns.max(t_ns);
+        let tol = 2 * bucket_ns;
+        for e in &mut self.memory {
+            if let Some((tp, grew)) = e.pending_cycle {
+                if tp.abs_diff(t_ns) <= tol {
+                    e.pending_cycle = None;
+                    apply_cycle(e, grew);
+                }
+            }
+        }
+    }
+
+    fn expire_pending(&mut self, t_ns: u64, bucket_ns: u64) {
+        let tol = 2 * bucket_ns;
+        for e in &mut self.memory {
+            if e.pending_cycle.is_some_and(|(tp, _)| t_ns > tp + tol) {
+                // No counter reset came: the drop was a collection, not a restart.
+                e.pending_cycle = None;
+            }
+        }
+    }
+
+    fn on_limit(&mut self, cfg: &DetectorConfig, key: u64, series: &SeriesDetector) {
+        let value = series.last_value();
+        let ring = series.ring();
+        let (mut lo, mut hi) = (value, value);
+        for idx in ring.oldest()..=ring.head() {
+            if let (Some(a), Some(b)) = (ring.min(idx), ring.max(idx)) {
+                lo = lo.min(a);
+                hi = hi.max(b);
+            }
+        }
+        let stable = value > 0.0 && (hi - lo) <= cfg.limit_max_variation * hi;
+        if let Some(l) = self.limits.iter_mut().find(|l| l.key == key) {
+            l.value = value;
+            l.stable = stable;
+        } else if self.limits.len() < MAX_LIMIT_SERIES {
+            self.limits.push(LimitEntry { key, value, stable });
+        }
+    }
+
+    /// The smallest trusted limit above `level`.
+    fn limit_above(&self, level: f64) -> Option<f64> {
+        self.limits
+            .iter()
+            .filter(|l| l.stable && l.value > level)
+            .map(|l| l.value)
+            .fold(None, |acc: Option<f64>, v| {
+                Some(acc.map_or(v, |a| a.min(v)))
+            })
+    }
+
+    fn on_memory(
+        &mut self,
+        cfg: &DetectorConfig,
+        key: u64,
+        metric: &str,
+        series: &SeriesDetector,
+        t_ns: u64,
+    ) {
+        let pos = match self.memory.iter().position(|e| e.key == key) {
+            Some(p) => p,
+            None if self.memory.len() < MAX_MEMORY_SERIES => {
+                self.memory.push(MemoryEntry {
+                    key,
+                    role: series.role(),
+                    metric: metric.to_owned(),
+                    last_eval_head: None,
+                    seen_restarts: series.restarts(),
+                    short: None,
+                    long: None,
+                    vetoed: false,
+                    mpr_rising: false,
+                    gc_eff_falling: false,
+                    grown_cycles: 0,
+                    cycle: None,
+                    pending_cycle: None,
+                });
+                self.memory.len() - 1
+            }
+            None => {
+                self.dropped_series += 1;
+                return;
+            }
+        };
+        if series.restarts() > self.memory[pos].seen_restarts {
+            self.memory[pos].seen_restarts = series.restarts();
+            self.on_memory_restart(cfg, pos, series, t_ns);
+        }
+        let head = series.head_bucket();
+        if self.memory[pos].last_eval_head == Some(head) {
+            return;
+        }
+        self.memory[pos].last_eval_head = Some(head);
+        self.evaluate(cfg, pos, series);
+    }
+
+    fn on_memory_restart(
+        &mut self,
+        cfg: &DetectorConfig,
+        pos: usize,
+        series: &SeriesDetector,
+        t_ns: u64,
+    ) {
+        let bucket_ns = cfg.bucket_ns();
+        let any_limit = self.limit_above(0.0);
+        let (prev, peak) = series.assess_previous_segment(cfg, any_limit);
+        let oom = peak.is_some_and(|p| {
+            self.limits
+                .iter()
+                .any(|l| l.stable && p >= cfg.oom_fraction * l.value)
+        });
+        let grew = oom || prev.is_some_and(|a| a.significant && a.growth_ok && !a.saturating);
+        let corroborated = series.last_restart_kind() != RestartKind::Drop
+            || !self.has_counters
+            || self.last_counter_restart_ns.abs_diff(t_ns) <= 2 * bucket_ns;
+        let e = &mut self.memory[pos];
+        // A new segment starts from scratch.
+        e.short = None;
+        e.long = None;
+        if grew {
+            e.cycle = prev;
+        }
+        if corroborated {
+            apply_cycle(e, grew);
+        } else {
+            e.pending_cycle = Some((t_ns, grew));
+        }
+    }
+
+    fn evaluate(&mut self, cfg: &DetectorConfig, pos: usize, series: &SeriesDetector) {
+        let level = series.last_value();
+        let limit = self.limit_above(level);
+        let short = series.assess(cfg, cfg.short_buckets(), limit);
+        let long = series.assess(cfg, BUCKETS, limit);
+        let bucket_secs = cfg.bucket_secs();
+        let ring = series.ring();
+        let head = ring.head();
+        // Supporting signals over the long window of the current segment.
+        let from = head
+            .saturating_sub(BUCKETS as u64)
+            .max(series.segment_start());
+        let req = Points::collect(head, from, bucket_secs, |i| {
+            self.requests.rate(i, bucket_secs)
+        });
+        let req_rising =
+            fit_points(&req).is_some_and(|f| f.rising(cfg.confidence, cfg.min_effective_samples));
+        let mpr = Points::collect(head, from, bucket_secs, |i| {
+            let m = ring.min(i)?;
+            let r = self.requests.rate(i, bucket_secs)?;
+            (r > 0.0).then(|| m / r)
+        });
+        let mpr_rising =
+            fit_points(&mpr).is_some_and(|f| f.rising(cfg.confidence, cfg.min_effective_samples));
+        let gc_eff_falling = series.role() == Role::HeapUsed && {
+            let eff = Points::collect(head, from, bucket_secs, |i| {
+                let lo = ring.min(i)?;
+                let hi = ring.max(i)?;
+                (hi > 0.0 && ring.count(i) >= 2).then(|| (hi - lo) / hi)
+            });
+            fit_points(&eff).is_some_and(|f| f.falling(cfg.confidence, cfg.min_effective_samples))
+        };
+        let gc = Points::collect(head, from, bucket_secs, |i| self.gcs.rate(i, bucket_secs));
+        self.gc_rising =
+            fit_points(&gc).is_some_and(|f| f.rising(cfg.confidence, cfg.min_effective_samples));
+
+        #[cfg(test)]
+        if std::env::var("LW_DEBUG").is_ok() {
+            let f = |a: Option<Assessment>| {
+                a.map(|a| {
+                    format!(
+                        "n={} slope={:.0}KB/h t={:.1} neff={:.1} sig={} grow={} sat={} step={} high={} leak={} rel={}",
+                        a.fit.n, a.slope_per_hour() / 1e3, a.fit.t_stat, a.fit.n_eff, a.significant as u8,
+                        a.growth_ok as u8, a.saturating as u8, a.step_cut as u8, a.new_high as u8, a.leak as u8, a.relaxed as u8
+                    )
+                })
+            };
+            eprintln!(
+                "eval head={} short[{:?}] long[{:?}] req_rising={} mpr={}",
+                head,
+                f(short),
+                f(long),
+                req_rising,
+                mpr_rising
+            );
+        }
+        let e = &mut self.memory[pos];
+        e.short = short;
+        e.long = long;
+        e.mpr_rising = mpr_rising;
+        e.vetoed = req_rising && !mpr_rising;
+        e.gc_eff_falling = gc_eff_falling;
+        // A segment that has run long enough to judge and shows no growth ends a restart cycle.
+        if long.is_some_and(|a| !a.relaxed && !a.leak) && e.pending_cycle.is_none() {
+            e.grown_cycles = 0;
+        }
+    }
+
+    fn signals(&self) -> Vec<&'static str> {
+        let mut s = Vec::new();
+        let ev = |heap: bool| {
+            self.memory
+                .iter()
+                .any(|e| e.is_heap() == heap && (e.leak_short() || e.leak_long()))
+        };
+        if ev(true) {
+            s.push("memory");
+        }
+        if ev(false) {
+            s.push("rss");
+        }
+        if self.memory.iter().any(|e| e.mpr_rising) {
+            s.push("memory_per_request");
+        }
+        if self.gc_rising {
+            s.push("gc_frequency");
+        }
+        if self.memory.iter().any(|e| e.gc_eff_falling) {
+            s.push("gc_efficiency");
+        }
+        if self.memory.iter().any(|e| e.grown_cycles >= 1) {
+            s.push("restart_cycle");
+        }
+        s
+    }
+
+    /// The series that leads the incident: the fastest leak-like one, else the one with the
+    /// most grown restart cycles, else the fastest growing one.
+    fn leading(&self) -> Option<&MemoryEntry> {
+        fastest(
+            self.memory
+                .iter()
+                .filter(|e| e.leak_short() || e.leak_long()),
+        )
+        .or_else(|| {
+            self.memory
+                .iter()
+                .filter(|e| e.grown_cycles >= 1)
+                .max_by_key(|e| e.grown_cycles)
+        })
+        .or_else(|| fastest(self.memory.iter()))
+    }
+
+    fn step_lifecycle(&mut self, cfg: &DetectorConfig, t_ns: u64) -> Option<LeakEvent> {
+        let evidence = self.memory.iter().any(MemoryEntry::evidence);
+        let confirm = self
+            .memory
+            .iter()
+            .any(|e| e.leak_long() || e.grown_cycles >= cfg.restart_cycles);
+        let stay = self.memory.iter().any(MemoryEntry::relaxed);
+        let judgeable = self.memory.iter().any(MemoryEntry::judgeable);
+        self.evidence_since = if evidence {
+            self.evidence_since.or(Some(t_ns))
+        } else {
+            None
+        };
+        self.confirm_since = if confirm {
+            self.confirm_since.or(Some(t_ns))
+        } else {
+            None
+        };
+        let held =
+            |since: Option<u64>, hold: u64| since.is_some_and(|s| t_ns - s.min(t_ns) >= hold);
+        let kind = match self.state {
+            LeakState::Ok => {
+                held(self.evidence_since, cfg.suspect_hold_ns()).then_some(LeakEventKind::Suspected)
+            }
+            LeakState::Suspected | LeakState::Confirmed => {
+                if self.state == LeakState::Suspected
+                    && held(self.confirm_since, cfg.confirm_hold_ns())
+                {
+                    Some(LeakEventKind::Confirmed)
+                } else if !stay && judgeable {
+                    self.clear_since = self.clear_since.or(Some(t_ns));
+                    held(self.clear_since, cfg.resolve_hold_ns()).then_some(LeakEventKind::Resolved)
+                } else {
+                    self.clear_since = None;
+                    None
+                }
+            }
+        }?;
+        self.since_ns = t_ns;
+        self.clear_since = None;
+        match kind {
+            LeakEventKind::Suspected => self.state = LeakState::Suspected,
+            LeakEventKind::Confirmed => self.state = LeakState::Confirmed,
+            LeakEventKind::Resolved => {
+                self.state = LeakState::Ok;
+                self.evidence_since = None;
+                self.confirm_since = None;
+            }
+        }
+        Some(self.event(kind, t_ns))
+    }
+
+    fn event(&mut self, kind: LeakEventKind, t_ns: u64) -> LeakEvent {
+        let lead = self.leading();
+        let best = lead.and_then(MemoryEntry::best);
+        let metric = lead.map(|e| e.metric.clone()).unwrap_or_default();
+        if kind != LeakEventKind::Resolved {
+            self.incident_signals = self.signals();
+            self.incident_metric = metric.clone();
+        }
+        let (signals, metric) = if kind == LeakEventKind::Resolved {
+            (self.incident_signals.clone(), self.incident_metric.clone())
+        } else {
+            (self.incident_signals.clone(), metric)
+        };
+        LeakEvent {
+            kind,
+            t_ns,
+            metric,
+            signals,
+            growth_bytes_per_hour: best.map_or(0.0, |a| a.slope_per_hour()),
+            r_squared: best.map_or(0.0, |a| a.fit.r_squared),
+            window_seconds: best.map_or(0.0, |a| a.span_secs),
+            time_to_limit_seconds: best.and_then(|a| a.time_to_limit_secs),
+            limit_bytes: best.and_then(|a| a.limit),
+        }
+    }
+
+    /// Snapshot for the admin API.
+    pub fn summary(&self, _cfg: &DetectorConfig) -> ResourceSummary {
+        let lead = self.leading();
+        let best = lead.and_then(MemoryEntry::best);
+        ResourceSummary {
+            state: self.state,
+            since_t_ns: self.since_ns,
+            signals: self.signals(),
+            growth_bytes_per_hour: best.map_or(0.0, |a| a.slope_per_hour()),
+            r_squared: best.map_or(0.0, |a| a.fit.r_squared),
+            window_seconds: best.map_or(0.0, |a| a.span_secs),
+            time_to_limit_seconds: best.and_then(|a| a.time_to_limit_secs),
+            limit_bytes: best.and_then(|a| a.limit),
+            leading_metric: lead.map(|e| e.metric.clone()),
+            tracked_series: self.memory.len(),
+            dropped_series: self.dropped_series,
+        }
+    }
+}
+
+fn fastest<'a>(it: impl Iterator<Item = &'a MemoryEntry>) -> Option<&'a MemoryEntry> {
+    let slope = |e: &MemoryEntry| e.best().map_or(f64::MIN, |a| a.fit.slope);
+    it.fold(None, |acc: Option<&'a MemoryEntry>, e| match acc {
+        Some(a) if slope(a) >= slope(e) => Some(a),
+        _ => Some(e),
+    })
+}
+
+fn apply_cycle(e: &mut MemoryEntry, grew: bool) {
+    if grew {
+        e.grown_cycles = e.grown_cycles.saturating_add(1);
+    } else {
+        e.grown_cycles = 0;
+    }
+}

@@ -1,0 +1,684 @@
+//! Per-series state: validates points, turns counters into rates, detects restarts, and keeps
+//! the bucket ring the trend fits read.
+//!
+//! A series is cut into *segments* at restarts, because memory after a restart starts from
+//! scratch and a fit across the cut measures the restart, not the leak. A restart is any of:
+//! the point's start time changed (cumulative points), a cumulative value went down (counter
+//! reset), or a memory value fell below `(1 - restart_drop_fraction)` × the recent floor (a GC
+//! never takes memory below its own floor; a new process does). The previous segment's bounds are
+//! kept so the resource detector can judge whether it *grew until it died* (an OOM cycle).
+//!
+//! Guards, each reported as a distinct [`Observation`]: NaN/±∞, missing timestamp (`t = 0`),
+//! negative and implausibly large values, out-of-order and duplicate timestamps (a zero interval
+//! would divide a counter increment by zero), and far-future jumps (one bogus timestamp must not
+//! drag the series into the future and make every later point "out of order": a jump is only
+//! accepted once a second point confirms the new timeline).
+//!
+//! The new-high test needs to see further back than the ring (a daily wave's crest returns to
+//! yesterday's level, which is just outside a 24 h ring): the highest floor of the buckets
+//! leaving the ring is kept per long-window epoch, for two epochs.
+//!
+//! Size: 32 buckets × 9 bytes plus a few scalars; `size_of::<SeriesDetector>()` is asserted
+//! ≤ 400 bytes in the tests.
+
+use crate::catalog::{Classified, Role};
+use crate::detector::trend::{self, Assessment, TrendInput};
+use crate::detector::window::{Ring, BUCKETS};
+use crate::detector::{DetectorConfig, Observation, Sample, Temporality};
+
+/// How the latest restart was detected.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RestartKind {
+    /// No restart yet.
+    #[default]
+    None,
+    /// The point's start time changed.
+    StartTime,
+    /// A cumulative value decreased.
+    CounterReset,
+    /// A memory value dropped far below the floor.
+    Drop,
+}
+
+/// Per-series detector state (≤ 400 bytes).
+#[derive(Clone, Debug)]
+pub struct SeriesDetector {
+    ring: Ring,
+    /// Last accepted event time (0 = none yet).
+    last_t_ns: u64,
+    /// Start time of the last accepted point (0 = unknown).
+    start_ns: u64,
+    /// A refused far-future timestamp, waiting for confirmation (0 = none).
+    pending_jump_ns: u64,
+    /// Event time of the latest restart (0 = none).
+    restart_t_ns: u64,
+    /// First bucket of the current segment.
+    seg_start: u64,
+    /// First bucket of the previous segment (valid when `restarts > 0`).
+    prev_seg_start: u64,
+    /// Last raw (scaled) value: the level for gauges, the running total for counters.
+    last_raw: f64,
+    /// Last increment of a counter (0 for gauges or when none).
+    last_inc: f32,
+    /// Seconds covered by `last_inc`.
+    last_inc_secs: f32,
+    /// Highest floor of the buckets that left the ring, per long-window epoch (two epochs), so
+    /// the new-high test sees further back than the ring (yesterday's peak of a daily wave).
+    old_high: [f32; 2],
+    old_epoch: [u32; 2],
+    scale: f32,
+    restarts: u16,
+    role: Role,
+    restart_kind: RestartKind,
+    /// Whether `last_raw` holds a value (a counter is primed).
+    primed: bool,
+}
+
+/// Trend over one window, for summaries.
+#[derive(Clone, Copy, Debug, PartialEq, serde::Serialize)]
+pub struct TrendSummary {
+    /// Slope in value units per hour (bytes/h for memory, (1/s)/h for rates).
+    pub slope_per_hour: f64,
+    /// Coefficient of determination of the fit.
+    pub r_squared: f64,
+    /// Buckets in the fit.
+    pub n: usize,
+    /// Effective sample size after autocorrelation.
+    pub n_eff: f64,
+    /// Slope significantly positive at the configured confidence.
+    pub significant: bool,
+    /// Whether the window looks like a leak (all gates passed).
+    pub leak: bool,
+    /// Seconds spanned by the fit.
+    pub span_seconds: f64,
+}
+
+/// Snapshot of a series for the admin API.
+#[derive(Clone, Debug, PartialEq, serde::Serialize)]
+pub struct SeriesSummary {
+    /// The series' role.
+    pub role: Role,
+    /// Last value (bytes for memory, the running total for counters).
+    pub last_value: f64,
+    /// Last accepted event time.
+    pub last_t_ns: u64,
+    /// Trend over the short window (`None` before there is enough data).
+    pub short: Option<TrendSummary>,
+    /// Trend over the long window.
+    pub long: Option<TrendSummary>,
+    /// Restarts seen.
+    pub restarts: u32,
+    /// How the latest restart was detected.
+    pub last_restart: RestartKind,
+}
+
+impl SeriesDetector {
+    /// A fresh series of the given classification.
+    pub fn new(classified: Classified) -> Self {
+        let scale = if classified.scale.is_finite() && classified.scale > 0.0 {
+            classified.scale as f32
+        } else {
+            1.0
+        };
+        SeriesDetector {
+            ring: Ring::default(),
+            last_t_ns: 0,
+            start_ns: 0,
+            pending_jump_ns: 0,
+            restart_t_ns: 0,
+            seg_start: 0,
+            prev_seg_start: 0,
+            last_raw: 0.0,
+            last_inc: 0.0,
+            last_inc_secs: 0.0,
+            old_high: [f32::NEG_INFINITY; 2],
+            old_epoch: [0; 2],
+            scale,
+            restarts: 0,
+            role: classified.role,
+            restart_kind: RestartKind::None,
+            primed: false,
+        }
+    }
+
+    /// The series' role.
+    pub fn role(&self) -> Role {
+        self.role
+    }
+
+    /// Feeds one point (in event time).
+    pub fn observe(&mut self, cfg: &DetectorConfig, sample: Sample) -> Observation {
+        self.last_inc = 0.0;
+        self.last_inc_secs = 0.0;
+        if sample.t_ns == 0 {
+            return Observation::MissingTimestamp;
+        }
+        if !sample.value.is_finite() {
+            return Observation::NonFinite;
+        }
+        let v = sample.value * f64::from(self.scale);
+        if !v.is_finite() || v.abs() > cfg.max_value {
+            return Observation::OutOfRange;
+        }
+        let level_delta = !self.role.is_counter() && sample.temporality == Temporality::Delta;
+        if v < 0.0 && !level_delta {
+            return Observation::Negative;
+        }
+        let bucket_ns = cfg.bucket_ns();
+        let idx = sample.t_ns / bucket_ns;
+        let first = self.last_t_ns == 0;
+        if !first {
+            if sample.t_ns < self.last_t_ns {
+                return Observation::OutOfOrder;
+            }
+            if sample.t_ns == self.last_t_ns {
+                return Observation::Duplicate;
+            }
+            let gap = cfg.max_forward_gap_ns();
+            if gap > 0 && sample.t_ns - self.last_t_ns > gap {
+                let confirmed = self.pending_jump_ns != 0
+                    && sample.t_ns > self.pending_jump_ns
+                    && sample.t_ns - self.pending_jump_ns <= gap;
+                if !confirmed {
+                    self.pending_jump_ns = sample.t_ns;
+                    return Observation::TooFarAhead;
+                }
+                // A new timeline: nothing from the old one is comparable any more.
+                self.pending_jump_ns = 0;
+                self.old_high = [f32::NEG_INFINITY; 2];
+                self.ring.reset(idx);
+                self.seg_start = idx;
+                self.primed = false;
+                self.last_t_ns = 0;
+                return self.observe(cfg, sample);
+            }
+        }
+        self.pending_jump_ns = 0;
+        if first {
+            self.ring.reset(idx);
+            self.seg_start = idx;
+        } else {
+            self.advance(idx);
+        }
+        let start_changed = sample.temporality != Temporality::Delta
+            && sample.start_ns != 0
+            && self.start_ns != 0
+            && sample.start_ns != self.start_ns;
+        let obs = if self.role.is_counter() {
+            self.observe_counter(sample, v, start_changed, first)
+        } else {
+            self.observe_level(cfg, sample, v, start_changed, level_delta)
+        };
+        if obs == Observation::Negative {
+            return obs;
+        }
+        self.last_t_ns = sample.t_ns;
+        if sample.temporality != Temporality::Delta {
+            self.start_ns = sample.start_ns;
+        }
+        obs
+    }
+
+    fn observe_counter(
+        &mut self,
+        sample: Sample,
+        v: f64,
+        start_changed: bool,
+        first: bool,
+    ) -> Observation {
+        match sample.temporality {
+            Temporality::Delta => {
+                let from = if sample.start_ns != 0 && sample.start_ns < sample.t_ns {
+                    Some(sample.start_ns)
+                } else if !first {
+                    Some(self.last_t_ns)
+                } else {
+                    None
+                };
+                self.primed = true;
+                self.last_raw += v;
+                match from {
+                    Some(from) => {
+                        let secs = (sample.t_ns - from) as f64 * 1e-9;
+                        self.add_increment(v, secs);
+                        Observation::Accepted
+                    }
+                    None => Observation::Ignored,
+                }
+            }
+            Temporality::Cumulative | Temporality::Gauge => {
+                if !self.primed || first {
+                    self.primed = true;
+                    self.last_raw = v;
+                    return Observation::Ignored;
+                }
+                if start_changed || v < self.last_raw {
+                    self.last_raw = v;
+                    self.begin_segment(
+                        sample.t_ns,
+                        if start_changed {
+                            RestartKind::StartTime
+                        } else {
+                            RestartKind::CounterReset
+                        },
+                    );
+                    return Observation::Reset;
+                }
+                let inc = v - self.last_raw;
+                self.last_raw = v;
+                let secs = (sample.t_ns - self.last_t_ns) as f64 * 1e-9;
+                self.add_increment(inc, secs);
+                Observation::Accepted
+            }
+        }
+    }
+
+    fn add_increment(&mut self, inc: f64, secs: f64) {
+        self.last_inc = inc as f32;
+        self.last_inc_secs = secs as f32;
+        self.ring.record_increment(inc as f32, secs as f32);
+    }
+
+    fn observe_level(
+        &mut self,
+        cfg: &DetectorConfig,
+        sample: Sample,
+        v: f64,
+        start_changed: bool,
+        level_delta: bool,
+    ) -> Observation {
+        let level = if level_delta {
+            let l = if self.primed { self.last_raw + v } else { v };
+            if l < 0.0 {
+                return Observation::Negative;
+            }
+            l
+        } else {
+            v
+        };
+        let mut obs = Observation::Accepted;
+        if self.primed {
+            let dropped = self
+                .recent_floor()
+                .is_some_and(|floor| level < floor * (1.0 - cfg.restart_drop_fraction));
+            if start_changed || dropped {
+                let kind = if start_changed {
+                    RestartKind::StartTime
+                } else {
+                    RestartKind::Drop
+                };
+                self.begin_segment(sample.t_ns, kind);
+                obs = Observation::Reset;
+            }
+        }
+        self.primed = true;
+        self.last_raw = level;
+        self.ring.record_level(level as f32);
+        obs
+    }
+
+    /// The floor the drop test compares with: the lower of the newest complete bucket's minimum
+    /// and the head bucket's minimum, within the current segment.
+    fn recent_floor(&self) -> Option<f64> {
+        let head = self.ring.head();
+        let cur = self.ring.min(head);
+        let prev = if head > self.seg_start {
+            self.ring.min(head - 1)
+        } else {
+            None
+        };
+        match (cur, prev) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
+    /// Moves the ring forward, remembering the floors of buckets that fall out of it.
+    fn advance(&mut self, idx: u64) {
+        let head = self.ring.head();
+        if idx > head && !self.role.is_counter() {
+            if let Some(last) = idx.checked_sub(BUCKETS as u64) {
+                let first = self.ring.oldest().max(self.seg_start);
+                for i in first..=last.min(head) {
+                    if let Some(v) = self.ring.min(i) {
+                        self.remember_high(i, v as f32);
+                    }
+                }
+            }
+        }
+        self.ring.advance(idx);
+    }
+
+    fn remember_high(&mut self, idx: u64, v: f32) {
+        let epoch = (idx / BUCKETS as u64) as u32;
+        let slot = (epoch % 2) as usize;
+        if self.old_epoch[slot] != epoch || self.old_high[slot] == f32::NEG_INFINITY {
+            self.old_epoch[slot] = epoch;
+            self.old_high[slot] = v;
+        } else {
+            self.old_high[slot] = self.old_high[slot].max(v);
+        }
+    }
+
+    /// Highest floor of this segment among buckets that already left the ring (up to about three
+    /// long windows back).
+    pub fn history_high(&self) -> Option<f64> {
+        let now_epoch = self.ring.head() / BUCKETS as u64;
+        (0..2)
+            .filter(|&s| {
+                self.old_high[s].is_finite() && u64::from(self.old_epoch[s]) + 3 >= now_epoch
+            })
+            .map(|s| f64::from(self.old_high[s]))
+            .fold(None, |acc: Option<f64>, v| {
+                Some(acc.map_or(v, |a| a.max(v)))
+            })
+    }
+
+    fn begin_segment(&mut self, t_ns: u64, kind: RestartKind) {
+        self.old_high = [f32::NEG_INFINITY; 2];
+        self.prev_seg_start = self.seg_start;
+        self.seg_start = self.ring.head();
+        // The head bucket may hold points of the old process; they belong to the old segment.
+        self.ring.clear_head();
+        self.restarts = self.restarts.saturating_add(1);
+        self.restart_t_ns = t_ns;
+        self.restart_kind = kind;
+    }
+
+    /// Summary for the admin API: the floor's trend over both windows (no limit applied).
+    pub fn summary(&self, cfg: &DetectorConfig) -> SeriesSummary {
+        let to_summary = |a: Option<Assessment>| {
+            a.map(|a| TrendSummary {
+                slope_per_hour: a.fit.slope * 3600.0,
+                r_squared: a.fit.r_squared,
+                n: a.fit.n,
+                n_eff: a.fit.n_eff,
+                significant: a.significant,
+                leak: a.leak,
+                span_seconds: a.span_secs,
+            })
+        };
+        SeriesSummary {
+            role: self.role,
+            last_value: self.last_raw,
+            last_t_ns: self.last_t_ns,
+            short: to_summary(self.assess(cfg, cfg.short_buckets(), None)),
+            long: to_summary(self.assess(cfg, BUCKETS, None)),
+            restarts: u32::from(self.restarts),
+            last_restart: self.restart_kind,
+        }
+    }
+
+    /// Judges the current segment's trend over the newest `window` complete buckets.
+    pub fn assess(
+        &self,
+        cfg: &DetectorConfig,
+        window: usize,
+        limit: Option<f64>,
+    ) -> Option<Assessment> {
+        let head = self.ring.head();
+        let from = head.saturating_sub(window as u64).max(self.seg_start);
+        let input = TrendInput {
+            ring: &self.ring,
+            from,
+            to: head,
+            history_from: self.seg_start,
+            history_high: self.history_high(),
+            counter: self.role.is_counter(),
+            limit,
+        };
+        trend::assess(cfg, &input)
+    }
+
+    /// Judges the previous segment (the one ended by the latest restart), if the ring still
+    /// holds it, and returns it with the peak it reached.
+    pub fn assess_previous_segment(
+        &self,
+        cfg: &DetectorConfig,
+        limit: Option<f64>,
+    ) -> (Option<Assessment>, Option<f64>) {
+        if self.restarts == 0 || self.seg_start <= self.prev_seg_start {
+            return (None, None);
+        }
+        let from = self.prev_seg_start.max(self.ring.oldest());
+        let mut peak: Option<f64> = None;
+        for idx in from..self.seg_start {
+            if let Some(m) = self.ring.max(idx) {
+                peak = Some(peak.map_or(m, |p: f64| p.max(m)));
+            }
+        }
+        let input = TrendInput {
+            ring: &self.ring,
+            from,
+            // Assess as if `seg_start` were the head: the buckets of the old segment are complete.
+            to: self.seg_start,
+            history_from: from,
+            history_high: None,
+            counter: self.role.is_counter(),
+            limit,
+        };
+        (trend::assess_segment(cfg, &input), peak)
+    }
+
+    /// The bucket ring (read-only).
+    pub fn ring(&self) -> &Ring {
+        &self.ring
+    }
+
+    /// Absolute index of the newest bucket.
+    pub fn head_bucket(&self) -> u64 {
+        self.ring.head()
+    }
+
+    /// First bucket of the current segment.
+    pub fn segment_start(&self) -> u64 {
+        self.seg_start
+    }
+
+    /// Last accepted event time.
+    pub fn last_t_ns(&self) -> u64 {
+        self.last_t_ns
+    }
+
+    /// Last value (bytes for memory roles; running total for counters).
+    pub fn last_value(&self) -> f64 {
+        self.last_raw
+    }
+
+    /// Increment added by the latest accepted counter point and the seconds it covers.
+    pub fn last_increment(&self) -> (f64, f64) {
+        (f64::from(self.last_inc), f64::from(self.last_inc_secs))
+    }
+
+    /// Restarts seen so far.
+    pub fn restarts(&self) -> u32 {
+        u32::from(self.restarts)
+    }
+
+    /// Event time of the latest restart (0 = none).
+    pub fn last_restart_t_ns(&self) -> u64 {
+        self.restart_t_ns
+    }
+
+    /// How the latest restart was detected.
+    pub fn last_restart_kind(&self) -> RestartKind {
+        self.restart_kind
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    const S: u64 = 1_000_000_000;
+
+    fn gauge(role: Role) -> SeriesDetector {
+        SeriesDetector::new(Classified { role, scale: 1.0 })
+    }
+
+    fn pt(t_s: u64, value: f64) -> Sample {
+        Sample {
+            t_ns: t_s * S,
+            start_ns: 0,
+            value,
+            temporality: Temporality::Gauge,
+        }
+    }
+
+    fn cum(t_s: u64, start_s: u64, value: f64) -> Sample {
+        Sample {
+            t_ns: t_s * S,
+            start_ns: start_s * S,
+            value,
+            temporality: Temporality::Cumulative,
+        }
+    }
+
+    fn cfg() -> DetectorConfig {
+        DetectorConfig::with_windows(Duration::from_secs(60), Duration::from_secs(120))
+    }
+
+    #[test]
+    fn state_fits_in_400_bytes() {
+        let size = std::mem::size_of::<SeriesDetector>();
+        assert!(size <= 400, "SeriesDetector is {size} bytes");
+    }
+
+    #[test]
+    fn first_gauge_sample_is_accepted() {
+        let mut s = gauge(Role::HeapUsed);
+        assert_eq!(s.observe(&cfg(), pt(100, 5.0)), Observation::Accepted);
+        assert_eq!(s.last_value(), 5.0);
+        assert_eq!(s.last_t_ns(), 100 * S);
+    }
+
+    #[test]
+    fn non_finite_values_are_refused() {
+        let mut s = gauge(Role::HeapUsed);
+        let c = cfg();
+        assert_eq!(s.observe(&c, pt(1, f64::NAN)), Observation::NonFinite);
+        assert_eq!(s.observe(&c, pt(1, f64::INFINITY)), Observation::NonFinite);
+        assert_eq!(
+            s.observe(&c, pt(1, f64::NEG_INFINITY)),
+            Observation::NonFinite
+        );
+        assert_eq!(s.last_t_ns(), 0);
+    }
+
+    #[test]
+    fn zero_timestamp_is_refused() {
+        let mut s = gauge(Role::HeapUsed);
+        assert_eq!(s.observe(&cfg(), pt(0, 1.0)), Observation::MissingTimestamp);
+    }
+
+    #[test]
+    fn negative_and_huge_values_are_refused() {
+        let mut s = gauge(Role::Rss);
+        let c = cfg();
+        assert_eq!(s.observe(&c, pt(1, -1.0)), Observation::Negative);
+        assert_eq!(s.observe(&c, pt(1, 9.3e18)), Observation::OutOfRange);
+        assert_eq!(s.observe(&c, pt(1, 1e9)), Observation::Accepted);
+    }
+
+    #[test]
+    fn out_of_order_and_duplicates_are_refused() {
+        let mut s = gauge(Role::HeapUsed);
+        let c = cfg();
+        assert_eq!(s.observe(&c, pt(10, 1.0)), Observation::Accepted);
+        assert_eq!(s.observe(&c, pt(10, 2.0)), Observation::Duplicate);
+        assert_eq!(s.observe(&c, pt(9, 2.0)), Observation::OutOfOrder);
+        assert_eq!(s.last_value(), 1.0);
+    }
+
+    #[test]
+    fn first_cumulative_sample_primes_the_rate() {
+        let mut s = gauge(Role::GcCount);
+        let c = cfg();
+        assert_eq!(s.observe(&c, cum(10, 1, 100.0)), Observation::Ignored);
+        assert_eq!(s.last_increment(), (0.0, 0.0));
+        assert_eq!(s.observe(&c, cum(12, 1, 104.0)), Observation::Accepted);
+        assert_eq!(s.last_increment(), (4.0, 2.0));
+    }
+
+    #[test]
+    fn counter_decrease_is_a_reset() {
+        let mut s = gauge(Role::RequestCount);
+        let c = cfg();
+        s.observe(&c, cum(10, 1, 100.0));
+        s.observe(&c, cum(12, 1, 110.0));
+        assert_eq!(s.observe(&c, cum(14, 1, 3.0)), Observation::Reset);
+        assert_eq!(s.restarts(), 1);
+        assert_eq!(s.last_restart_kind(), RestartKind::CounterReset);
+        assert_eq!(s.observe(&c, cum(16, 1, 5.0)), Observation::Accepted);
+        assert_eq!(s.last_increment(), (2.0, 2.0));
+    }
+
+    #[test]
+    fn start_time_change_is_a_reset() {
+        let mut s = gauge(Role::GcCount);
+        let c = cfg();
+        s.observe(&c, cum(10, 1, 100.0));
+        assert_eq!(s.observe(&c, cum(12, 11, 150.0)), Observation::Reset);
+        assert_eq!(s.last_restart_kind(), RestartKind::StartTime);
+        assert_eq!(s.last_restart_t_ns(), 12 * S);
+    }
+
+    #[test]
+    fn memory_drop_below_floor_is_a_restart_but_gc_is_not() {
+        let mut s = gauge(Role::HeapUsed);
+        let c = cfg();
+        // A 30 % sawtooth: each GC drops to the floor, never far below it.
+        let mut t = 1;
+        for cycle in 0..5 {
+            for k in 0..5 {
+                let v = 100e6 + f64::from(k) * 10e6 + f64::from(cycle) * 1e5;
+                assert_eq!(s.observe(&c, pt(t, v)), Observation::Accepted);
+                t += 1;
+            }
+        }
+        assert_eq!(s.restarts(), 0);
+        assert_eq!(s.observe(&c, pt(t, 30e6)), Observation::Reset);
+        assert_eq!(s.last_restart_kind(), RestartKind::Drop);
+        assert_eq!(s.segment_start(), s.head_bucket());
+    }
+
+    #[test]
+    fn delta_counter_uses_start_time() {
+        let mut s = gauge(Role::GcCount);
+        let d = Sample {
+            t_ns: 20 * S,
+            start_ns: 15 * S,
+            value: 10.0,
+            temporality: Temporality::Delta,
+        };
+        assert_eq!(s.observe(&cfg(), d), Observation::Accepted);
+        assert_eq!(s.last_increment(), (10.0, 5.0));
+    }
+
+    #[test]
+    fn far_future_jump_needs_confirmation() {
+        let mut s = gauge(Role::HeapUsed);
+        let c = cfg(); // max_forward_gap defaults to long_window = 120 s
+        assert_eq!(s.observe(&c, pt(100, 1.0)), Observation::Accepted);
+        assert_eq!(s.observe(&c, pt(10_000_000, 2.0)), Observation::TooFarAhead);
+        // The old timeline continues undisturbed.
+        assert_eq!(s.observe(&c, pt(102, 3.0)), Observation::Accepted);
+        assert_eq!(s.last_t_ns(), 102 * S);
+        // Two consistent points on a new timeline are accepted (after a real outage).
+        assert_eq!(s.observe(&c, pt(1_000, 4.0)), Observation::TooFarAhead);
+        assert_eq!(s.observe(&c, pt(1_002, 5.0)), Observation::Accepted);
+        assert_eq!(s.last_t_ns(), 1_002 * S);
+    }
+
+    #[test]
+    fn unit_scale_applies() {
+        let mut s = SeriesDetector::new(Classified {
+            role: Role::Rss,
+            scale: 1024.0,
+        });
+        s.observe(&cfg(), pt(1, 2.0));
+        assert_eq!(s.last_value(), 2048.0);
+    }
+}

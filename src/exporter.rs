@@ -1,0 +1,514 @@
+//! The forward stage: a bounded in-memory queue and a pool of senders that
+//! deliver every accepted request to the downstream collector over OTLP/gRPC.
+//!
+//! The queue is bounded in requests and in bytes. A receiver *reserves* room
+//! before it accepts a request; when there is none the client is told to
+//! retry (UNAVAILABLE with RetryInfo / HTTP 503 with Retry-After), so nothing
+//! accepted is dropped for lack of room. Senders retry the retryable gRPC
+//! codes of the OTLP specification with exponential backoff, honouring the
+//! downstream's RetryInfo; permanent failures and retries that ran out are
+//! logged and counted. On shutdown the queue is closed and drained within the
+//! grace period; whatever is still queued then is counted as dropped.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::uri::PathAndQuery;
+use prost::Message;
+use tokio::task::JoinSet;
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+use tonic::codec::CompressionEncoding;
+use tonic::transport::{Channel, Endpoint};
+use tonic::{Code, Status};
+use tonic_types::StatusExt;
+use tracing::{debug, info, warn};
+
+use crate::codec::RawCodec;
+use crate::config::{Compression, DownstreamConfig};
+use crate::proto::lean;
+use crate::signal::Signal;
+use crate::telemetry::{ExportOutcome, Telemetry};
+
+/// Errors building the exporter.
+#[derive(Debug, thiserror::Error)]
+pub enum ExporterError {
+    #[error("invalid downstream endpoint {endpoint:?}: {source}")]
+    Endpoint {
+        endpoint: String,
+        #[source]
+        source: tonic::transport::Error,
+    },
+    #[error("downstream TLS: {0}")]
+    Tls(String),
+}
+
+/// The queue is full (in requests or bytes).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("the export queue is full ({requests} requests, {bytes} bytes queued)")]
+pub struct QueueFull {
+    pub requests: usize,
+    pub bytes: usize,
+}
+
+/// The queue has been closed for shutdown.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("leakwatch is shutting down")]
+pub struct QueueClosed;
+
+struct Usage {
+    requests: AtomicUsize,
+    bytes: AtomicUsize,
+    max_requests: usize,
+    max_bytes: usize,
+}
+
+/// Room reserved in the queue for one request; released when the request is
+/// delivered, fails for good, or the slot is dropped unused.
+pub struct Slot {
+    usage: Arc<Usage>,
+    bytes: usize,
+}
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        self.usage.requests.fetch_sub(1, Ordering::AcqRel);
+        self.usage.bytes.fetch_sub(self.bytes, Ordering::AcqRel);
+    }
+}
+
+struct Item {
+    signal: Signal,
+    body: Bytes,
+    _slot: Slot,
+}
+
+/// The handle receivers use to enqueue requests.
+#[derive(Clone)]
+pub struct ExportQueue {
+    tx: async_channel::Sender<Item>,
+    usage: Arc<Usage>,
+}
+
+impl ExportQueue {
+    /// Reserves room for a request of `bytes` bytes.
+    pub fn reserve(&self, bytes: usize) -> Result<Slot, QueueFull> {
+        let u = &self.usage;
+        let full = || QueueFull {
+            requests: u.requests.load(Ordering::Relaxed),
+            bytes: u.bytes.load(Ordering::Relaxed),
+        };
+        u.requests
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
+                (n < u.max_requests).then_some(n + 1)
+            })
+            .map_err(|_| full())?;
+        let fits = u
+            .bytes
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |b| {
+                // One request larger than the whole bound is still let in when
+                // the queue is empty, so a big request can never be stuck forever.
+                (b == 0 || b + bytes <= u.max_bytes).then_some(b + bytes)
+            });
+        if fits.is_err() {
+            u.requests.fetch_sub(1, Ordering::AcqRel);
+            return Err(full());
+        }
+        Ok(Slot {
+            usage: Arc::clone(&self.usage),
+            bytes,
+        })
+    }
+
+    /// Enqueues a request into room reserved before.
+    pub fn send(&self, slot: Slot, signal: Signal, body: Bytes) -> Result<(), QueueClosed> {
+        self.tx
+            .try_send(Item {
+                signal,
+                body,
+                _slot: slot,
+            })
+            .map_err(|_| QueueClosed)
+    }
+
+    /// Reserves and enqueues in one step (for leakwatch's own events).
+    pub fn try_enqueue(&self, signal: Signal, body: Bytes) -> Result<(), EnqueueError> {
+        let slot = self.reserve(body.len())?;
+        self.send(slot, signal, body)?;
+        Ok(())
+    }
+
+    /// Requests queued or in flight.
+    pub fn requests(&self) -> usize {
+        self.usage.requests.load(Ordering::Relaxed)
+    }
+
+    /// Bytes queued or in flight.
+    pub fn bytes(&self) -> usize {
+        self.usage.bytes.load(Ordering::Relaxed)
+    }
+
+    pub fn max_bytes(&self) -> usize {
+        self.usage.max_bytes
+    }
+}
+
+/// Why [`ExportQueue::try_enqueue`] failed.
+#[derive(Debug, thiserror::Error)]
+pub enum EnqueueError {
+    #[error(transparent)]
+    Full(#[from] QueueFull),
+    #[error(transparent)]
+    Closed(#[from] QueueClosed),
+}
+
+/// The running exporter: its queue handle and its senders.
+pub struct Exporter {
+    queue: ExportQueue,
+    senders: JoinSet<()>,
+    hard_stop: CancellationToken,
+}
+
+impl Exporter {
+    /// Builds the channel to the downstream (connecting lazily) and starts
+    /// `cfg.senders` sender tasks.
+    pub fn start(
+        cfg: &DownstreamConfig,
+        endpoint: &str,
+        telemetry: Arc<Telemetry>,
+    ) -> Result<Self, ExporterError> {
+        let channel = build_channel(cfg, endpoint)?;
+        let (tx, rx) = async_channel::bounded(cfg.queue.max_requests.max(1));
+        let usage = Arc::new(Usage {
+            requests: AtomicUsize::new(0),
+            bytes: AtomicUsize::new(0),
+            max_requests: cfg.queue.max_requests.max(1),
+            max_bytes: cfg.queue.max_bytes.max(1),
+        });
+        let hard_stop = CancellationToken::new();
+        let mut senders = JoinSet::new();
+        for _ in 0..cfg.senders.max(1) {
+            let sender = Sender {
+                client: tonic::client::Grpc::new(channel.clone()),
+                compression: cfg.compression,
+                timeout: cfg.timeout,
+                retry: cfg.retry.clone(),
+                telemetry: Arc::clone(&telemetry),
+                hard_stop: hard_stop.clone(),
+            };
+            senders.spawn(sender.run(rx.clone()));
+        }
+        info!(endpoint, senders = cfg.senders.max(1), "Exporter started.");
+        Ok(Exporter {
+            queue: ExportQueue { tx, usage },
+            senders,
+            hard_stop,
+        })
+    }
+
+    pub fn queue(&self) -> ExportQueue {
+        self.queue.clone()
+    }
+
+    /// Closes the queue and delivers what it holds within `grace`; what is
+    /// left after that is counted as dropped. Returns the requests dropped.
+    pub async fn shutdown(mut self, grace: Duration) -> usize {
+        self.queue.tx.close();
+        let drained = tokio::time::timeout(grace, async {
+            while self.senders.join_next().await.is_some() {}
+        })
+        .await;
+        if drained.is_err() {
+            let left = self.queue.requests();
+            warn!(
+                left,
+                grace_seconds = grace.as_secs_f64(),
+                "Grace period over; dropping undelivered requests."
+            );
+            self.hard_stop.cancel();
+            while self.senders.join_next().await.is_some() {}
+            return left;
+        }
+        info!("Export queue drained.");
+        0
+    }
+}
+
+fn build_channel(cfg: &DownstreamConfig, endpoint: &str) -> Result<Channel, ExporterError> {
+    let mut ep = Endpoint::from_shared(endpoint.to_owned())
+        .map_err(|source| ExporterError::Endpoint {
+            endpoint: endpoint.to_owned(),
+            source,
+        })?
+        .connect_timeout(Duration::from_secs(5))
+        .tcp_nodelay(true);
+    if let Some(tls) = &cfg.tls {
+        let mut tls_cfg = tonic::transport::ClientTlsConfig::new();
+        if let Some(ca) = &tls.ca_file {
+            let pem = std::fs::read(ca)
+                .map_err(|e| ExporterError::Tls(format!("reading {}: {e}", ca.display())))?;
+            tls_cfg = tls_cfg.ca_certificate(tonic::transport::Certificate::from_pem(pem));
+        }
+        if let (Some(cert), Some(key)) = (&tls.cert_file, &tls.key_file) {
+            let cert = std::fs::read(cert)
+                .map_err(|e| ExporterError::Tls(format!("reading {}: {e}", cert.display())))?;
+            let key = std::fs::read(key)
+                .map_err(|e| ExporterError::Tls(format!("reading {}: {e}", key.display())))?;
+            tls_cfg = tls_cfg.identity(tonic::transport::Identity::from_pem(cert, key));
+        }
+        if let Some(name) = &tls.server_name {
+            tls_cfg = tls_cfg.domain_name(name.clone());
+        }
+        ep = ep
+            .tls_config(tls_cfg)
+            .map_err(|source| ExporterError::Endpoint {
+                endpoint: endpoint.to_owned(),
+                source,
+            })?;
+    }
+    Ok(ep.connect_lazy())
+}
+
+struct Sender {
+    client: tonic::client::Grpc<Channel>,
+    compression: Compression,
+    timeout: Duration,
+    retry: crate::config::RetryConfig,
+    telemetry: Arc<Telemetry>,
+    hard_stop: CancellationToken,
+}
+
+/// How one delivery attempt ended.
+enum Attempt {
+    Delivered,
+    Retry(Option<Duration>, Status),
+    Permanent(Status),
+}
+
+impl Sender {
+    async fn run(mut self, rx: async_channel::Receiver<Item>) {
+        loop {
+            let item = tokio::select! {
+                biased;
+                _ = self.hard_stop.cancelled() => break,
+                item = rx.recv() => match item {
+                    Ok(item) => item,
+                    Err(_) => return, // closed and drained
+                },
+            };
+            self.deliver(item).await;
+        }
+        // Hard stop: count what is left.
+        while let Ok(item) = rx.try_recv() {
+            self.telemetry.export(item.signal, ExportOutcome::Dropped);
+        }
+    }
+
+    async fn deliver(&mut self, item: Item) {
+        let started = Instant::now();
+        let mut backoff = self.retry.initial_interval;
+        let hard_stop = self.hard_stop.clone();
+        loop {
+            let attempt = tokio::select! {
+                biased;
+                _ = hard_stop.cancelled() => {
+                    self.telemetry.export(item.signal, ExportOutcome::Dropped);
+                    return;
+                }
+                a = self.attempt(item.signal, item.body.clone()) => a,
+            };
+            match attempt {
+                Attempt::Delivered => {
+                    self.telemetry.export(item.signal, ExportOutcome::Delivered);
+                    self.telemetry
+                        .exported_bytes(item.signal, item.body.len() as u64);
+                    return;
+                }
+                Attempt::Permanent(status) => {
+                    warn!(signal = item.signal.as_str(), code = ?status.code(), message = status.message(), "Downstream refused the request permanently; dropping it.");
+                    self.telemetry
+                        .export(item.signal, ExportOutcome::FailedPermanent);
+                    return;
+                }
+                Attempt::Retry(hint, status) => {
+                    let delay = hint
+                        .unwrap_or_else(|| jittered(backoff))
+                        .min(self.retry.max_interval.max(hint.unwrap_or_default()));
+                    if !self.retry.enabled
+                        || started.elapsed() + delay > self.retry.max_elapsed_time
+                    {
+                        warn!(signal = item.signal.as_str(), code = ?status.code(), message = status.message(), "Retries exhausted; dropping the request.");
+                        self.telemetry.export(item.signal, ExportOutcome::Dropped);
+                        return;
+                    }
+                    debug!(signal = item.signal.as_str(), code = ?status.code(), delay_ms = delay.as_millis() as u64, "Retrying export.");
+                    self.telemetry.export(item.signal, ExportOutcome::Retried);
+                    tokio::select! {
+                        biased;
+                        _ = self.hard_stop.cancelled() => {
+                            self.telemetry.export(item.signal, ExportOutcome::Dropped);
+                            return;
+                        }
+                        _ = tokio::time::sleep(delay) => {}
+                    }
+                    backoff = (backoff.mul_f64(self.retry.multiplier)).min(self.retry.max_interval);
+                }
+            }
+        }
+    }
+
+    async fn attempt(&mut self, signal: Signal, body: Bytes) -> Attempt {
+        let mut client = self.client.clone();
+        client = match self.compression {
+            Compression::None => client,
+            Compression::Gzip => client.send_compressed(CompressionEncoding::Gzip),
+            Compression::Zstd => client.send_compressed(CompressionEncoding::Zstd),
+        };
+        client = client
+            .accept_compressed(CompressionEncoding::Gzip)
+            .accept_compressed(CompressionEncoding::Zstd);
+        let call = async {
+            client
+                .ready()
+                .await
+                .map_err(|e| Status::unavailable(format!("downstream not ready: {e}")))?;
+            let mut request = tonic::Request::new(body);
+            request.set_timeout(self.timeout);
+            client
+                .unary::<Bytes, Bytes, _>(
+                    request,
+                    PathAndQuery::from_static(signal.grpc_path()),
+                    RawCodec,
+                )
+                .await
+        };
+        let result = match tokio::time::timeout(self.timeout, call).await {
+            Ok(r) => r,
+            Err(_) => Err(Status::deadline_exceeded("export timed out")),
+        };
+        match result {
+            Ok(response) => {
+                if let Ok(decoded) = lean::ExportResponse::decode(response.into_inner()) {
+                    if let Some(ps) = decoded
+                        .partial_success
+                        .filter(|p| p.rejected > 0 || !p.error_message.is_empty())
+                    {
+                        warn!(signal = signal.as_str(), rejected = ps.rejected, message = %ps.error_message, "Downstream accepted the request partially.");
+                    }
+                }
+                Attempt::Delivered
+            }
+            Err(status) => classify(status),
+        }
+    }
+}
+
+/// Sorts a failed export by the OTLP specification's retry rules.
+fn classify(status: Status) -> Attempt {
+    let hint = status.get_details_retry_info().and_then(|r| r.retry_delay);
+    match status.code() {
+        Code::Cancelled
+        | Code::DeadlineExceeded
+        | Code::Aborted
+        | Code::OutOfRange
+        | Code::Unavailable
+        | Code::DataLoss => Attempt::Retry(hint, status),
+        // Retryable only when the server says when to come back.
+        Code::ResourceExhausted if hint.is_some() => Attempt::Retry(hint, status),
+        _ => Attempt::Permanent(status),
+    }
+}
+
+/// ±20 % jitter so that senders that failed together do not retry together.
+fn jittered(d: Duration) -> Duration {
+    d.mul_f64(0.8 + 0.4 * fastrand::f64())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn queue(
+        max_requests: usize,
+        max_bytes: usize,
+    ) -> (ExportQueue, async_channel::Receiver<Item>) {
+        let (tx, rx) = async_channel::bounded(max_requests);
+        let usage = Arc::new(Usage {
+            requests: AtomicUsize::new(0),
+            bytes: AtomicUsize::new(0),
+            max_requests,
+            max_bytes,
+        });
+        (ExportQueue { tx, usage }, rx)
+    }
+
+    #[test]
+    fn reserve_respects_byte_bound_and_releases_on_drop() {
+        let (q, _rx) = queue(10, 100);
+        let a = q.reserve(60).expect("room");
+        assert!(q.reserve(60).is_err());
+        drop(a);
+        assert_eq!(q.bytes(), 0);
+        assert!(q.reserve(60).is_ok());
+    }
+
+    #[test]
+    fn reserve_respects_request_bound() {
+        let (q, _rx) = queue(1, 1000);
+        let _a = q.reserve(1).expect("room");
+        assert_eq!(q.reserve(1).err().map(|e| e.requests), Some(1));
+    }
+
+    #[test]
+    fn an_oversized_request_fits_an_empty_queue() {
+        let (q, _rx) = queue(4, 10);
+        assert!(q.reserve(50).is_ok());
+    }
+
+    #[test]
+    fn slot_is_held_until_the_item_is_gone() {
+        let (q, rx) = queue(4, 100);
+        let slot = q.reserve(10).expect("room");
+        q.send(slot, Signal::Logs, Bytes::from_static(b"0123456789"))
+            .expect("open");
+        assert_eq!(q.requests(), 1);
+        let item = rx.try_recv().expect("queued");
+        assert_eq!(q.requests(), 1);
+        drop(item);
+        assert_eq!((q.requests(), q.bytes()), (0, 0));
+    }
+
+    #[test]
+    fn retry_rules_follow_the_otlp_spec() {
+        assert!(matches!(
+            classify(Status::unavailable("x")),
+            Attempt::Retry(None, _)
+        ));
+        assert!(matches!(
+            classify(Status::deadline_exceeded("x")),
+            Attempt::Retry(..)
+        ));
+        assert!(matches!(
+            classify(Status::invalid_argument("x")),
+            Attempt::Permanent(_)
+        ));
+        assert!(matches!(
+            classify(Status::internal("x")),
+            Attempt::Permanent(_)
+        ));
+        assert!(matches!(
+            classify(Status::resource_exhausted("x")),
+            Attempt::Permanent(_)
+        ));
+        let with_hint = Status::with_error_details(
+            Code::ResourceExhausted,
+            "slow down",
+            tonic_types::ErrorDetails::with_retry_info(Some(Duration::from_secs(2))),
+        );
+        assert!(
+            matches!(classify(with_hint), Attempt::Retry(Some(d), _) if d == Duration::from_secs(2))
+        );
+    }
+}

@@ -1,0 +1,42 @@
+//! leakwatch: an OTLP endpoint that catches memory leaks in production before
+//! the OOM killer does.
+//!
+//! Apps (or a collector) point their OTLP exporter at leakwatch. It forwards
+//! everything it receives, unchanged, to the next collector, and on the way
+//! keeps a small, bounded trend model per memory series, in event time, to
+//! decide whether a process leaks memory.
+//!
+//! # Layout
+//!
+//! Data flows one way, one module per stage:
+//!
+//! ```text
+//! receiver::{grpc,http} ──► engine (series ─► detector) ──► events ──► exporter ──► downstream
+//!          └───────────────── original bytes ───────────────────────────┘
+//! ```
+//!
+//! - [`receiver`]: OTLP/gRPC and OTLP/HTTP front ends over one export path.
+//! - [`engine`]: decodes the lean view once and feeds detection.
+//! - [`series`]: series identity (hashes of raw bytes) and the bounded table.
+//! - [`catalog`]: which runtime metrics mean what (heap, RSS, GC, requests).
+//! - [`detector`]: the pure numeric core: per-series trends, per-process lifecycle.
+//! - [`events`]: leak events as log lines, OTLP log records and derived metrics.
+//! - [`exporter`]: the bounded queue and the senders to the downstream.
+//! - [`admin`]: health, self-metrics, JSON API, web page.
+//! - [`config`], [`server`], [`net`], [`telemetry`], [`codec`], [`proto`], [`signal`]: plumbing.
+
+pub mod admin;
+pub mod catalog;
+pub mod codec;
+pub mod config;
+pub mod detector;
+pub mod engine;
+pub mod events;
+pub mod exporter;
+pub mod net;
+pub mod proto;
+pub mod receiver;
+pub mod series;
+pub mod server;
+pub mod signal;
+pub mod telemetry;

@@ -1,0 +1,172 @@
+//! The `leakwatch` binary: parse → validate → bind → serve → wait.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Context as _;
+use clap::{Args, Parser, Subcommand};
+use leakwatch::config::{Config, LogFormat, ProcessEnv};
+use tokio_util::sync::CancellationToken;
+
+/// Catches memory leaks in production before the OOM killer does: an OTLP
+/// endpoint that forwards everything and watches memory trends in the stream.
+#[derive(Parser, Debug)]
+#[command(name = "leakwatch", version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+    #[command(flatten)]
+    serve: ServeArgs,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Run the server (the default).
+    Serve(ServeArgs),
+    /// Validate the configuration and print it, with defaults filled in, as YAML.
+    CheckConfig(ServeArgs),
+}
+
+/// Settings for `serve`. Each flag also has an environment variable; the
+/// precedence is defaults < file < environment < flags.
+#[derive(Args, Debug, Default, Clone)]
+struct ServeArgs {
+    /// YAML configuration file [env: LEAKWATCH_CONFIG].
+    #[arg(long, short = 'c', value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// OTLP/gRPC listen address [env: LEAKWATCH_GRPC_LISTEN] [default: 127.0.0.1:4317].
+    #[arg(long, value_name = "ADDR")]
+    grpc_listen: Option<String>,
+    /// OTLP/HTTP listen address [env: LEAKWATCH_HTTP_LISTEN] [default: 127.0.0.1:4318].
+    #[arg(long, value_name = "ADDR")]
+    http_listen: Option<String>,
+    /// Admin listen address [env: LEAKWATCH_ADMIN_LISTEN] [default: 127.0.0.1:9464].
+    #[arg(long, value_name = "ADDR")]
+    admin_listen: Option<String>,
+    /// Downstream OTLP/gRPC endpoint, e.g. http://127.0.0.1:14317 [env: LEAKWATCH_DOWNSTREAM].
+    #[arg(long, value_name = "URL")]
+    downstream: Option<String>,
+    /// Log format: text or json [env: LEAKWATCH_LOG_FORMAT].
+    #[arg(long, value_name = "FORMAT")]
+    log_format: Option<String>,
+    /// Log filter, e.g. info or leakwatch=debug [env: LEAKWATCH_LOG_LEVEL].
+    #[arg(long, value_name = "FILTER")]
+    log_level: Option<String>,
+    /// Most series tracked [env: LEAKWATCH_MAX_SERIES].
+    #[arg(long, value_name = "N")]
+    max_series: Option<String>,
+}
+
+impl ServeArgs {
+    fn flags(&self) -> Vec<(&'static str, String)> {
+        let pairs = [
+            ("grpc-listen", &self.grpc_listen),
+            ("http-listen", &self.http_listen),
+            ("admin-listen", &self.admin_listen),
+            ("downstream", &self.downstream),
+            ("log-format", &self.log_format),
+            ("log-level", &self.log_level),
+            ("max-series", &self.max_series),
+        ];
+        pairs
+            .into_iter()
+            .filter_map(|(k, v)| v.clone().map(|v| (k, v)))
+            .collect()
+    }
+
+    fn load(&self) -> Result<Config, leakwatch::config::ConfigErrors> {
+        let file = self
+            .config
+            .clone()
+            .or_else(|| std::env::var_os("LEAKWATCH_CONFIG").map(PathBuf::from));
+        Config::load(file.as_deref(), &ProcessEnv, &self.flags())
+    }
+}
+
+/// EX_USAGE from sysexits.h: the configuration is wrong.
+const EXIT_CONFIG: u8 = 64;
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let (check_only, args) = match cli.command {
+        Some(Command::Serve(a)) => (false, a),
+        Some(Command::CheckConfig(a)) => (true, a),
+        None => (false, cli.serve),
+    };
+    let config = match args.load() {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("leakwatch: {e}");
+            return ExitCode::from(EXIT_CONFIG);
+        }
+    };
+    if check_only {
+        match serde_yaml::to_string(&config) {
+            Ok(text) => {
+                print!("{text}");
+                return ExitCode::SUCCESS;
+            }
+            Err(e) => {
+                eprintln!("leakwatch: {e}");
+                return ExitCode::FAILURE;
+            }
+        }
+    }
+    init_logging(&config);
+    match run(config) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            tracing::error!(error = format!("{e:#}"), "leakwatch failed.");
+            eprintln!("leakwatch: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn init_logging(config: &Config) {
+    let filter = tracing_subscriber::EnvFilter::try_new(&config.log.level)
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match config.log.format {
+        LogFormat::Json => builder.json().flatten_event(true).init(),
+        LogFormat::Text => builder.init(),
+    }
+}
+
+#[tokio::main]
+async fn run(config: Config) -> anyhow::Result<()> {
+    let bound = leakwatch::server::Bound::bind(config)
+        .await
+        .context("starting leakwatch")?;
+    let shutdown = CancellationToken::new();
+    tokio::spawn(wait_for_signal(shutdown.clone()));
+    bound.run(shutdown).await.context("running leakwatch")?;
+    Ok(())
+}
+
+/// Cancels `token` on SIGINT or SIGTERM.
+async fn wait_for_signal(token: CancellationToken) {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(s) => s,
+                Err(e) => {
+                    tracing::warn!(error = %e, "Cannot listen for SIGTERM.");
+                    let _ = ctrl_c.await;
+                    token.cancel();
+                    return;
+                }
+            };
+        tokio::select! {
+            _ = ctrl_c => tracing::info!("SIGINT received."),
+            _ = term.recv() => tracing::info!("SIGTERM received."),
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = ctrl_c.await;
+    token.cancel();
+}

@@ -1,0 +1,348 @@
+//! The receive stage: OTLP/gRPC ([`grpc`]) and OTLP/HTTP ([`http`]) front
+//! ends over one protocol-independent path, [`Ingress::export`].
+//!
+//! Both front ends turn a request into the raw protobuf bytes of an
+//! `Export*ServiceRequest` (decompressing, and converting OTLP/JSON) and hand
+//! them to `export`, which decodes the lean view once, reserves room in the
+//! export queue *before* accepting anything, runs detection and enqueues the
+//! original bytes. Each front end has one function mapping [`ExportError`]
+//! to its status codes.
+
+pub mod grpc;
+pub mod http;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use prost::Message;
+
+use crate::engine::{self, Engine, IngestError};
+use crate::events::EventSink;
+use crate::exporter::{ExportQueue, QueueFull};
+use crate::proto::lean;
+use crate::signal::{Protocol, Signal};
+use crate::telemetry::{RefusedReason, Telemetry};
+
+/// Why a request was refused as a whole.
+#[derive(Debug, thiserror::Error)]
+pub enum ExportError {
+    #[error("{0}")]
+    Malformed(String),
+    #[error("request of {size} bytes is larger than the limit of {limit} bytes")]
+    TooLarge { size: usize, limit: usize },
+    #[error("{0}")]
+    UnsupportedMediaType(String),
+    #[error("leakwatch's export queue is full; retry later")]
+    QueueFull(#[from] QueueFull),
+    #[error("leakwatch is shutting down; retry later")]
+    ShuttingDown,
+    #[error("missing or invalid bearer token")]
+    Unauthenticated,
+}
+
+impl ExportError {
+    pub fn reason(&self) -> RefusedReason {
+        match self {
+            ExportError::Malformed(_) => RefusedReason::Malformed,
+            ExportError::TooLarge { .. } => RefusedReason::TooLarge,
+            ExportError::UnsupportedMediaType(_) => RefusedReason::UnsupportedMediaType,
+            ExportError::QueueFull(_) => RefusedReason::QueueFull,
+            ExportError::ShuttingDown => RefusedReason::ShuttingDown,
+            ExportError::Unauthenticated => RefusedReason::Unauthenticated,
+        }
+    }
+
+    /// Whether the client should retry the same request later.
+    pub fn retryable(&self) -> bool {
+        matches!(self, ExportError::QueueFull(_) | ExportError::ShuttingDown)
+    }
+}
+
+/// A request accepted, maybe partially.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Accepted {
+    /// Items refused (only data points, at the series limit).
+    pub rejected: u64,
+    /// Why, when `rejected > 0`.
+    pub message: String,
+}
+
+/// State shared by both front ends.
+pub struct Ingress {
+    pub engine: Arc<Engine>,
+    /// `None` when no downstream is configured: data is tracked and counted.
+    pub queue: Option<ExportQueue>,
+    pub events: EventSink,
+    pub telemetry: Arc<Telemetry>,
+    /// The bearer token clients must present, if any.
+    pub token: Option<Arc<str>>,
+    /// Largest decompressed body.
+    pub max_decompressed_bytes: usize,
+    /// What clients are told to wait before retrying.
+    pub retry_after: Duration,
+}
+
+impl Ingress {
+    /// Checks an `Authorization` header value against the configured token.
+    pub fn authorize(&self, header: Option<&[u8]>) -> Result<(), ExportError> {
+        let Some(token) = &self.token else {
+            return Ok(());
+        };
+        let presented = header
+            .and_then(|h| {
+                h.strip_prefix(b"Bearer ")
+                    .or_else(|| h.strip_prefix(b"bearer "))
+            })
+            .unwrap_or_default();
+        if constant_time_eq(presented, token.as_bytes()) {
+            Ok(())
+        } else {
+            Err(ExportError::Unauthenticated)
+        }
+    }
+
+    /// The protocol-independent export path. `body` is a protobuf
+    /// `Export{Metrics,Trace,Logs}ServiceRequest`.
+    pub fn export(
+        &self,
+        signal: Signal,
+        protocol: Protocol,
+        body: Bytes,
+    ) -> Result<Accepted, ExportError> {
+        match signal {
+            Signal::Metrics => self.export_metrics(protocol, body),
+            Signal::Traces | Signal::Logs => self.export_passthrough(signal, protocol, body),
+        }
+    }
+
+    fn export_metrics(&self, protocol: Protocol, body: Bytes) -> Result<Accepted, ExportError> {
+        let request = match lean::ExportMetricsRequest::decode(body.clone()) {
+            Ok(r) => r,
+            Err(e) => {
+                self.telemetry.received(Signal::Metrics, protocol, 0);
+                return Err(self.refuse(
+                    Signal::Metrics,
+                    0,
+                    ExportError::Malformed(format!("invalid ExportMetricsServiceRequest: {e}")),
+                ));
+            }
+        };
+        let points = engine::count_points(&request);
+        self.telemetry.received(Signal::Metrics, protocol, points);
+        let slot = match &self.queue {
+            Some(q) => Some(
+                q.reserve(body.len())
+                    .map_err(|e| self.refuse(Signal::Metrics, points, e.into()))?,
+            ),
+            None => None,
+        };
+        let outcome = match self.engine.ingest(&request) {
+            Ok(o) => o,
+            Err(e @ IngestError::InvalidMetricName { .. }) | Err(e @ IngestError::Decode(_)) => {
+                return Err(self.refuse(
+                    Signal::Metrics,
+                    points,
+                    ExportError::Malformed(e.to_string()),
+                ));
+            }
+        };
+        drop(request);
+        let rejected = outcome.rejected.len() as u64;
+        if let (Some(queue), Some(slot)) = (&self.queue, slot) {
+            let forward = if rejected == 0 {
+                body
+            } else {
+                // Forward exactly what the client was told was accepted.
+                engine::without_points(&body, &outcome.rejected)
+                    .map_err(|e| ExportError::Malformed(e.to_string()))?
+            };
+            if forward.is_empty() && rejected > 0 {
+                // Nothing left to forward.
+            } else if queue.send(slot, Signal::Metrics, forward).is_err() {
+                return Err(self.refuse(Signal::Metrics, points, ExportError::ShuttingDown));
+            }
+        }
+        self.events.emit(outcome.events);
+        Ok(if rejected == 0 {
+            Accepted::default()
+        } else {
+            Accepted {
+                rejected,
+                message: format!(
+                    "{rejected} data points refused: leakwatch tracks at most {} series (series.max_series)",
+                    self.engine.config().max_series
+                ),
+            }
+        })
+    }
+
+    fn export_passthrough(
+        &self,
+        signal: Signal,
+        protocol: Protocol,
+        body: Bytes,
+    ) -> Result<Accepted, ExportError> {
+        let items = match count_items(signal, body.clone()) {
+            Ok(n) => n,
+            Err(e) => {
+                self.telemetry.received(signal, protocol, 0);
+                return Err(self.refuse(
+                    signal,
+                    0,
+                    ExportError::Malformed(format!(
+                        "invalid Export{}ServiceRequest: {e}",
+                        if signal == Signal::Traces {
+                            "Trace"
+                        } else {
+                            "Logs"
+                        }
+                    )),
+                ));
+            }
+        };
+        self.telemetry.received(signal, protocol, items);
+        if let Some(queue) = &self.queue {
+            let slot = queue
+                .reserve(body.len())
+                .map_err(|e| self.refuse(signal, items, e.into()))?;
+            queue
+                .send(slot, signal, body)
+                .map_err(|_| self.refuse(signal, items, ExportError::ShuttingDown))?;
+        }
+        Ok(Accepted::default())
+    }
+
+    /// Counts a refusal and hands the error back.
+    pub fn refuse(&self, signal: Signal, items: u64, error: ExportError) -> ExportError {
+        self.telemetry.refused(signal, error.reason(), items);
+        tracing::debug!(signal = signal.as_str(), reason = error.reason().as_str(), error = %error, "Request refused.");
+        error
+    }
+}
+
+fn count_items(signal: Signal, body: Bytes) -> Result<u64, prost::DecodeError> {
+    Ok(match signal {
+        Signal::Traces => lean::ExportTraceRequest::decode(body)?
+            .resource_spans
+            .iter()
+            .flat_map(|r| &r.scope_spans)
+            .map(|s| s.spans.len() as u64)
+            .sum(),
+        Signal::Logs => lean::ExportLogsRequest::decode(body)?
+            .resource_logs
+            .iter()
+            .flat_map(|r| &r.scope_logs)
+            .map(|s| s.log_records.len() as u64)
+            .sum(),
+        Signal::Metrics => engine::count_points(&lean::ExportMetricsRequest::decode(body)?),
+    })
+}
+
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    if a.len() != b.len() {
+        return false;
+    }
+    a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+/// Decompresses `body` (`gzip`, `zstd`, or `identity`/none), refusing output
+/// larger than `limit` bytes without ever holding more than that.
+pub fn decompress(encoding: Option<&str>, body: Bytes, limit: usize) -> Result<Bytes, ExportError> {
+    use std::io::Read;
+    let mut out = Vec::new();
+    let read = |r: &mut dyn Read, out: &mut Vec<u8>| -> Result<(), ExportError> {
+        let mut limited = r.take(limit as u64 + 1);
+        limited
+            .read_to_end(out)
+            .map_err(|e| ExportError::Malformed(format!("cannot decompress the body: {e}")))?;
+        if out.len() > limit {
+            return Err(ExportError::TooLarge {
+                size: out.len(),
+                limit,
+            });
+        }
+        Ok(())
+    };
+    match encoding.map(str::trim) {
+        None | Some("") | Some("identity") => {
+            if body.len() > limit {
+                return Err(ExportError::TooLarge {
+                    size: body.len(),
+                    limit,
+                });
+            }
+            return Ok(body);
+        }
+        Some(e) if e.eq_ignore_ascii_case("gzip") => {
+            read(&mut flate2::read::MultiGzDecoder::new(&body[..]), &mut out)?
+        }
+        Some(e) if e.eq_ignore_ascii_case("zstd") => {
+            let mut d = zstd::stream::read::Decoder::new(&body[..])
+                .map_err(|e| ExportError::Malformed(format!("cannot decompress the body: {e}")))?;
+            read(&mut d, &mut out)?
+        }
+        Some(other) => {
+            return Err(ExportError::UnsupportedMediaType(format!(
+                "unsupported Content-Encoding {other:?}; use gzip, zstd or none"
+            )))
+        }
+    }
+    Ok(Bytes::from(out))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Write;
+
+    #[test]
+    fn gzip_bomb_is_refused_without_inflating_it_all() {
+        let zeros = vec![0u8; 8 * 1024 * 1024];
+        let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
+        enc.write_all(&zeros).expect("compress");
+        let small = enc.finish().expect("compress");
+        assert!(small.len() < 64 * 1024);
+        let err = decompress(Some("gzip"), Bytes::from(small), 1024 * 1024).expect_err("too large");
+        assert!(
+            matches!(err, ExportError::TooLarge { limit: 1048576, .. }),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn zstd_round_trips_and_bombs_are_refused() {
+        let data = vec![7u8; 4096];
+        let packed = zstd::encode_all(&data[..], 3).expect("compress");
+        assert_eq!(
+            decompress(Some("zstd"), Bytes::from(packed.clone()), 4096).expect("fits"),
+            Bytes::from(data)
+        );
+        assert!(matches!(
+            decompress(Some("zstd"), Bytes::from(packed), 4095),
+            Err(ExportError::TooLarge { .. })
+        ));
+    }
+
+    #[test]
+    fn corrupt_gzip_is_malformed() {
+        let err = decompress(Some("gzip"), Bytes::from_static(b"not gzip at all"), 1024)
+            .expect_err("corrupt");
+        assert!(matches!(err, ExportError::Malformed(_)));
+    }
+
+    #[test]
+    fn unknown_encoding_is_unsupported() {
+        assert!(matches!(
+            decompress(Some("br"), Bytes::new(), 10),
+            Err(ExportError::UnsupportedMediaType(_))
+        ));
+    }
+
+    #[test]
+    fn token_comparison() {
+        assert!(constant_time_eq(b"abc", b"abc"));
+        assert!(!constant_time_eq(b"abc", b"abd"));
+        assert!(!constant_time_eq(b"abc", b"abcd"));
+    }
+}

@@ -1,0 +1,338 @@
+//! Series identity and the concurrent table of tracked series.
+//!
+//! A series is resource attributes + scope name + metric name + data point
+//! attributes. Its key is a 64-bit hash computed from the *raw encoded bytes*
+//! of those parts, so identifying the series of a point decodes no string and
+//! allocates nothing. Attribute sets hash order-independently (the per-pair
+//! hashes are summed), so two SDKs that list the same attributes in a
+//! different order still name the same series. Attributes are decoded into
+//! text only when a series or resource is seen for the first time.
+//!
+//! The table is a sharded concurrent map (`dashmap`): each point takes one
+//! shard lock for a few nanoseconds, never across an `.await`. It is bounded:
+//! beyond `max_series` new series are refused (and counted) while existing
+//! ones keep working; series idle for longer than the idle timeout in *event
+//! time* are evicted by a periodic sweep.
+
+use std::hash::{BuildHasherDefault, Hasher};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+
+use bytes::Bytes;
+use dashmap::DashMap;
+use prost::Message;
+use xxhash_rust::xxh3::xxh3_64;
+
+use crate::detector::SeriesDetector;
+use crate::proto::lean;
+use crate::proto::otlp::common::v1 as common;
+
+/// The hash that names a series.
+pub type SeriesKey = u64;
+/// The hash that names a resource (one process).
+pub type ResourceKey = u64;
+
+/// Hash of a set of raw `KeyValue` encodings, independent of their order.
+pub fn hash_attributes(attributes: &[Bytes]) -> u64 {
+    let mut sum: u64 = 0;
+    for attribute in attributes {
+        sum = sum.wrapping_add(xxh3_64(attribute));
+    }
+    // Mix the count in so that {a} and {a, a} differ even if a hashes to 0.
+    mix(sum ^ (attributes.len() as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15))
+}
+
+/// Hash of a name (metric or scope).
+pub fn hash_name(name: &[u8]) -> u64 {
+    xxh3_64(name)
+}
+
+/// The key of a series from the hashes of its parts.
+pub fn series_key(resource: ResourceKey, scope: u64, metric: u64, attributes: u64) -> SeriesKey {
+    let mut buf = [0u8; 32];
+    buf[..8].copy_from_slice(&resource.to_le_bytes());
+    buf[8..16].copy_from_slice(&scope.to_le_bytes());
+    buf[16..24].copy_from_slice(&metric.to_le_bytes());
+    buf[24..].copy_from_slice(&attributes.to_le_bytes());
+    xxh3_64(&buf)
+}
+
+/// A finaliser (from splitmix64) so that sums of hashes stay well spread.
+fn mix(mut z: u64) -> u64 {
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^ (z >> 31)
+}
+
+/// Decodes raw `KeyValue`s into `(key, value as text)` pairs. Pairs that do
+/// not decode are skipped: identity already used their bytes.
+pub fn decode_attributes_text(attributes: &[Bytes]) -> Vec<(String, String)> {
+    attributes
+        .iter()
+        .filter_map(|raw| lean::KeyValue::decode(raw.clone()).ok())
+        .map(|kv| {
+            let key = String::from_utf8_lossy(&kv.key).into_owned();
+            (key, any_value_text(kv.value.as_ref()))
+        })
+        .collect()
+}
+
+/// Decodes raw `KeyValue`s into full OTLP `KeyValue`s (for re-emission in leak
+/// events). Pairs that do not decode are skipped.
+pub fn decode_attributes_full(attributes: &[Bytes]) -> Vec<common::KeyValue> {
+    attributes
+        .iter()
+        .filter_map(|raw| common::KeyValue::decode(raw.clone()).ok())
+        .collect()
+}
+
+fn any_value_text(value: Option<&lean::AnyValue>) -> String {
+    use lean::any_value::Value;
+    match value.and_then(|v| v.value.as_ref()) {
+        None => String::new(),
+        Some(Value::StringValue(s)) => String::from_utf8_lossy(s).into_owned(),
+        Some(Value::BoolValue(b)) => b.to_string(),
+        Some(Value::IntValue(i)) => i.to_string(),
+        Some(Value::DoubleValue(d)) => d.to_string(),
+        Some(Value::BytesValue(b)) => b.iter().map(|byte| format!("{byte:02x}")).collect(),
+        Some(Value::ArrayValue(_)) => "[array]".to_owned(),
+        Some(Value::KvlistValue(_)) => "{kvlist}".to_owned(),
+    }
+}
+
+/// Renders `(key, value)` pairs as `k=v,k2=v2` (for logs and the admin API).
+pub fn labels_text(pairs: &[(String, String)]) -> String {
+    let mut out = String::new();
+    for (i, (k, v)) in pairs.iter().enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        out.push_str(k);
+        out.push('=');
+        out.push_str(v);
+    }
+    out
+}
+
+/// What the table holds for one series.
+#[derive(Debug)]
+pub struct Series {
+    /// The resource (process) the series belongs to.
+    pub resource: ResourceKey,
+    /// Event time of the newest point seen, in ns since the epoch.
+    pub last_seen_ns: u64,
+    /// Detection state, for series the runtime catalog knows; `None` for
+    /// series of a known metric whose attributes the catalog does not track
+    /// (e.g. JVM non-heap pools): remembered so they are classified once.
+    pub tracked: Option<Box<Tracked>>,
+}
+
+/// Detection state and names of a series the catalog classified.
+#[derive(Debug)]
+pub struct Tracked {
+    pub metric: Arc<str>,
+    /// The data point attributes as `k=v,...`.
+    pub labels: Box<str>,
+    pub detector: SeriesDetector,
+}
+
+/// Why a new series was not admitted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SeriesLimitReached;
+
+/// An identity hasher for keys that already are good hashes.
+#[derive(Default, Clone, Copy)]
+pub struct PrehashedHasher(u64);
+
+impl Hasher for PrehashedHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        // Only u64 keys are hashed with this hasher; keep a fallback anyway.
+        for &b in bytes {
+            self.0 = self.0.rotate_left(8) ^ u64::from(b);
+        }
+    }
+    fn write_u64(&mut self, i: u64) {
+        self.0 = i;
+    }
+}
+
+pub type Prehashed = BuildHasherDefault<PrehashedHasher>;
+
+/// The bounded concurrent table of series.
+pub struct SeriesTable {
+    map: DashMap<SeriesKey, Series, Prehashed>,
+    len: AtomicUsize,
+    max_series: usize,
+}
+
+impl SeriesTable {
+    pub fn new(max_series: usize) -> Self {
+        SeriesTable {
+            map: DashMap::with_hasher(Prehashed::default()),
+            len: AtomicUsize::new(0),
+            max_series,
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.len.load(Ordering::Relaxed)
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    pub fn max_series(&self) -> usize {
+        self.max_series
+    }
+
+    /// Runs `f` on the series `key`, creating it with `create` first if it is
+    /// new and the table has room. The shard lock is held only during `f`.
+    pub fn with_series<R>(
+        &self,
+        key: SeriesKey,
+        create: impl FnOnce() -> Series,
+        f: impl FnOnce(&mut Series, bool) -> R,
+    ) -> Result<R, SeriesLimitReached> {
+        if let Some(mut entry) = self.map.get_mut(&key) {
+            return Ok(f(entry.value_mut(), false));
+        }
+        // Reserve a slot before inserting so concurrent inserts cannot
+        // overshoot the bound.
+        let reserved = self
+            .len
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
+                (n < self.max_series).then_some(n + 1)
+            })
+            .is_ok();
+        if !reserved {
+            return Err(SeriesLimitReached);
+        }
+        match self.map.entry(key) {
+            dashmap::Entry::Occupied(mut entry) => {
+                // Another request created it meanwhile: give the slot back.
+                self.len.fetch_sub(1, Ordering::AcqRel);
+                Ok(f(entry.get_mut(), false))
+            }
+            dashmap::Entry::Vacant(entry) => {
+                let mut series = entry.insert(create());
+                Ok(f(series.value_mut(), true))
+            }
+        }
+    }
+
+    /// Removes series whose newest point is older than `cutoff_ns` (event
+    /// time). Returns how many were evicted.
+    pub fn evict_idle(&self, cutoff_ns: u64) -> usize {
+        let mut evicted = 0;
+        self.map.retain(|_, series| {
+            let keep = series.last_seen_ns >= cutoff_ns;
+            if !keep {
+                evicted += 1;
+            }
+            keep
+        });
+        self.len.fetch_sub(evicted, Ordering::AcqRel);
+        evicted
+    }
+
+    /// Visits every series (for the admin API); holds one shard lock at a time.
+    pub fn for_each(&self, mut f: impl FnMut(SeriesKey, &Series)) {
+        for entry in self.map.iter() {
+            f(*entry.key(), entry.value());
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn kv(key: &str, value: &str) -> Bytes {
+        let kv = common::KeyValue {
+            key: key.to_owned(),
+            value: Some(common::AnyValue {
+                value: Some(common::any_value::Value::StringValue(value.to_owned())),
+            }),
+            ..Default::default()
+        };
+        Bytes::from(kv.encode_to_vec())
+    }
+
+    #[test]
+    fn attribute_hash_ignores_order() {
+        let a = [kv("a", "1"), kv("b", "2")];
+        let b = [kv("b", "2"), kv("a", "1")];
+        assert_eq!(hash_attributes(&a), hash_attributes(&b));
+    }
+
+    #[test]
+    fn attribute_hash_tells_values_apart() {
+        assert_ne!(
+            hash_attributes(&[kv("a", "1")]),
+            hash_attributes(&[kv("a", "2")])
+        );
+        assert_ne!(hash_attributes(&[]), hash_attributes(&[kv("a", "1")]));
+        assert_ne!(
+            hash_attributes(&[kv("a", "1")]),
+            hash_attributes(&[kv("a", "1"), kv("a", "1")])
+        );
+    }
+
+    #[test]
+    fn series_key_depends_on_every_part() {
+        let base = series_key(1, 2, 3, 4);
+        assert_ne!(base, series_key(9, 2, 3, 4));
+        assert_ne!(base, series_key(1, 9, 3, 4));
+        assert_ne!(base, series_key(1, 2, 9, 4));
+        assert_ne!(base, series_key(1, 2, 3, 9));
+    }
+
+    #[test]
+    fn decodes_attribute_text() {
+        let pairs = decode_attributes_text(&[kv("v8js.heap.space.name", "old_space")]);
+        assert_eq!(
+            pairs,
+            vec![("v8js.heap.space.name".to_owned(), "old_space".to_owned())]
+        );
+        assert_eq!(labels_text(&pairs), "v8js.heap.space.name=old_space");
+    }
+
+    fn blank(resource: ResourceKey) -> Series {
+        Series {
+            resource,
+            last_seen_ns: 0,
+            tracked: None,
+        }
+    }
+
+    #[test]
+    fn table_refuses_new_series_beyond_bound_but_keeps_existing() {
+        let table = SeriesTable::new(2);
+        assert_eq!(table.with_series(1, || blank(1), |_, new| new), Ok(true));
+        assert_eq!(table.with_series(2, || blank(1), |_, new| new), Ok(true));
+        assert_eq!(
+            table.with_series(3, || blank(1), |_, new| new),
+            Err(SeriesLimitReached)
+        );
+        assert_eq!(table.with_series(1, || blank(1), |_, new| new), Ok(false));
+        assert_eq!(table.len(), 2);
+    }
+
+    #[test]
+    fn eviction_frees_room() {
+        let table = SeriesTable::new(2);
+        table
+            .with_series(1, || blank(1), |s, _| s.last_seen_ns = 10)
+            .ok();
+        table
+            .with_series(2, || blank(1), |s, _| s.last_seen_ns = 100)
+            .ok();
+        assert_eq!(table.evict_idle(50), 1);
+        assert_eq!(table.len(), 1);
+        assert_eq!(table.with_series(3, || blank(1), |_, new| new), Ok(true));
+    }
+}

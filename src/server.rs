@@ -1,0 +1,281 @@
+//! Wiring: binds the listeners, builds the stages, runs them until the
+//! shutdown token is cancelled, then stops in order — receivers first (they
+//! finish in-flight requests), then the export queue drains within the grace
+//! period, then the admin listener.
+
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::net::TcpListener;
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+use tracing::{info, warn};
+
+use crate::admin::{self, AdminState};
+use crate::catalog::Catalog;
+use crate::config::Config;
+use crate::engine::{Engine, EngineConfig};
+use crate::events::{self, EventSink};
+use crate::exporter::{Exporter, ExporterError};
+use crate::receiver::{self, Ingress};
+use crate::telemetry::Telemetry;
+
+/// Errors starting or running the server.
+#[derive(Debug, thiserror::Error)]
+pub enum ServerError {
+    #[error("binding the {what} listener on {addr}: {source}")]
+    Bind {
+        what: &'static str,
+        addr: SocketAddr,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error(transparent)]
+    Exporter(#[from] ExporterError),
+    #[error("receivers.auth: reading {path}: {source}")]
+    TokenFile {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("HTTP TLS: {0}")]
+    Tls(#[from] crate::net::TlsError),
+    #[error(transparent)]
+    Grpc(#[from] receiver::grpc::GrpcError),
+}
+
+/// Listeners bound and ready to serve.
+pub struct Bound {
+    config: Config,
+    grpc: Option<TcpListener>,
+    http: Option<TcpListener>,
+    admin: Option<TcpListener>,
+}
+
+/// The addresses actually bound (useful with port 0).
+#[derive(Debug, Clone, Copy)]
+pub struct Addresses {
+    pub grpc: Option<SocketAddr>,
+    pub http: Option<SocketAddr>,
+    pub admin: Option<SocketAddr>,
+}
+
+/// What happened at shutdown.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct ShutdownReport {
+    /// Requests still queued when the grace period ended.
+    pub dropped_requests: usize,
+}
+
+async fn bind(what: &'static str, addr: SocketAddr) -> Result<TcpListener, ServerError> {
+    TcpListener::bind(addr)
+        .await
+        .map_err(|source| ServerError::Bind { what, addr, source })
+}
+
+impl Bound {
+    /// Binds every enabled listener.
+    pub async fn bind(config: Config) -> Result<Bound, ServerError> {
+        let grpc = match config.receivers.grpc.enabled {
+            true => Some(bind("OTLP/gRPC", config.receivers.grpc.listen).await?),
+            false => None,
+        };
+        let http = match config.receivers.http.enabled {
+            true => Some(bind("OTLP/HTTP", config.receivers.http.listen).await?),
+            false => None,
+        };
+        let admin = match config.admin.enabled {
+            true => Some(bind("admin", config.admin.listen).await?),
+            false => None,
+        };
+        Ok(Bound {
+            config,
+            grpc,
+            http,
+            admin,
+        })
+    }
+
+    pub fn addresses(&self) -> Addresses {
+        let addr = |l: &Option<TcpListener>| l.as_ref().and_then(|l| l.local_addr().ok());
+        Addresses {
+            grpc: addr(&self.grpc),
+            http: addr(&self.http),
+            admin: addr(&self.admin),
+        }
+    }
+
+    /// Runs until `shutdown` is cancelled, then stops gracefully.
+    pub async fn run(self, shutdown: CancellationToken) -> Result<ShutdownReport, ServerError> {
+        let addrs = self.addresses();
+        let Bound {
+            config,
+            grpc,
+            http,
+            admin,
+        } = self;
+        let telemetry = Arc::new(Telemetry::new());
+        let engine = Arc::new(Engine::new(
+            EngineConfig {
+                max_series: config.series.max_series,
+                idle_timeout: config.series.idle_timeout,
+                max_forward_jump: config.series.max_forward_jump,
+                detector: config.detector.clone(),
+                catalog: Catalog::with_rules(config.catalog.rules.clone()),
+            },
+            Arc::clone(&telemetry),
+        ));
+        let exporter = match &config.downstream.endpoint {
+            Some(endpoint) => Some(Exporter::start(
+                &config.downstream,
+                endpoint,
+                Arc::clone(&telemetry),
+            )?),
+            None => {
+                info!("No downstream configured: data is tracked and counted, not forwarded.");
+                None
+            }
+        };
+        let queue = exporter.as_ref().map(Exporter::queue);
+        let token = match &config.receivers.auth {
+            None => None,
+            Some(auth) => match (&auth.bearer_token, &auth.bearer_token_file) {
+                (Some(t), _) => Some(Arc::<str>::from(t.as_str())),
+                (None, Some(path)) => {
+                    let text =
+                        std::fs::read_to_string(path).map_err(|source| ServerError::TokenFile {
+                            path: path.display().to_string(),
+                            source,
+                        })?;
+                    Some(Arc::<str>::from(text.trim_end()))
+                }
+                (None, None) => None,
+            },
+        };
+        let ingress = Arc::new(Ingress {
+            engine: Arc::clone(&engine),
+            queue: queue.clone(),
+            events: EventSink::new(queue.clone(), config.events.logs, Arc::clone(&telemetry)),
+            telemetry: Arc::clone(&telemetry),
+            token,
+            max_decompressed_bytes: config.receivers.max_decompressed_bytes,
+            retry_after: Duration::from_secs(1),
+        });
+        let grace = config.shutdown.grace_period;
+        let ready = Arc::new(AtomicBool::new(false));
+
+        // Receivers.
+        let mut receivers = JoinSet::new();
+        if let Some(listener) = grpc {
+            let ingress = Arc::clone(&ingress);
+            let cfg = config.receivers.grpc.clone();
+            let token = shutdown.clone();
+            receivers.spawn(async move {
+                if let Err(e) = receiver::grpc::serve(listener, ingress, &cfg, token).await {
+                    tracing::error!(error = %e, "OTLP/gRPC receiver failed.");
+                }
+            });
+            info!(addr = ?addrs.grpc, "OTLP/gRPC receiver listening.");
+        }
+        if let Some(listener) = http {
+            let tls = config
+                .receivers
+                .http
+                .tls
+                .as_ref()
+                .map(crate::net::tls_acceptor)
+                .transpose()?;
+            let router = receiver::http::router(receiver::http::HttpState {
+                ingress: Arc::clone(&ingress),
+                max_body_bytes: config.receivers.http.max_body_bytes,
+            });
+            receivers.spawn(crate::net::serve_http(
+                listener,
+                router,
+                tls,
+                shutdown.clone(),
+                grace,
+            ));
+            info!(addr = ?addrs.http, "OTLP/HTTP receiver listening.");
+        }
+
+        // Admin listener: up until the very end.
+        let admin_stop = CancellationToken::new();
+        let mut admin_task = None;
+        if let Some(listener) = admin {
+            let router = admin::router(AdminState {
+                engine: Arc::clone(&engine),
+                queue: queue.clone(),
+                ready: Arc::clone(&ready),
+            });
+            admin_task = Some(tokio::spawn(crate::net::serve_http(
+                listener,
+                router,
+                None,
+                admin_stop.clone(),
+                Duration::from_secs(1),
+            )));
+            info!(addr = ?addrs.admin, "Admin listener listening.");
+        }
+
+        // Background tasks.
+        let mut background = JoinSet::new();
+        {
+            let engine = Arc::clone(&engine);
+            let every = config.series.sweep_interval;
+            let token = shutdown.clone();
+            background.spawn(async move {
+                let mut ticker = tokio::time::interval(every);
+                ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+                loop {
+                    tokio::select! {
+                        biased;
+                        _ = token.cancelled() => return,
+                        _ = ticker.tick() => {}
+                    }
+                    let evicted = engine.evict_idle();
+                    if evicted > 0 {
+                        tracing::debug!(evicted, "Idle series evicted.");
+                    }
+                }
+            });
+        }
+        if let (Some(q), true) = (&queue, config.events.derived_metrics) {
+            background.spawn(events::run_derived_metrics(
+                Arc::clone(&engine),
+                q.clone(),
+                config.events.derived_metrics_interval,
+                shutdown.clone(),
+            ));
+        }
+
+        ready.store(true, Ordering::Release);
+        info!(version = env!("CARGO_PKG_VERSION"), "leakwatch is running.");
+        shutdown.cancelled().await;
+
+        info!("Shutting down: receivers stop accepting.");
+        ready.store(false, Ordering::Release);
+        if tokio::time::timeout(grace, async {
+            while receivers.join_next().await.is_some() {}
+        })
+        .await
+        .is_err()
+        {
+            warn!("Receivers did not stop within the grace period.");
+            receivers.abort_all();
+        }
+        background.abort_all();
+        let dropped_requests = match exporter {
+            Some(e) => e.shutdown(grace).await,
+            None => 0,
+        };
+        admin_stop.cancel();
+        if let Some(t) = admin_task {
+            let _ = t.await;
+        }
+        info!(dropped_requests, "leakwatch stopped.");
+        Ok(ShutdownReport { dropped_requests })
+    }
+}

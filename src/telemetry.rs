@@ -1,0 +1,503 @@
+//! leakwatch's own metrics, rendered in the Prometheus text format on the
+//! admin listener's `/metrics`.
+//!
+//! Counters are plain atomics in fixed arrays indexed by small enums: the hot
+//! path does one relaxed `fetch_add` per request (never per point) and takes
+//! no lock. Gauges (queue depth, series tracked, RSS) are read when scraped.
+
+use std::fmt::Write as _;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use crate::signal::{Protocol, Signal};
+
+/// Why a whole request was refused.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RefusedReason {
+    Malformed,
+    TooLarge,
+    UnsupportedMediaType,
+    QueueFull,
+    MemoryLimit,
+    Unauthenticated,
+    ShuttingDown,
+}
+
+impl RefusedReason {
+    pub const ALL: [RefusedReason; 7] = [
+        RefusedReason::Malformed,
+        RefusedReason::TooLarge,
+        RefusedReason::UnsupportedMediaType,
+        RefusedReason::QueueFull,
+        RefusedReason::MemoryLimit,
+        RefusedReason::Unauthenticated,
+        RefusedReason::ShuttingDown,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RefusedReason::Malformed => "malformed",
+            RefusedReason::TooLarge => "too_large",
+            RefusedReason::UnsupportedMediaType => "unsupported_media_type",
+            RefusedReason::QueueFull => "queue_full",
+            RefusedReason::MemoryLimit => "memory_limit",
+            RefusedReason::Unauthenticated => "unauthenticated",
+            RefusedReason::ShuttingDown => "shutting_down",
+        }
+    }
+}
+
+/// What happened to individual data points that were accepted but not used
+/// as-is by detection.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PointAnomaly {
+    /// NaN or ±Inf value (or a point flagged "no recorded value").
+    NonFinite,
+    /// Older than the newest point of its series.
+    OutOfOrder,
+    /// Same timestamp as the newest point of its series.
+    Duplicate,
+    /// Counter reset or process restart.
+    Reset,
+    /// Refused because the series table is full (reported to the client).
+    SeriesLimit,
+    /// Missing timestamp, negative amount, or a value out of range.
+    Invalid,
+    /// Too far ahead of its series' previous point (a clock jump).
+    TooFarAhead,
+}
+
+impl PointAnomaly {
+    pub const ALL: [PointAnomaly; 7] = [
+        PointAnomaly::NonFinite,
+        PointAnomaly::OutOfOrder,
+        PointAnomaly::Duplicate,
+        PointAnomaly::Reset,
+        PointAnomaly::SeriesLimit,
+        PointAnomaly::Invalid,
+        PointAnomaly::TooFarAhead,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PointAnomaly::NonFinite => "non_finite",
+            PointAnomaly::OutOfOrder => "out_of_order",
+            PointAnomaly::Duplicate => "duplicate",
+            PointAnomaly::Reset => "reset",
+            PointAnomaly::SeriesLimit => "series_limit",
+            PointAnomaly::Invalid => "invalid",
+            PointAnomaly::TooFarAhead => "too_far_ahead",
+        }
+    }
+}
+
+/// How a forwarded request ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ExportOutcome {
+    Delivered,
+    Retried,
+    /// The downstream refused it with a non-retryable status.
+    FailedPermanent,
+    /// Retries ran out (max elapsed time) or shutdown's grace period ended.
+    Dropped,
+}
+
+impl ExportOutcome {
+    pub const ALL: [ExportOutcome; 4] = [
+        ExportOutcome::Delivered,
+        ExportOutcome::Retried,
+        ExportOutcome::FailedPermanent,
+        ExportOutcome::Dropped,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ExportOutcome::Delivered => "delivered",
+            ExportOutcome::Retried => "retried",
+            ExportOutcome::FailedPermanent => "failed_permanent",
+            ExportOutcome::Dropped => "dropped",
+        }
+    }
+}
+
+const NS: usize = 3; // signals
+const NP: usize = 3; // protocols
+const NR: usize = RefusedReason::ALL.len();
+const NA: usize = PointAnomaly::ALL.len();
+const NE: usize = ExportOutcome::ALL.len();
+
+type Counter = AtomicU64;
+
+fn add(c: &Counter, n: u64) {
+    c.fetch_add(n, Ordering::Relaxed);
+}
+
+/// All of leakwatch's counters.
+#[derive(Default)]
+pub struct Telemetry {
+    requests: [[Counter; NP]; NS],
+    items: [[Counter; NP]; NS],
+    refused_requests: [[Counter; NR]; NS],
+    refused_items: [[Counter; NR]; NS],
+    point_anomalies: [Counter; NA],
+    exports: [[Counter; NE]; NS],
+    exported_bytes: [Counter; NS],
+    series_created: Counter,
+    series_evicted: Counter,
+    leak_events: [Counter; 3],
+}
+
+/// Gauges read at scrape time.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct Gauges {
+    pub queue_requests: u64,
+    pub queue_bytes: u64,
+    pub queue_max_bytes: u64,
+    pub series: u64,
+    pub series_max: u64,
+    pub resources: u64,
+    pub incidents_suspected: u64,
+    pub incidents_confirmed: u64,
+    pub rss_bytes: Option<u64>,
+}
+
+impl Telemetry {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// A request of `items` items arrived (counted before any check).
+    pub fn received(&self, signal: Signal, protocol: Protocol, items: u64) {
+        add(&self.requests[signal.index()][protocol.index()], 1);
+        add(&self.items[signal.index()][protocol.index()], items);
+    }
+
+    /// A whole request was refused; `items` is its item count when known.
+    pub fn refused(&self, signal: Signal, reason: RefusedReason, items: u64) {
+        add(&self.refused_requests[signal.index()][reason as usize], 1);
+        add(&self.refused_items[signal.index()][reason as usize], items);
+    }
+
+    pub fn point_anomaly(&self, anomaly: PointAnomaly, n: u64) {
+        if n > 0 {
+            add(&self.point_anomalies[anomaly as usize], n);
+        }
+    }
+
+    pub fn point_anomalies(&self, anomaly: PointAnomaly) -> u64 {
+        self.point_anomalies[anomaly as usize].load(Ordering::Relaxed)
+    }
+
+    pub fn export(&self, signal: Signal, outcome: ExportOutcome) {
+        add(&self.exports[signal.index()][outcome as usize], 1);
+    }
+
+    pub fn exports(&self, signal: Signal, outcome: ExportOutcome) -> u64 {
+        self.exports[signal.index()][outcome as usize].load(Ordering::Relaxed)
+    }
+
+    pub fn exported_bytes(&self, signal: Signal, n: u64) {
+        add(&self.exported_bytes[signal.index()], n);
+    }
+
+    pub fn series_created(&self, n: u64) {
+        if n > 0 {
+            add(&self.series_created, n);
+        }
+    }
+
+    pub fn series_evicted(&self, n: u64) {
+        add(&self.series_evicted, n);
+    }
+
+    /// `kind`: 0 suspected, 1 confirmed, 2 resolved.
+    pub fn leak_event(&self, kind: usize) {
+        if let Some(c) = self.leak_events.get(kind) {
+            add(c, 1);
+        }
+    }
+
+    pub fn requests(&self, signal: Signal, protocol: Protocol) -> u64 {
+        self.requests[signal.index()][protocol.index()].load(Ordering::Relaxed)
+    }
+
+    pub fn items(&self, signal: Signal, protocol: Protocol) -> u64 {
+        self.items[signal.index()][protocol.index()].load(Ordering::Relaxed)
+    }
+
+    pub fn refused_requests(&self, signal: Signal, reason: RefusedReason) -> u64 {
+        self.refused_requests[signal.index()][reason as usize].load(Ordering::Relaxed)
+    }
+
+    /// Renders everything in the Prometheus text exposition format.
+    pub fn render(&self, gauges: &Gauges) -> String {
+        let mut out = String::with_capacity(8 * 1024);
+        let load = |c: &Counter| c.load(Ordering::Relaxed);
+
+        header(
+            &mut out,
+            "leakwatch_receiver_requests_total",
+            "counter",
+            "Export requests received, by signal and protocol.",
+        );
+        for s in Signal::ALL {
+            for p in Protocol::ALL {
+                sample2(
+                    &mut out,
+                    "leakwatch_receiver_requests_total",
+                    "signal",
+                    s.as_str(),
+                    "protocol",
+                    p.as_str(),
+                    load(&self.requests[s.index()][p.index()]),
+                );
+            }
+        }
+        header(
+            &mut out,
+            "leakwatch_receiver_items_total",
+            "counter",
+            "Items (data points, spans, log records) received, by signal and protocol.",
+        );
+        for s in Signal::ALL {
+            for p in Protocol::ALL {
+                sample2(
+                    &mut out,
+                    "leakwatch_receiver_items_total",
+                    "signal",
+                    s.as_str(),
+                    "protocol",
+                    p.as_str(),
+                    load(&self.items[s.index()][p.index()]),
+                );
+            }
+        }
+        header(
+            &mut out,
+            "leakwatch_receiver_refused_requests_total",
+            "counter",
+            "Export requests refused as a whole, by signal and reason.",
+        );
+        for s in Signal::ALL {
+            for r in RefusedReason::ALL {
+                sample2(
+                    &mut out,
+                    "leakwatch_receiver_refused_requests_total",
+                    "signal",
+                    s.as_str(),
+                    "reason",
+                    r.as_str(),
+                    load(&self.refused_requests[s.index()][r as usize]),
+                );
+            }
+        }
+        header(
+            &mut out,
+            "leakwatch_receiver_refused_items_total",
+            "counter",
+            "Items in refused requests, by signal and reason.",
+        );
+        for s in Signal::ALL {
+            for r in RefusedReason::ALL {
+                sample2(
+                    &mut out,
+                    "leakwatch_receiver_refused_items_total",
+                    "signal",
+                    s.as_str(),
+                    "reason",
+                    r.as_str(),
+                    load(&self.refused_items[s.index()][r as usize]),
+                );
+            }
+        }
+        header(&mut out, "leakwatch_points_anomalies_total", "counter", "Data points of tracked series that were not used as-is: non-finite, out of order, duplicate, counter reset, refused at the series limit, invalid (no timestamp, negative, out of range), too far ahead.");
+        for a in PointAnomaly::ALL {
+            sample1(
+                &mut out,
+                "leakwatch_points_anomalies_total",
+                "kind",
+                a.as_str(),
+                load(&self.point_anomalies[a as usize]),
+            );
+        }
+        header(
+            &mut out,
+            "leakwatch_exporter_requests_total",
+            "counter",
+            "Forwarded requests by signal and outcome (retried counts each retry).",
+        );
+        for s in Signal::ALL {
+            for e in ExportOutcome::ALL {
+                sample2(
+                    &mut out,
+                    "leakwatch_exporter_requests_total",
+                    "signal",
+                    s.as_str(),
+                    "outcome",
+                    e.as_str(),
+                    load(&self.exports[s.index()][e as usize]),
+                );
+            }
+        }
+        header(
+            &mut out,
+            "leakwatch_exporter_sent_bytes_total",
+            "counter",
+            "Bytes delivered downstream, by signal.",
+        );
+        for s in Signal::ALL {
+            sample1(
+                &mut out,
+                "leakwatch_exporter_sent_bytes_total",
+                "signal",
+                s.as_str(),
+                load(&self.exported_bytes[s.index()]),
+            );
+        }
+        gauge(
+            &mut out,
+            "leakwatch_exporter_queue_requests",
+            "Requests waiting in or being sent from the export queue.",
+            gauges.queue_requests,
+        );
+        gauge(
+            &mut out,
+            "leakwatch_exporter_queue_bytes",
+            "Bytes held by the export queue.",
+            gauges.queue_bytes,
+        );
+        gauge(
+            &mut out,
+            "leakwatch_exporter_queue_capacity_bytes",
+            "The export queue's byte bound.",
+            gauges.queue_max_bytes,
+        );
+        gauge(
+            &mut out,
+            "leakwatch_series",
+            "Series tracked.",
+            gauges.series,
+        );
+        gauge(
+            &mut out,
+            "leakwatch_series_limit",
+            "The bound on series tracked.",
+            gauges.series_max,
+        );
+        gauge(
+            &mut out,
+            "leakwatch_resources",
+            "Resources (processes) tracked.",
+            gauges.resources,
+        );
+        header(
+            &mut out,
+            "leakwatch_series_created_total",
+            "counter",
+            "Series created.",
+        );
+        let _ = writeln!(
+            out,
+            "leakwatch_series_created_total {}",
+            load(&self.series_created)
+        );
+        header(
+            &mut out,
+            "leakwatch_series_evicted_total",
+            "counter",
+            "Series evicted after being idle (event time).",
+        );
+        let _ = writeln!(
+            out,
+            "leakwatch_series_evicted_total {}",
+            load(&self.series_evicted)
+        );
+        header(
+            &mut out,
+            "leakwatch_leak_events_total",
+            "counter",
+            "Leak events emitted, by kind.",
+        );
+        for (i, kind) in ["suspected", "confirmed", "resolved"].iter().enumerate() {
+            sample1(
+                &mut out,
+                "leakwatch_leak_events_total",
+                "kind",
+                kind,
+                load(&self.leak_events[i]),
+            );
+        }
+        header(
+            &mut out,
+            "leakwatch_incidents",
+            "gauge",
+            "Open leak incidents by state.",
+        );
+        sample1(
+            &mut out,
+            "leakwatch_incidents",
+            "state",
+            "suspected",
+            gauges.incidents_suspected,
+        );
+        sample1(
+            &mut out,
+            "leakwatch_incidents",
+            "state",
+            "confirmed",
+            gauges.incidents_confirmed,
+        );
+        if let Some(rss) = gauges.rss_bytes {
+            gauge(
+                &mut out,
+                "leakwatch_process_resident_memory_bytes",
+                "leakwatch's own resident set size.",
+                rss,
+            );
+        }
+        out
+    }
+}
+
+fn header(out: &mut String, name: &str, kind: &str, help: &str) {
+    let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
+}
+
+fn sample1(out: &mut String, name: &str, k: &str, v: &str, value: u64) {
+    let _ = writeln!(out, "{name}{{{k}=\"{v}\"}} {value}");
+}
+
+#[allow(clippy::too_many_arguments)]
+fn sample2(out: &mut String, name: &str, k1: &str, v1: &str, k2: &str, v2: &str, value: u64) {
+    let _ = writeln!(out, "{name}{{{k1}=\"{v1}\",{k2}=\"{v2}\"}} {value}");
+}
+
+fn gauge(out: &mut String, name: &str, help: &str, value: u64) {
+    header(out, name, "gauge", help);
+    let _ = writeln!(out, "{name} {value}");
+}
+
+/// This process's resident set size, from `/proc/self/statm` (Linux).
+pub fn own_rss_bytes() -> Option<u64> {
+    let statm = std::fs::read_to_string("/proc/self/statm").ok()?;
+    let resident_pages: u64 = statm.split_whitespace().nth(1)?.parse().ok()?;
+    Some(resident_pages * 4096)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn renders_counters_with_labels() {
+        let t = Telemetry::new();
+        t.received(Signal::Metrics, Protocol::Grpc, 40);
+        t.refused(Signal::Logs, RefusedReason::QueueFull, 3);
+        let text = t.render(&Gauges::default());
+        assert!(text
+            .contains("leakwatch_receiver_items_total{signal=\"metrics\",protocol=\"grpc\"} 40\n"));
+        assert!(text.contains(
+            "leakwatch_receiver_refused_requests_total{signal=\"logs\",reason=\"queue_full\"} 1\n"
+        ));
+        assert!(text.contains("# TYPE leakwatch_series gauge\n"));
+    }
+}

@@ -1,0 +1,578 @@
+//! Shared helpers for the integration tests: start leakwatch in-process on
+//! 127.0.0.1:0, a fake downstream collector that pushes every request's raw
+//! bytes into a channel, and request builders.
+#![allow(dead_code)]
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::{Buf, BufMut, Bytes};
+use leakwatch::config::Config;
+use leakwatch::proto::otlp::collector::metrics::v1::ExportMetricsServiceRequest;
+use leakwatch::proto::otlp::common::v1::{any_value, AnyValue, InstrumentationScope, KeyValue};
+use leakwatch::proto::otlp::metrics::v1::{
+    exponential_histogram_data_point::Buckets, metric, number_data_point,
+    summary_data_point::ValueAtQuantile, AggregationTemporality, ExponentialHistogram,
+    ExponentialHistogramDataPoint, Gauge, Histogram, HistogramDataPoint, Metric, NumberDataPoint,
+    ResourceMetrics, ScopeMetrics, Sum, Summary, SummaryDataPoint,
+};
+use leakwatch::proto::otlp::resource::v1::Resource;
+use leakwatch::server::{Addresses, Bound, ShutdownReport};
+use tokio::net::TcpListener;
+use tokio::sync::{mpsc, Mutex};
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+use tonic::codec::{Codec, DecodeBuf, Decoder, EncodeBuf, Encoder};
+use tonic::Status;
+
+/// A codec that keeps messages as raw bytes (the test's own, so the fake
+/// downstream does not depend on leakwatch's).
+#[derive(Clone, Copy, Default)]
+pub struct Raw;
+
+impl Codec for Raw {
+    type Encode = Bytes;
+    type Decode = Bytes;
+    type Encoder = Raw;
+    type Decoder = Raw;
+    fn encoder(&mut self) -> Raw {
+        Raw
+    }
+    fn decoder(&mut self) -> Raw {
+        Raw
+    }
+}
+
+impl Encoder for Raw {
+    type Item = Bytes;
+    type Error = Status;
+    fn encode(&mut self, item: Bytes, dst: &mut EncodeBuf<'_>) -> Result<(), Status> {
+        dst.put(item);
+        Ok(())
+    }
+}
+
+impl Decoder for Raw {
+    type Item = Bytes;
+    type Error = Status;
+    fn decode(&mut self, src: &mut DecodeBuf<'_>) -> Result<Option<Bytes>, Status> {
+        let n = src.remaining();
+        Ok(Some(src.copy_to_bytes(n)))
+    }
+}
+
+/// One request the fake downstream received: its gRPC path and raw bytes.
+#[derive(Debug, Clone)]
+pub struct Received {
+    pub path: String,
+    pub body: Bytes,
+}
+
+/// What the fake downstream answers.
+#[derive(Clone)]
+pub enum Behaviour {
+    Accept,
+    Fail(tonic::Code),
+}
+
+/// A fake downstream collector: every export request's raw bytes go into a channel.
+pub struct Downstream {
+    pub addr: SocketAddr,
+    pub rx: mpsc::UnboundedReceiver<Received>,
+    pub behaviour: Arc<Mutex<Behaviour>>,
+    stop: CancellationToken,
+    task: JoinHandle<()>,
+}
+
+#[derive(Clone)]
+struct Sink {
+    tx: mpsc::UnboundedSender<Received>,
+    behaviour: Arc<Mutex<Behaviour>>,
+}
+
+impl<B> tower::Service<http::Request<B>> for Sink
+where
+    B: http_body::Body + Send + 'static,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>> + Send + 'static,
+{
+    type Response = http::Response<tonic::body::Body>;
+    type Error = std::convert::Infallible;
+    type Future = std::pin::Pin<
+        Box<dyn std::future::Future<Output = Result<Self::Response, Self::Error>> + Send>,
+    >;
+    fn poll_ready(
+        &mut self,
+        _: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Result<(), Self::Error>> {
+        std::task::Poll::Ready(Ok(()))
+    }
+    fn call(&mut self, req: http::Request<B>) -> Self::Future {
+        let sink = self.clone();
+        Box::pin(async move {
+            let path = req.uri().path().to_owned();
+            let mut grpc = tonic::server::Grpc::new(Raw)
+                .accept_compressed(tonic::codec::CompressionEncoding::Gzip)
+                .accept_compressed(tonic::codec::CompressionEncoding::Zstd);
+            let handler = Handler { sink, path };
+            Ok(grpc.unary(handler, req).await)
+        })
+    }
+}
+
+struct Handler {
+    sink: Sink,
+    path: String,
+}
+
+impl tonic::server::UnaryService<Bytes> for Handler {
+    type Response = Bytes;
+    type Future = std::pin::Pin<
+        Box<dyn std::future::Future<Output = Result<tonic::Response<Bytes>, Status>> + Send>,
+    >;
+    fn call(&mut self, request: tonic::Request<Bytes>) -> Self::Future {
+        let sink = self.sink.clone();
+        let path = self.path.clone();
+        Box::pin(async move {
+            match sink.behaviour.lock().await.clone() {
+                Behaviour::Accept => {
+                    let _ = sink.tx.send(Received {
+                        path,
+                        body: request.into_inner(),
+                    });
+                    Ok(tonic::Response::new(Bytes::new()))
+                }
+                Behaviour::Fail(code) => Err(Status::new(code, "fake downstream told to fail")),
+            }
+        })
+    }
+}
+
+macro_rules! named {
+    ($name:ident, $svc:literal) => {
+        #[derive(Clone)]
+        struct $name(Sink);
+        impl tonic::server::NamedService for $name {
+            const NAME: &'static str = $svc;
+        }
+        impl<B> tower::Service<http::Request<B>> for $name
+        where
+            B: http_body::Body + Send + 'static,
+            B::Error: Into<Box<dyn std::error::Error + Send + Sync>> + Send + 'static,
+        {
+            type Response = http::Response<tonic::body::Body>;
+            type Error = std::convert::Infallible;
+            type Future = std::pin::Pin<
+                Box<dyn std::future::Future<Output = Result<Self::Response, Self::Error>> + Send>,
+            >;
+            fn poll_ready(
+                &mut self,
+                cx: &mut std::task::Context<'_>,
+            ) -> std::task::Poll<Result<(), Self::Error>> {
+                tower::Service::<http::Request<B>>::poll_ready(&mut self.0, cx)
+            }
+            fn call(&mut self, req: http::Request<B>) -> Self::Future {
+                self.0.call(req)
+            }
+        }
+    };
+}
+named!(
+    MetricsSink,
+    "opentelemetry.proto.collector.metrics.v1.MetricsService"
+);
+named!(
+    TraceSink,
+    "opentelemetry.proto.collector.trace.v1.TraceService"
+);
+named!(
+    LogsSink,
+    "opentelemetry.proto.collector.logs.v1.LogsService"
+);
+
+impl Downstream {
+    pub async fn start() -> Downstream {
+        let listener = TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind downstream");
+        Self::start_on(listener).await
+    }
+
+    pub async fn start_on(listener: TcpListener) -> Downstream {
+        let addr = listener.local_addr().expect("addr");
+        let (tx, rx) = mpsc::unbounded_channel();
+        let behaviour = Arc::new(Mutex::new(Behaviour::Accept));
+        let sink = Sink {
+            tx,
+            behaviour: Arc::clone(&behaviour),
+        };
+        let stop = CancellationToken::new();
+        let token = stop.clone();
+        let task = tokio::spawn(async move {
+            tonic::transport::Server::builder()
+                .add_service(MetricsSink(sink.clone()))
+                .add_service(TraceSink(sink.clone()))
+                .add_service(LogsSink(sink))
+                .serve_with_incoming_shutdown(
+                    tonic::transport::server::TcpIncoming::from(listener),
+                    token.cancelled_owned(),
+                )
+                .await
+                .expect("downstream serve");
+        });
+        Downstream {
+            addr,
+            rx,
+            behaviour,
+            stop,
+            task,
+        }
+    }
+
+    pub fn endpoint(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// The next request received, within 10 s.
+    pub async fn next(&mut self) -> Received {
+        tokio::time::timeout(Duration::from_secs(10), self.rx.recv())
+            .await
+            .expect("downstream received nothing within 10 s")
+            .expect("downstream channel open")
+    }
+
+    /// The next request on `path`, skipping others (e.g. leak events).
+    pub async fn next_on(&mut self, path: &str) -> Received {
+        loop {
+            let r = self.next().await;
+            if r.path == path {
+                return r;
+            }
+        }
+    }
+
+    pub async fn stop(self) {
+        self.stop.cancel();
+        let _ = self.task.await;
+    }
+}
+
+/// A leakwatch server running in-process.
+pub struct Running {
+    pub addrs: Addresses,
+    pub shutdown: CancellationToken,
+    pub task: JoinHandle<ShutdownReport>,
+}
+
+impl Running {
+    pub fn grpc_endpoint(&self) -> String {
+        format!("http://{}", self.addrs.grpc.expect("grpc enabled"))
+    }
+    pub fn http_url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.addrs.http.expect("http enabled"))
+    }
+    pub fn admin_url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.addrs.admin.expect("admin enabled"))
+    }
+    pub async fn stop(self) -> ShutdownReport {
+        self.shutdown.cancel();
+        tokio::time::timeout(Duration::from_secs(30), self.task)
+            .await
+            .expect("stopped within 30 s")
+            .expect("join")
+    }
+}
+
+/// A config listening on ephemeral loopback ports.
+pub fn test_config(downstream: Option<String>) -> Config {
+    let mut c = Config::default();
+    c.receivers.grpc.listen = "127.0.0.1:0".parse().expect("addr");
+    c.receivers.http.listen = "127.0.0.1:0".parse().expect("addr");
+    c.admin.listen = "127.0.0.1:0".parse().expect("addr");
+    c.downstream.endpoint = downstream;
+    c.downstream.retry.initial_interval = Duration::from_millis(50);
+    c.downstream.retry.max_interval = Duration::from_millis(200);
+    c.shutdown.grace_period = Duration::from_secs(10);
+    c.events.derived_metrics = false;
+    c
+}
+
+pub async fn start(config: Config) -> Running {
+    let bound = Bound::bind(config).await.expect("bind leakwatch");
+    let addrs = bound.addresses();
+    let shutdown = CancellationToken::new();
+    let token = shutdown.clone();
+    let task = tokio::spawn(async move { bound.run(token).await.expect("run") });
+    Running {
+        addrs,
+        shutdown,
+        task,
+    }
+}
+
+/// A raw gRPC unary call (bytes in, bytes out).
+pub async fn grpc_raw(
+    endpoint: &str,
+    path: &'static str,
+    body: Bytes,
+    compression: Option<tonic::codec::CompressionEncoding>,
+    token: Option<&str>,
+) -> Result<Bytes, Status> {
+    let channel = tonic::transport::Endpoint::from_shared(endpoint.to_owned())
+        .expect("endpoint")
+        .connect()
+        .await
+        .map_err(|e| Status::unavailable(e.to_string()))?;
+    let mut client = tonic::client::Grpc::new(channel)
+        .max_decoding_message_size(64 << 20)
+        .max_encoding_message_size(64 << 20);
+    if let Some(c) = compression {
+        client = client.send_compressed(c);
+    }
+    client
+        .ready()
+        .await
+        .map_err(|e| Status::unavailable(e.to_string()))?;
+    let mut request = tonic::Request::new(body);
+    if let Some(t) = token {
+        request.metadata_mut().insert(
+            "authorization",
+            format!("Bearer {t}").parse().expect("header"),
+        );
+    }
+    client
+        .unary(request, http::uri::PathAndQuery::from_static(path), Raw)
+        .await
+        .map(|r| r.into_inner())
+}
+
+pub fn kv(key: &str, value: &str) -> KeyValue {
+    KeyValue {
+        key: key.to_owned(),
+        value: Some(AnyValue {
+            value: Some(any_value::Value::StringValue(value.to_owned())),
+        }),
+        ..Default::default()
+    }
+}
+
+pub fn resource(service: &str, instance: &str) -> Resource {
+    Resource {
+        attributes: vec![
+            kv("service.name", service),
+            kv("service.instance.id", instance),
+        ],
+        ..Default::default()
+    }
+}
+
+pub fn gauge_metric(name: &str, unit: &str, points: Vec<NumberDataPoint>) -> Metric {
+    Metric {
+        name: name.to_owned(),
+        unit: unit.to_owned(),
+        data: Some(metric::Data::Gauge(Gauge {
+            data_points: points,
+        })),
+        ..Default::default()
+    }
+}
+
+pub fn number_point(t_ns: u64, value: f64, attrs: Vec<KeyValue>) -> NumberDataPoint {
+    NumberDataPoint {
+        attributes: attrs,
+        time_unix_nano: t_ns,
+        value: Some(number_data_point::Value::AsDouble(value)),
+        ..Default::default()
+    }
+}
+
+pub fn request(resource: Resource, metrics: Vec<Metric>) -> ExportMetricsServiceRequest {
+    ExportMetricsServiceRequest {
+        resource_metrics: vec![ResourceMetrics {
+            resource: Some(resource),
+            scope_metrics: vec![ScopeMetrics {
+                scope: Some(InstrumentationScope {
+                    name: "test".to_owned(),
+                    ..Default::default()
+                }),
+                metrics,
+                schema_url: String::new(),
+            }],
+            schema_url: String::new(),
+        }],
+    }
+}
+
+/// One metric of every point kind (int and double values, one NaN), 9
+/// points in all, 5 of them in series the catalog tracks.
+pub fn every_point_kind(t_ns: u64) -> ExportMetricsServiceRequest {
+    let start = t_ns - 60_000_000_000;
+    let int_point = NumberDataPoint {
+        attributes: vec![kv("k", "int")],
+        start_time_unix_nano: start,
+        time_unix_nano: t_ns,
+        value: Some(number_data_point::Value::AsInt(42)),
+        ..Default::default()
+    };
+    let metrics = vec![
+        gauge_metric(
+            "process.memory.usage",
+            "By",
+            vec![
+                number_point(t_ns, 1.5e8, vec![]),
+                int_point.clone(),
+                number_point(t_ns, f64::NAN, vec![kv("k", "nan")]),
+            ],
+        ),
+        Metric {
+            name: "requests".to_owned(),
+            data: Some(metric::Data::Sum(Sum {
+                data_points: vec![int_point.clone()],
+                aggregation_temporality: AggregationTemporality::Cumulative as i32,
+                is_monotonic: true,
+            })),
+            ..Default::default()
+        },
+        Metric {
+            name: "delta.requests".to_owned(),
+            data: Some(metric::Data::Sum(Sum {
+                data_points: vec![number_point(t_ns, 3.0, vec![])],
+                aggregation_temporality: AggregationTemporality::Delta as i32,
+                is_monotonic: true,
+            })),
+            ..Default::default()
+        },
+        Metric {
+            name: "v8js.memory.heap.used".to_owned(),
+            unit: "By".to_owned(),
+            data: Some(metric::Data::Sum(Sum {
+                data_points: vec![number_point(
+                    t_ns,
+                    2.0e7,
+                    vec![kv("v8js.heap.space.name", "old_space")],
+                )],
+                aggregation_temporality: AggregationTemporality::Cumulative as i32,
+                is_monotonic: false,
+            })),
+            ..Default::default()
+        },
+        Metric {
+            name: "http.server.request.duration".to_owned(),
+            unit: "s".to_owned(),
+            data: Some(metric::Data::Histogram(Histogram {
+                data_points: vec![HistogramDataPoint {
+                    start_time_unix_nano: start,
+                    time_unix_nano: t_ns,
+                    count: 10,
+                    sum: Some(1.5),
+                    bucket_counts: vec![4, 6],
+                    explicit_bounds: vec![0.1],
+                    ..Default::default()
+                }],
+                aggregation_temporality: AggregationTemporality::Cumulative as i32,
+            })),
+            ..Default::default()
+        },
+        Metric {
+            name: "exp.latency".to_owned(),
+            data: Some(metric::Data::ExponentialHistogram(ExponentialHistogram {
+                data_points: vec![ExponentialHistogramDataPoint {
+                    start_time_unix_nano: start,
+                    time_unix_nano: t_ns,
+                    count: 5,
+                    sum: Some(2.0),
+                    scale: 1,
+                    positive: Some(Buckets {
+                        offset: 0,
+                        bucket_counts: vec![2, 3],
+                    }),
+                    ..Default::default()
+                }],
+                aggregation_temporality: AggregationTemporality::Delta as i32,
+            })),
+            ..Default::default()
+        },
+        Metric {
+            name: "legacy.summary".to_owned(),
+            data: Some(metric::Data::Summary(Summary {
+                data_points: vec![SummaryDataPoint {
+                    start_time_unix_nano: start,
+                    time_unix_nano: t_ns,
+                    count: 7,
+                    sum: 3.5,
+                    quantile_values: vec![ValueAtQuantile {
+                        quantile: 0.5,
+                        value: 0.4,
+                    }],
+                    ..Default::default()
+                }],
+            })),
+            ..Default::default()
+        },
+    ];
+    request(resource("checkout", "pod-1"), metrics)
+}
+
+/// Appends an unknown field (number 99, a string) to an encoded message: a
+/// proxy that decodes and re-encodes with the schema would drop it.
+pub fn with_unknown_field(mut encoded: Vec<u8>) -> Bytes {
+    // tag = (99 << 3) | 2 as a varint, then length 3, then "lw!".
+    let tag = (99u32 << 3) | 2;
+    let mut v = tag;
+    while v >= 0x80 {
+        encoded.push((v as u8 & 0x7f) | 0x80);
+        v >>= 7;
+    }
+    encoded.push(v as u8);
+    encoded.push(3);
+    encoded.extend_from_slice(b"lw!");
+    Bytes::from(encoded)
+}
+
+/// Seconds since the epoch now, in ns (for realistic timestamps).
+pub fn now_ns() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock")
+        .as_nanos() as u64
+}
+
+/// A plain HTTP/1.1 client request with hyper (no extra crates).
+pub async fn http_request(
+    method: &str,
+    url: &str,
+    headers: &[(&str, &str)],
+    body: Vec<u8>,
+) -> (u16, http::HeaderMap, Bytes) {
+    use http_body_util::{BodyExt, Full};
+    let uri: http::Uri = url.parse().expect("url");
+    let host = uri.authority().expect("authority").to_string();
+    let stream = tokio::net::TcpStream::connect(&host)
+        .await
+        .expect("connect");
+    let (mut sender, conn) =
+        hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream))
+            .await
+            .expect("handshake");
+    tokio::spawn(conn);
+    let mut req = http::Request::builder()
+        .method(method)
+        .uri(uri.path_and_query().map(|p| p.as_str()).unwrap_or("/"))
+        .header("host", host);
+    for (k, v) in headers {
+        req = req.header(*k, *v);
+    }
+    let response = sender
+        .send_request(req.body(Full::new(Bytes::from(body))).expect("request"))
+        .await
+        .expect("send");
+    let status = response.status().as_u16();
+    let headers = response.headers().clone();
+    let body = response
+        .into_body()
+        .collect()
+        .await
+        .expect("body")
+        .to_bytes();
+    (status, headers, body)
+}
