@@ -344,6 +344,14 @@ impl Catalog {
     }
 }
 
+impl Catalog {
+    /// Every metric name some rule matches (the engine indexes them so that
+    /// points of other metrics are skipped with one hash lookup).
+    pub fn metric_names(&self) -> impl Iterator<Item = &str> {
+        self.rules.iter().map(|r| r.metric.as_str())
+    }
+}
+
 /// Bytes per unit for UCUM-style byte units; `None` for a unit that is not an amount of memory
 /// (a memory metric in, say, seconds is misconfigured and better ignored than misread).
 pub fn unit_scale(unit: &str) -> Option<f64> {
@@ -485,13 +493,5 @@ mod tests {
             role(&c, "http_requests_total", &[]),
             Some(Role::RequestCount)
         );
-    }
-}
-
-impl Catalog {
-    /// Every metric name some rule matches (the engine indexes them so that
-    /// points of other metrics are skipped with one hash lookup).
-    pub fn metric_names(&self) -> impl Iterator<Item = &str> {
-        self.rules.iter().map(|r| r.metric.as_str())
     }
 }

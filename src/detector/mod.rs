@@ -20,6 +20,17 @@
 //!   effect size, change-point (step) test, saturation (warm-up) test, new highs, time to limit.
 //! - [`resource`]: [`ResourceDetector`], which combines a process' series (memory, RSS, GC,
 //!   requests, limits) and runs the ok → suspected → confirmed → resolved lifecycle.
+//! - `scenarios` (tests only): synthetic traces of leaks and traps fed straight to the detector
+//!   (the OTLP-level suite is `tests/scenarios.rs`).
+//!
+//! # Known limits
+//! - With no history (the first day of a trace) and no request counter, the rising half of a
+//!   strong daily wave, or a warm-up slower than about half the short window, looks like a leak
+//!   for a few hours and may be suspected (and, when it is steep, confirmed) before it bends and
+//!   resolves. From the second day the new-high test sees yesterday's crest, and with a request
+//!   counter the traffic veto explains the wave.
+//! - A step followed by growth inside the long window is seen by the short window only once the
+//!   step has left it, and the long window's deceleration test may hold it back until then.
 //!
 //! # Time and scale
 //! Time is always the data point's own timestamp, passed in; nothing here reads a clock, so the

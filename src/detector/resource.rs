@@ -23,7 +23,8 @@
 //! - ok → suspected: some primary signal has been leak-like (short or long window) for
 //!   `suspect_hold`.
 //! - suspected → confirmed: the long window (or `restart_cycles` grown cycles) has been
-//!   leak-like for `confirm_hold`.
+//!   leak-like for `confirm_hold`, or any evidence has held for 2 × `confirm_hold` (a recent
+//!   onset, whose long-window fit is still dominated by the flat history before it).
 //! - suspected/confirmed → resolved: no primary signal passes even the relaxed (hysteresis)
 //!   test, with enough data to judge, for `resolve_hold`. Too little data (e.g. just after a
 //!   restart) never resolves an incident.
@@ -464,26 +465,6 @@ impl ResourceDetector {
         self.gc_rising =
             fit_points(&gc).is_some_and(|f| f.rising(cfg.confidence, cfg.min_effective_samples));
 
-        #[cfg(test)]
-        if std::env::var("LW_DEBUG").is_ok() {
-            let f = |a: Option<Assessment>| {
-                a.map(|a| {
-                    format!(
-                        "n={} slope={:.0}KB/h t={:.1} neff={:.1} sig={} grow={} sat={} step={} high={} leak={} rel={}",
-                        a.fit.n, a.slope_per_hour() / 1e3, a.fit.t_stat, a.fit.n_eff, a.significant as u8,
-                        a.growth_ok as u8, a.saturating as u8, a.step_cut as u8, a.new_high as u8, a.leak as u8, a.relaxed as u8
-                    )
-                })
-            };
-            eprintln!(
-                "eval head={} short[{:?}] long[{:?}] req_rising={} mpr={}",
-                head,
-                f(short),
-                f(long),
-                req_rising,
-                mpr_rising
-            );
-        }
         let e = &mut self.memory[pos];
         e.short = short;
         e.long = long;
@@ -566,8 +547,12 @@ impl ResourceDetector {
                 held(self.evidence_since, cfg.suspect_hold_ns()).then_some(LeakEventKind::Suspected)
             }
             LeakState::Suspected | LeakState::Confirmed => {
+                // Long-window evidence confirms after `confirm_hold`; short-window evidence alone
+                // (a leak that started less than a long window ago, whose long fit is still
+                // dominated by the flat history) after twice that.
                 if self.state == LeakState::Suspected
-                    && held(self.confirm_since, cfg.confirm_hold_ns())
+                    && (held(self.confirm_since, cfg.confirm_hold_ns())
+                        || held(self.evidence_since, 2 * cfg.confirm_hold_ns()))
                 {
                     Some(LeakEventKind::Confirmed)
                 } else if !stay && judgeable {

@@ -391,97 +391,21 @@ fn replay_is_deterministic() {
     assert_eq!(a.events, b.events);
 }
 
-/// Exploration matrix (run with `--ignored --nocapture`): trap and leak variants under harsher
-/// noise, longer GC periods and without counters.
 #[test]
-#[ignore]
-fn explore() {
-    let cfg = hour_cfg();
-    let wave = |t: f64| (t / (24.0 * H) * std::f64::consts::TAU).sin();
-    type F = fn(f64) -> f64;
-    let cases: Vec<(&str, F)> = vec![
-        ("flat", |_| 200.0 * MB),
-        ("slow", |t| 200.0 * MB + 0.6 * MB * t / H),
-        ("fast", |t| 200.0 * MB + 10.0 * MB * t / H),
-        ("warm", |t| {
-            200.0 * MB + 150.0 * MB * (1.0 - (-t / (3.0 * H)).exp())
-        }),
-        ("warm-slow", |t| {
-            200.0 * MB + 100.0 * MB * (1.0 - (-t / (8.0 * H)).exp())
-        }),
-        ("daily30", |t| {
-            200.0 * MB + 30.0 * MB * (t / (24.0 * H) * std::f64::consts::TAU).sin()
-        }),
-        ("daily60", |t| {
-            200.0 * MB + 60.0 * MB * (t / (24.0 * H) * std::f64::consts::TAU - 1.5).sin()
-        }),
-        ("step", |t| {
-            200.0 * MB + if t > 30.0 * H { 60.0 * MB } else { 0.0 }
-        }),
-        ("batch", |t| {
-            let h = (t / H) % 24.0;
-            200.0 * MB
-                + if (2.0..5.0).contains(&h) {
-                    80.0 * MB * ((h - 2.0) / 3.0)
-                } else {
-                    0.0
-                }
-        }),
-        ("onset", |t| {
-            200.0 * MB
-                + if t > 30.0 * H {
-                    1.0 * MB * (t - 30.0 * H) / H
-                } else {
-                    0.0
-                }
-        }),
-    ];
-    let _ = wave;
-    for (name, f) in cases {
-        for (noise, gcp, counters) in [
-            (1.0, 300.0, true),
-            (5.0, 300.0, false),
-            (3.0, 1800.0, true),
-            (8.0, 600.0, false),
-        ] {
-            for seed in [1u64, 2, 3] {
-                let mut tr = Trace::new(96.0, f);
-                tr.noise = noise * MB;
-                tr.gc_period = gcp;
-                tr.counters = counters;
-                tr.seed = seed;
-                let r = simulate(&cfg, &tr);
-                eprintln!(
-                    "{name:10} noise={noise} gc={gcp} counters={counters} seed={seed}: {}",
-                    describe(&r)
-                );
-            }
-        }
-    }
-}
-
-#[test]
-#[ignore]
-fn debug_one() {
-    for (short, long, rate, step, noise) in [
-        (60, 120, 1.0, 2.0, 1.0),
-        (60, 60, 1.0, 2.0, 1.0),
-        (60, 120, 0.2, 2.0, 1.0),
-        (30, 120, 0.5, 1.0, 2.0),
-        (120, 120, 0.1, 5.0, 0.5),
-    ] {
-        let cfg = DetectorConfig::with_windows(Duration::from_secs(short), Duration::from_secs(long));
-        let mut tr = Trace::new(900.0 / H, move |t| 100.0 * MB + rate * MB * t);
-        tr.step_secs = step;
-        tr.gc_period = 10.0;
-        tr.noise = noise * MB;
-        let r = simulate(&cfg, &tr);
-        let s: Vec<String> = r.events.iter().map(|e| format!("{:?}@{:.0}s", e.kind, (e.t_ns - T0) as f64 / 1e9)).collect();
-        let mut tr = Trace::new(900.0 / H, |_| 100.0 * MB);
-        tr.step_secs = step;
-        tr.gc_period = 10.0;
-        tr.noise = noise * MB;
-        let q = simulate(&cfg, &tr);
-        eprintln!("short={short} long={long} rate={rate}MB/s step={step}: {s:?} flat: {}", describe(&q));
-    }
+fn short_oom_cycles_are_a_restart_cycle_leak() {
+    // 90 MB/h from 150 MB to a 512 MB limit: an OOM kill every 4 h, too short for a window fit.
+    let cycle = 4.0 * H;
+    let mut tr = Trace::new(48.0, move |t| 150.0 * MB + 90.0 * MB * (t % cycle) / H);
+    tr.restarts = (1..12).map(|k| k as f64 * cycle).collect();
+    tr.limit = Some(512.0 * MB);
+    tr.saw = Box::new(|_| 0.05);
+    let r = simulate(&hour_cfg(), &tr);
+    let confirmed = r.events.iter().find(|e| e.kind == LeakEventKind::Confirmed);
+    assert!(
+        confirmed
+            .is_some_and(|e| e.signals.contains(&"restart_cycle") && e.growth_bytes_per_hour > 0.0),
+        "{}",
+        describe(&r)
+    );
+    assert_eq!(r.count(LeakEventKind::Resolved), 0, "{}", describe(&r));
 }

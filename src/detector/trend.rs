@@ -7,8 +7,8 @@
 //!
 //! 1. **Enough data**: at least `min_fit_points` buckets spanning `min_coverage` of the short
 //!    window (an insufficient window is *unknown*, which neither raises nor clears an incident).
-//! 2. **Change point**: if a line with a single level shift (best split) explains the window
-//!    much better than the line alone (`sse_step ≤ step_sse_ratio · sse_line`), the step is a one-off
+//! 2. **Change point**: if a single step (two flat levels, best split) explains the window
+//!    much better than the line (`sse_step ≤ step_sse_ratio · sse_line`), the step is a one-off
 //!    (deploy, config change, a cache being switched on) and only the points after it are fit; a
 //!    step followed by flat memory is therefore not a leak, a step followed by growth still is.
 //! 3. **Significance**: the slope's t statistic, with its variance inflated by the residuals'
@@ -129,7 +129,9 @@ fn floor_at(input: &TrendInput<'_>, idx: u64, w: u64, lo: u64) -> Option<f64> {
     let start = idx.saturating_sub(w - 1).max(lo);
     (start..=idx)
         .filter_map(|i| input.ring.min(i))
-        .fold(None, |acc: Option<f64>, v| Some(acc.map_or(v, |a| a.min(v))))
+        .fold(None, |acc: Option<f64>, v| {
+            Some(acc.map_or(v, |a| a.min(v)))
+        })
 }
 
 /// The points to fit and the envelope span chosen.
@@ -139,7 +141,9 @@ fn floor_at(input: &TrendInput<'_>, idx: u64, w: u64, lo: u64) -> Option<f64> {
 /// minima sit part-way up the sawtooth. A trailing minimum over `w` buckets (a lower envelope)
 /// recovers the floor with the same slope, lagged by at most `w - 1` buckets. The span is chosen
 /// per fit among [`ENVELOPES`] as the one with the smallest standard error of the slope (the
-/// choice looks at noise, not at the slope itself, so it does not bias the test towards growth).
+/// choice looks at noise, not at the slope itself, so it does not bias the test towards growth);
+/// an envelope is only taken if it at least halves that error, since it also smooths away the
+/// curvature that the saturation test looks for.
 fn floor_points(cfg: &DetectorConfig, input: &TrendInput<'_>) -> Option<(Points, u64)> {
     let bucket_secs = cfg.bucket_secs();
     if input.counter {
@@ -148,6 +152,7 @@ fn floor_points(cfg: &DetectorConfig, input: &TrendInput<'_>) -> Option<(Points,
     }
     let lo = input.history_from.max(input.ring.oldest());
     let mut best: Option<(Points, u64, f64)> = None;
+    let mut se_raw = f64::INFINITY;
     for w in ENVELOPES {
         let p = Points::collect(input.to, input.from, bucket_secs, |i| {
             floor_at(input, i, w, lo)
@@ -156,6 +161,12 @@ fn floor_points(cfg: &DetectorConfig, input: &TrendInput<'_>) -> Option<(Points,
             break;
         }
         let se = LineFit::fit(p.xs(), p.ys()).map_or(f64::INFINITY, |f| f.se);
+        if w == 1 {
+            se_raw = se;
+        } else if se > 0.5 * se_raw {
+            // An envelope must pay for its lag with a clearly cleaner floor.
+            continue;
+        }
         if best.as_ref().is_none_or(|(_, _, b)| se < *b) {
             best = Some((p, w, se));
         }
@@ -180,45 +191,35 @@ fn mean(y: &[f64]) -> f64 {
 
 /// Position of the best single step, if a step explains the points much better than a line.
 ///
-/// The step model is a line with a level shift at `k` (common slope, two intercepts), so a step
-/// is found whether the memory around it is flat or still growing. Its residual sum of squares is
-/// `Syy_L + Syy_R - (Sxy_L + Sxy_R)² / (Sxx_L + Sxx_R)` from the two sides' moments.
+/// The step model is two flat levels split at `k` (each side at least two points). A line with
+/// a level shift fits ramps with a bend just as well, and cutting a leak's onset or a warm-up's
+/// bend as if it were a step loses exactly the context the other tests need.
 fn step_split(cfg: &DetectorConfig, pts: &Points, line: &LineFit) -> Option<usize> {
-    let (x, y) = (pts.xs(), pts.ys());
+    let y = pts.ys();
     let n = y.len();
-    if n < 5 || line.sse <= 0.0 {
+    if n < 4 || line.sse <= 0.0 {
         return None;
     }
     let mut best: Option<(usize, f64)> = None;
     for k in 2..=n - 2 {
         let (mut l, mut r) = (Moments::default(), Moments::default());
-        for i in 0..k {
-            l.push(x[i], y[i]);
+        for (i, &v) in y.iter().enumerate() {
+            if i < k {
+                l.push(0.0, v);
+            } else {
+                r.push(0.0, v);
+            }
         }
-        for i in k..n {
-            r.push(x[i], y[i]);
-        }
-        let sxx = l.sxx + r.sxx;
-        let sxy = l.sxy + r.sxy;
-        let sse = if sxx > 0.0 {
-            l.syy + r.syy - sxy * sxy / sxx
-        } else {
-            l.syy + r.syy
-        };
+        let sse = l.syy + r.syy;
         if best.is_none_or(|(_, b)| sse < b) {
-            best = Some((k, sse.max(0.0)));
+            best = Some((k, sse));
         }
     }
     let (k, sse) = best?;
     (sse <= cfg.step_sse_ratio * line.sse).then_some(k)
 }
 
-fn judge(
-    cfg: &DetectorConfig,
-    input: &TrendInput<'_>,
-    all: &Points,
-    w: u64,
-) -> Option<Assessment> {
+fn judge(cfg: &DetectorConfig, input: &TrendInput<'_>, all: &Points, w: u64) -> Option<Assessment> {
     let full = LineFit::fit(all.xs(), all.ys())?;
     let mut a = Assessment {
         envelope_buckets: w as u32,
@@ -425,7 +426,8 @@ mod tests {
             };
             200.0 * MB + step + grow + noise(i) * MB
         });
-        let a = run(&r, 0, None).unwrap_or_default();
+        // The short window (after the step) sees the growth.
+        let a = run(&r, 24, None).unwrap_or_default();
         assert!(a.leak, "{a:?}");
     }
 
