@@ -3,6 +3,8 @@
 //! bytes into a channel, and request builders.
 #![allow(dead_code)]
 
+pub mod procs;
+
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
