@@ -183,7 +183,7 @@ def start_telemetry():
         description="The amount of physical memory in use.",
     )
     meter.create_observable_gauge(
-        "python.tracemalloc.memory",
+        "process.runtime.python.memory",
         callbacks=[observe_tracemalloc],
         unit="By",
         description="Memory traced by tracemalloc: current and peak.",
