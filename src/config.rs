@@ -43,6 +43,25 @@ pub struct Config {
     pub log: LogConfig,
     /// Shutdown.
     pub shutdown: ShutdownConfig,
+    /// Periodic checkpoint of the detector state, restored at start (off when unset).
+    pub checkpoint: Option<CheckpointConfig>,
+}
+
+/// Where and how often the detector state is checkpointed.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CheckpointConfig {
+    /// The checkpoint file. It is written as `<path>.tmp`, fsync'd and renamed over `path`,
+    /// so a crash leaves either the previous or the new checkpoint, never a mix.
+    pub path: PathBuf,
+    /// How often (wall clock) the checkpoint is written; it is also written once at a
+    /// graceful shutdown, after the receivers stopped.
+    #[serde(default = "default_checkpoint_interval", with = "humantime_serde")]
+    pub interval: Duration,
+}
+
+fn default_checkpoint_interval() -> Duration {
+    Duration::from_secs(60)
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -57,6 +76,31 @@ pub struct ReceiversConfig {
     /// Largest decompressed request accepted, in bytes (both receivers;
     /// guards against compression bombs).
     pub max_decompressed_bytes: usize,
+    /// Memory ceiling for leakwatch itself (off when unset).
+    pub memory_limiter: Option<MemoryLimiterConfig>,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MemoryLimiterConfig {
+    /// The ceiling on leakwatch's resident memory, in bytes: above it whole
+    /// requests are refused with a retryable status.
+    pub limit_bytes: u64,
+    /// Above this percentage of the limit, new series are refused (reported
+    /// in `partial_success`) while existing series keep being tracked.
+    #[serde(default = "default_soft_percent")]
+    pub soft_limit_percent: f64,
+    /// How often resident memory is sampled.
+    #[serde(default = "default_check_interval", with = "humantime_serde")]
+    pub check_interval: Duration,
+}
+
+fn default_soft_percent() -> f64 {
+    80.0
+}
+
+fn default_check_interval() -> Duration {
+    Duration::from_millis(500)
 }
 
 impl Default for ReceiversConfig {
@@ -66,6 +110,7 @@ impl Default for ReceiversConfig {
             http: HttpReceiverConfig::default(),
             auth: None,
             max_decompressed_bytes: 64 * 1024 * 1024,
+            memory_limiter: None,
         }
     }
 }
@@ -214,6 +259,10 @@ pub struct QueueConfig {
     pub max_requests: usize,
     /// Most bytes queued or in flight.
     pub max_bytes: usize,
+    /// Write-ahead log on disk (off when unset): a request is written (and, with
+    /// `sync: always`, fsync'd) before the client is acknowledged, and what was not
+    /// delivered is sent again after a restart or a crash.
+    pub persistent: Option<PersistentQueueConfig>,
 }
 
 impl Default for QueueConfig {
@@ -221,8 +270,42 @@ impl Default for QueueConfig {
         QueueConfig {
             max_requests: 10_000,
             max_bytes: 256 * 1024 * 1024,
+            persistent: None,
         }
     }
+}
+
+/// The on-disk write-ahead queue.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PersistentQueueConfig {
+    /// Directory of the segment files (created if missing; one leakwatch per directory).
+    pub dir: PathBuf,
+    /// Most bytes the segment files may hold; beyond it requests are refused like a full
+    /// queue (UNAVAILABLE / 503). A segment is deleted only once every request in it is
+    /// done, so allow about twice `queue.max_bytes`.
+    #[serde(default = "default_persistent_max_bytes")]
+    pub max_bytes: u64,
+    /// `always`: fsync before the client is acknowledged (survives a machine crash).
+    /// `batch`: written before the acknowledgement, fsync'd every 100 ms (survives a
+    /// crash of leakwatch; a machine crash may lose the last 100 ms).
+    #[serde(default)]
+    pub sync: SyncMode,
+}
+
+fn default_persistent_max_bytes() -> u64 {
+    1024 * 1024 * 1024
+}
+
+/// When the write-ahead queue is fsync'd.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum SyncMode {
+    /// Before every acknowledgement (concurrent requests share one fsync).
+    #[default]
+    Always,
+    /// Every 100 ms, in the background.
+    Batch,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -529,6 +612,37 @@ impl Config {
                 &format!("downstream.endpoint: {endpoint:?} is not an http:// or https:// URL"),
             );
         }
+        if let Some(m) = &self.receivers.memory_limiter {
+            check(
+                m.limit_bytes > 0,
+                "receivers.memory_limiter.limit_bytes: must be > 0",
+            );
+            check(
+                m.soft_limit_percent > 0.0 && m.soft_limit_percent <= 100.0,
+                "receivers.memory_limiter.soft_limit_percent: must be in (0, 100]",
+            );
+            check(
+                !m.check_interval.is_zero(),
+                "receivers.memory_limiter.check_interval: must be > 0",
+            );
+        }
+        if let Some(p) = &self.downstream.queue.persistent {
+            check(
+                !p.dir.as_os_str().is_empty(),
+                "downstream.queue.persistent.dir: must not be empty",
+            );
+            check(
+                p.max_bytes >= 64 * 1024,
+                "downstream.queue.persistent.max_bytes: must be at least 65536",
+            );
+        }
+        if let Some(c) = &self.checkpoint {
+            check(
+                !c.path.as_os_str().is_empty(),
+                "checkpoint.path: must not be empty",
+            );
+            check(!c.interval.is_zero(), "checkpoint.interval: must be > 0");
+        }
         if let Some(auth) = &self.receivers.auth {
             check(
                 auth.bearer_token.is_some() != auth.bearer_token_file.is_some(),
@@ -650,6 +764,7 @@ fn from_tree(tree: &Value, errors: &mut Vec<String>) -> Option<Config> {
     section!(events);
     section!(log);
     section!(shutdown);
+    section!(checkpoint);
     (errors.len() == before).then_some(config)
 }
 

@@ -16,13 +16,14 @@ use std::time::Duration;
 use bytes::Bytes;
 use dashmap::DashMap;
 use prost::Message;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::catalog::Catalog;
 use crate::detector::{
     DetectorConfig, LeakEvent, LeakState, Observation, ResourceDetector, ResourceSummary, Sample,
     SeriesDetector, SeriesSummary, Temporality,
 };
+use crate::limiter::MemoryLimiter;
 use crate::proto::lean;
 use crate::proto::otlp::common::v1::{any_value, KeyValue};
 use crate::series::{
@@ -141,8 +142,11 @@ pub struct EngineEvent {
 pub struct IngestOutcome {
     /// Data points in the request.
     pub points: u64,
-    /// Points refused (series limit); their ordinals, in request order.
+    /// Points refused (series limit or memory limiter); their ordinals, in
+    /// request order.
     pub rejected: Vec<u32>,
+    /// Whether any refusal was the memory limiter's (else the series limit's).
+    pub rejected_for_memory: bool,
     /// Lifecycle transitions the request caused.
     pub events: Vec<EngineEvent>,
 }
@@ -159,6 +163,7 @@ pub struct Engine {
     /// so that one point stamped far in the future cannot evict everything.
     watermark_ns: AtomicU64,
     telemetry: Arc<Telemetry>,
+    limiter: Arc<MemoryLimiter>,
 }
 
 /// Counts of per-point outcomes, added to the telemetry once per request.
@@ -198,7 +203,19 @@ impl Engine {
             watermark_ns: AtomicU64::new(0),
             cfg,
             telemetry,
+            limiter: Arc::new(MemoryLimiter::unlimited()),
         }
+    }
+
+    /// The memory limiter deciding whether new series may be created.
+    pub fn limiter(&self) -> &MemoryLimiter {
+        &self.limiter
+    }
+
+    /// Uses `limiter` to decide whether new series may be created.
+    pub fn with_limiter(mut self, limiter: Arc<MemoryLimiter>) -> Self {
+        self.limiter = limiter;
+        self
     }
 
     pub fn config(&self) -> &EngineConfig {
@@ -264,13 +281,25 @@ impl Engine {
                     }
                     let entry = match resource {
                         Some(ref mut entry) => entry,
-                        None => resource.insert(self.resources.entry(resource_key).or_insert_with(
-                            || ResourceEntry {
-                                info: Arc::new(ResourceInfo::from_raw(resource_key, raw_resource)),
-                                detector: ResourceDetector::new(),
-                                latest_ns: 0,
-                            },
-                        )),
+                        None => match self.resource_entry(resource_key, raw_resource) {
+                            Some(entry) => resource.insert(entry),
+                            None => {
+                                // A new resource cannot be admitted: its points
+                                // are refused like those of a new series.
+                                let reason = if self.limiter.admits_new_series() {
+                                    PointAnomaly::SeriesLimit
+                                } else {
+                                    outcome.rejected_for_memory = true;
+                                    PointAnomaly::MemoryLimit
+                                };
+                                for o in ordinal..ordinal.saturating_add(n) {
+                                    tally.note(reason);
+                                    outcome.rejected.push(o);
+                                }
+                                ordinal = ordinal.saturating_add(n);
+                                continue;
+                            }
+                        },
                     };
                     let unit = std::str::from_utf8(&metric.unit).unwrap_or("");
                     let ctx = MetricCtx {
@@ -291,8 +320,13 @@ impl Engine {
                                 &mut outcome.events,
                             ) {
                             Ok(()) => {}
-                            Err(SeriesLimitReached) => {
-                                tally.note(PointAnomaly::SeriesLimit);
+                            Err(reason) => {
+                                if reason == SeriesLimitReached::Memory {
+                                    outcome.rejected_for_memory = true;
+                                    tally.note(PointAnomaly::MemoryLimit);
+                                } else {
+                                    tally.note(PointAnomaly::SeriesLimit);
+                                }
                                 outcome.rejected.push(ordinal);
                             }
                         };
@@ -302,6 +336,28 @@ impl Engine {
         }
         self.finish(&tally);
         Ok(outcome)
+    }
+
+    /// The entry of resource `key`, created if the bounds allow a new one:
+    /// a resource needs at least one series, so there are never more
+    /// resources than `max_series`, and none are created above the memory
+    /// limiter's soft limit.
+    fn resource_entry(
+        &self,
+        key: ResourceKey,
+        raw: &[Bytes],
+    ) -> Option<dashmap::mapref::one::RefMut<'_, ResourceKey, ResourceEntry>> {
+        if let Some(entry) = self.resources.get_mut(&key) {
+            return Some(entry);
+        }
+        if !self.limiter.admits_new_series() || self.resources.len() >= self.cfg.max_series {
+            return None;
+        }
+        Some(self.resources.entry(key).or_insert_with(|| ResourceEntry {
+            info: Arc::new(ResourceInfo::from_raw(key, raw)),
+            detector: ResourceDetector::new(),
+            latest_ns: 0,
+        }))
     }
 
     fn finish(&self, tally: &Tally) {
@@ -346,54 +402,59 @@ impl Engine {
             last_seen_ns: 0,
             tracked: self.classify(ctx, p.attributes),
         };
-        self.series.with_series(key, create, |series, new| {
-            if new {
-                tally.created += 1;
-            }
-            series.last_seen_ns = series.last_seen_ns.max(p.t_ns);
-            let Some(tracked) = series.tracked.as_mut() else {
-                return;
-            };
-            if p.flags & FLAG_NO_RECORDED_VALUE != 0 || !p.value.is_finite() {
-                tally.note(PointAnomaly::NonFinite);
-                return;
-            }
-            let sample = Sample {
-                t_ns: p.t_ns,
-                start_ns: p.start_ns,
-                value: p.value,
-                temporality,
-            };
-            let observation = tracked.detector.observe(&self.cfg.detector, sample);
-            match observation {
-                Observation::Accepted | Observation::Ignored => {}
-                Observation::Reset => tally.note(PointAnomaly::Reset),
-                Observation::NonFinite => tally.note(PointAnomaly::NonFinite),
-                Observation::OutOfOrder => tally.note(PointAnomaly::OutOfOrder),
-                Observation::Duplicate => tally.note(PointAnomaly::Duplicate),
-                Observation::MissingTimestamp | Observation::Negative | Observation::OutOfRange => {
-                    tally.note(PointAnomaly::Invalid)
+        self.series.with_series(
+            key,
+            self.limiter.admits_new_series(),
+            create,
+            |series, new| {
+                if new {
+                    tally.created += 1;
                 }
-                Observation::TooFarAhead => tally.note(PointAnomaly::TooFarAhead),
-            }
-            if !observation.is_accepted() {
-                return;
-            }
-            tally.max_t_ns = tally.max_t_ns.max(p.t_ns);
-            resource.latest_ns = resource.latest_ns.max(p.t_ns);
-            if let Some(event) = resource.detector.on_series(
-                &self.cfg.detector,
-                key,
-                &tracked.metric,
-                &tracked.detector,
-                p.t_ns,
-            ) {
-                events.push(EngineEvent {
-                    resource: Arc::clone(&resource.info),
-                    event,
-                });
-            }
-        })
+                series.last_seen_ns = series.last_seen_ns.max(p.t_ns);
+                let Some(tracked) = series.tracked.as_mut() else {
+                    return;
+                };
+                if p.flags & FLAG_NO_RECORDED_VALUE != 0 || !p.value.is_finite() {
+                    tally.note(PointAnomaly::NonFinite);
+                    return;
+                }
+                let sample = Sample {
+                    t_ns: p.t_ns,
+                    start_ns: p.start_ns,
+                    value: p.value,
+                    temporality,
+                };
+                let observation = tracked.detector.observe(&self.cfg.detector, sample);
+                match observation {
+                    Observation::Accepted | Observation::Ignored => {}
+                    Observation::Reset => tally.note(PointAnomaly::Reset),
+                    Observation::NonFinite => tally.note(PointAnomaly::NonFinite),
+                    Observation::OutOfOrder => tally.note(PointAnomaly::OutOfOrder),
+                    Observation::Duplicate => tally.note(PointAnomaly::Duplicate),
+                    Observation::MissingTimestamp
+                    | Observation::Negative
+                    | Observation::OutOfRange => tally.note(PointAnomaly::Invalid),
+                    Observation::TooFarAhead => tally.note(PointAnomaly::TooFarAhead),
+                }
+                if !observation.is_accepted() {
+                    return;
+                }
+                tally.max_t_ns = tally.max_t_ns.max(p.t_ns);
+                resource.latest_ns = resource.latest_ns.max(p.t_ns);
+                if let Some(event) = resource.detector.on_series(
+                    &self.cfg.detector,
+                    key,
+                    &tracked.metric,
+                    &tracked.detector,
+                    p.t_ns,
+                ) {
+                    events.push(EngineEvent {
+                        resource: Arc::clone(&resource.info),
+                        event,
+                    });
+                }
+            },
+        )
     }
 
     /// Classifies a new series (once per series, so decoding here is fine).
@@ -469,6 +530,99 @@ impl Engine {
             .collect()
     }
 
+    /// A copy of the detection state (every tracked series and every resource, with their
+    /// detector state, and the event-time watermark) for a checkpoint. Taken one shard at a
+    /// time while ingestion goes on, so a request being ingested meanwhile may be in some of
+    /// its series and not in others: the next points repair that, as after any gap.
+    pub fn snapshot(&self) -> EngineSnapshot {
+        let mut series = Vec::with_capacity(self.series.len());
+        self.series.for_each(|key, s| {
+            if let Some(t) = s.tracked.as_ref() {
+                series.push(SeriesSnapshot {
+                    key,
+                    resource: s.resource,
+                    metric: t.metric.to_string(),
+                    labels: t.labels.to_string(),
+                    last_seen_ns: s.last_seen_ns,
+                    detector: t.detector.clone(),
+                });
+            }
+        });
+        // Resources after the series shards are released (ingestion locks resource →
+        // series, never the other way).
+        let resources = self
+            .resources
+            .iter()
+            .map(|r| ResourceSnapshot {
+                key: *r.key(),
+                attributes: r
+                    .info
+                    .attributes
+                    .iter()
+                    .map(|kv| kv.encode_to_vec())
+                    .collect(),
+                latest_ns: r.latest_ns,
+                detector: r.detector.clone(),
+            })
+            .collect();
+        EngineSnapshot {
+            bucket_ns: self.cfg.detector.bucket_ns(),
+            watermark_ns: self.watermark_ns(),
+            resources,
+            series,
+        }
+    }
+
+    /// Loads a snapshot into this engine (meant for a fresh one, before it serves).
+    /// Refused as a whole if it was taken with another bucket width (other detector windows):
+    /// its buckets would mean other spans of time. Series beyond `max_series` are left out.
+    pub fn restore(&self, snapshot: EngineSnapshot) -> Result<RestoreReport, RestoreError> {
+        let bucket_ns = self.cfg.detector.bucket_ns();
+        if snapshot.bucket_ns != bucket_ns {
+            return Err(RestoreError::BucketWidth {
+                found: snapshot.bucket_ns,
+                expected: bucket_ns,
+            });
+        }
+        let mut report = RestoreReport::default();
+        for r in snapshot.resources {
+            let raw: Vec<Bytes> = r.attributes.into_iter().map(Bytes::from).collect();
+            self.resources.insert(
+                r.key,
+                ResourceEntry {
+                    info: Arc::new(ResourceInfo::from_raw(r.key, &raw)),
+                    detector: r.detector,
+                    latest_ns: r.latest_ns,
+                },
+            );
+            report.resources += 1;
+        }
+        for s in snapshot.series {
+            let metric = self
+                .names
+                .entry(series::hash_name(s.metric.as_bytes()))
+                .or_insert_with(|| Arc::from(s.metric.as_str()))
+                .value()
+                .clone();
+            let restored = Series {
+                resource: s.resource,
+                last_seen_ns: s.last_seen_ns,
+                tracked: Some(Box::new(Tracked {
+                    metric,
+                    labels: s.labels.into_boxed_str(),
+                    detector: s.detector,
+                })),
+            };
+            match self.series.restore(s.key, restored) {
+                Ok(()) => report.series += 1,
+                Err(_) => report.series_refused += 1,
+            }
+        }
+        self.watermark_ns
+            .fetch_max(snapshot.watermark_ns, Ordering::AcqRel);
+        Ok(report)
+    }
+
     /// Snapshot of every resource's assessment.
     pub fn resource_views(&self) -> Vec<ResourceView> {
         self.resources
@@ -490,6 +644,55 @@ struct MetricCtx<'a> {
     hash: u64,
     resource_key: ResourceKey,
     scope_hash: u64,
+}
+
+/// The detection state as a checkpoint holds it (see [`Engine::snapshot`]).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct EngineSnapshot {
+    /// Width of a detector bucket when taken; state of another width means nothing.
+    pub bucket_ns: u64,
+    /// The event-time watermark.
+    pub watermark_ns: u64,
+    pub resources: Vec<ResourceSnapshot>,
+    pub series: Vec<SeriesSnapshot>,
+}
+
+/// One resource in a snapshot.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ResourceSnapshot {
+    pub key: ResourceKey,
+    /// Its attributes, each an encoded OTLP `KeyValue`.
+    pub attributes: Vec<Vec<u8>>,
+    pub latest_ns: u64,
+    pub detector: ResourceDetector,
+}
+
+/// One tracked series in a snapshot.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct SeriesSnapshot {
+    pub key: SeriesKey,
+    pub resource: ResourceKey,
+    pub metric: String,
+    /// The data point attributes as `k=v,...`.
+    pub labels: String,
+    pub last_seen_ns: u64,
+    pub detector: SeriesDetector,
+}
+
+/// What [`Engine::restore`] loaded.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct RestoreReport {
+    pub resources: usize,
+    pub series: usize,
+    /// Series left out because the table was full (`series.max_series`).
+    pub series_refused: usize,
+}
+
+/// Why a snapshot cannot be loaded.
+#[derive(Debug, thiserror::Error)]
+pub enum RestoreError {
+    #[error("taken with detector buckets of {found} ns, this configuration uses {expected} ns (detector.long_window changed)")]
+    BucketWidth { found: u64, expected: u64 },
 }
 
 /// One tracked series, as the admin API shows it.
@@ -726,5 +929,137 @@ fn point_total(m: &crate::proto::otlp::metrics::v1::Metric) -> usize {
         Some(Data::Histogram(h)) => h.data_points.len(),
         Some(Data::ExponentialHistogram(h)) => h.data_points.len(),
         Some(Data::Summary(s)) => s.data_points.len(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::proto::otlp::collector::metrics::v1::ExportMetricsServiceRequest;
+    use crate::proto::otlp::common::v1::AnyValue;
+    use crate::proto::otlp::metrics::v1::{
+        metric::Data, Gauge, Metric, NumberDataPoint, ResourceMetrics, ScopeMetrics,
+    };
+    use crate::proto::otlp::resource::v1::Resource;
+
+    fn rss_request(service: &str, t_ns: u64, value: f64) -> Bytes {
+        let request = ExportMetricsServiceRequest {
+            resource_metrics: vec![ResourceMetrics {
+                resource: Some(Resource {
+                    attributes: vec![KeyValue {
+                        key: "service.name".into(),
+                        value: Some(AnyValue { value: Some(any_value::Value::StringValue(service.into())) }),
+                        ..Default::default()
+                    }],
+                    ..Default::default()
+                }),
+                scope_metrics: vec![ScopeMetrics {
+                    metrics: vec![Metric {
+                        name: "process.memory.usage".into(),
+                        unit: "By".into(),
+                        data: Some(Data::Gauge(Gauge {
+                            data_points: vec![NumberDataPoint {
+                                time_unix_nano: t_ns,
+                                value: Some(crate::proto::otlp::metrics::v1::number_data_point::Value::AsDouble(value)),
+                                ..Default::default()
+                            }],
+                        })),
+                        ..Default::default()
+                    }],
+                    ..Default::default()
+                }],
+                ..Default::default()
+            }],
+        };
+        Bytes::from(request.encode_to_vec())
+    }
+
+    fn engine(max_series: usize) -> Engine {
+        Engine::new(
+            EngineConfig {
+                max_series,
+                ..EngineConfig::default()
+            },
+            Arc::new(Telemetry::new()),
+        )
+    }
+
+    #[test]
+    fn resources_are_bounded_like_series() {
+        let e = engine(2);
+        for (i, service) in ["a", "b", "c"].iter().enumerate() {
+            let outcome = e
+                .ingest_metrics(rss_request(service, 1_000 + i as u64, 1e8))
+                .expect("valid");
+            assert_eq!(outcome.rejected.len(), usize::from(i == 2), "{service}");
+        }
+        assert_eq!((e.series_count(), e.resource_count()), (2, 2));
+        // Existing resources keep working.
+        assert!(e
+            .ingest_metrics(rss_request("a", 5_000, 1e8))
+            .expect("valid")
+            .rejected
+            .is_empty());
+    }
+
+    #[test]
+    fn no_new_resources_above_the_soft_memory_limit() {
+        let limiter = Arc::new(MemoryLimiter::new(100, 50));
+        let e = engine(10).with_limiter(Arc::clone(&limiter));
+        assert!(e
+            .ingest_metrics(rss_request("a", 1_000, 1e8))
+            .expect("valid")
+            .rejected
+            .is_empty());
+        limiter.observe(60);
+        let outcome = e
+            .ingest_metrics(rss_request("b", 2_000, 1e8))
+            .expect("valid");
+        assert_eq!(outcome.rejected, vec![0]);
+        assert!(outcome.rejected_for_memory);
+        assert!(e
+            .ingest_metrics(rss_request("a", 3_000, 1e8))
+            .expect("valid")
+            .rejected
+            .is_empty());
+        assert_eq!(e.resource_count(), 1);
+    }
+
+    #[test]
+    fn invalid_metric_name_changes_nothing() {
+        let e = engine(10);
+        let mut bad =
+            lean::ExportMetricsRequest::decode(rss_request("a", 1_000, 1e8)).expect("decode");
+        bad.resource_metrics[0].scope_metrics[0]
+            .metrics
+            .push(lean::Metric {
+                name: Bytes::from_static(&[0xff, 0xfe]),
+                ..Default::default()
+            });
+        assert!(matches!(
+            e.ingest(&bad),
+            Err(IngestError::InvalidMetricName {
+                resource: 0,
+                scope: 0,
+                metric: 1
+            })
+        ));
+        assert_eq!(e.series_count(), 0);
+    }
+
+    #[test]
+    fn watermark_moves_at_most_max_forward_jump() {
+        let e = engine(10);
+        e.ingest_metrics(rss_request("a", 1_000_000_000, 1e8))
+            .expect("valid");
+        assert_eq!(e.watermark_ns(), 1_000_000_000);
+        // A point a year ahead moves the event-time clock by one hour only.
+        e.ingest_metrics(rss_request(
+            "b",
+            1_000_000_000 + 365 * 86_400 * 1_000_000_000,
+            1e8,
+        ))
+        .expect("valid");
+        assert_eq!(e.watermark_ns(), 1_000_000_000 + 3_600 * 1_000_000_000);
     }
 }

@@ -9,6 +9,15 @@
 //! downstream's RetryInfo; permanent failures and retries that ran out are
 //! logged and counted. On shutdown the queue is closed and drained within the
 //! grace period; whatever is still queued then is counted as dropped.
+//!
+//! With `downstream.queue.persistent` set, the queue is also written ahead to
+//! disk ([`wal`]): `send` returns only once the request is in the log (fsync'd
+//! with `sync: always`), a request is marked done there when it is delivered
+//! or fails for good, and at start whatever is not done is queued again before
+//! anything else. What is still queued at the end of the grace period is then
+//! kept for the next start rather than dropped.
+
+pub mod wal;
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -27,10 +36,11 @@ use tonic_types::StatusExt;
 use tracing::{debug, info, warn};
 
 use crate::codec::RawCodec;
-use crate::config::{Compression, DownstreamConfig};
+use crate::config::{Compression, DownstreamConfig, SyncMode};
 use crate::proto::lean;
 use crate::signal::Signal;
 use crate::telemetry::{ExportOutcome, Telemetry};
+use wal::{Wal, WalError, WalOptions};
 
 /// Errors building the exporter.
 #[derive(Debug, thiserror::Error)]
@@ -43,6 +53,8 @@ pub enum ExporterError {
     },
     #[error("downstream TLS: {0}")]
     Tls(String),
+    #[error(transparent)]
+    Persistent(#[from] WalError),
 }
 
 /// The queue is full (in requests or bytes).
@@ -58,6 +70,16 @@ pub struct QueueFull {
 #[error("leakwatch is shutting down")]
 pub struct QueueClosed;
 
+/// Why [`ExportQueue::send`] failed; either way the client should retry.
+#[derive(Debug, thiserror::Error)]
+pub enum SendError {
+    #[error(transparent)]
+    Closed(#[from] QueueClosed),
+    /// The persistent queue could not write the request.
+    #[error(transparent)]
+    Persistent(#[from] WalError),
+}
+
 struct Usage {
     requests: AtomicUsize,
     bytes: AtomicUsize,
@@ -70,6 +92,22 @@ struct Usage {
 pub struct Slot {
     usage: Arc<Usage>,
     bytes: usize,
+    /// Room in the persistent queue, when there is one.
+    disk: Option<wal::Reservation>,
+}
+
+impl Slot {
+    /// Counts an item the bounds did not admit (one read back from the persistent queue at
+    /// start: it was admitted before the restart).
+    fn forced(usage: &Arc<Usage>, bytes: usize) -> Slot {
+        usage.requests.fetch_add(1, Ordering::AcqRel);
+        usage.bytes.fetch_add(bytes, Ordering::AcqRel);
+        Slot {
+            usage: Arc::clone(usage),
+            bytes,
+            disk: None,
+        }
+    }
 }
 
 impl Drop for Slot {
@@ -83,6 +121,18 @@ struct Item {
     signal: Signal,
     body: Bytes,
     _slot: Slot,
+    /// The request's record in the persistent queue: completed when the request is done.
+    ticket: Option<wal::Ticket>,
+}
+
+impl Item {
+    /// The request is done (delivered, refused for good, or out of retries): the
+    /// persistent queue no longer needs it.
+    fn done(&mut self) {
+        if let Some(t) = self.ticket.take() {
+            t.complete();
+        }
+    }
 }
 
 /// The handle receivers use to enqueue requests.
@@ -90,6 +140,7 @@ struct Item {
 pub struct ExportQueue {
     tx: async_channel::Sender<Item>,
     usage: Arc<Usage>,
+    wal: Option<Arc<Wal>>,
 }
 
 impl ExportQueue {
@@ -116,28 +167,61 @@ impl ExportQueue {
             u.requests.fetch_sub(1, Ordering::AcqRel);
             return Err(full());
         }
-        Ok(Slot {
+        let mut slot = Slot {
             usage: Arc::clone(&self.usage),
             bytes,
-        })
+            disk: None,
+        };
+        if let Some(wal) = &self.wal {
+            // Dropping `slot` gives the memory reservation back.
+            slot.disk = Some(wal.reserve(bytes).ok_or_else(full)?);
+        }
+        Ok(slot)
     }
 
-    /// Enqueues a request into room reserved before.
-    pub fn send(&self, slot: Slot, signal: Signal, body: Bytes) -> Result<(), QueueClosed> {
+    /// Enqueues a request into room reserved before. With a persistent queue this writes
+    /// the request to the log first and, with `sync: always`, waits for its fsync (shared
+    /// with concurrent requests): it blocks the calling thread for that long, so that the
+    /// client is acknowledged only once the request is on disk.
+    pub fn send(&self, mut slot: Slot, signal: Signal, body: Bytes) -> Result<(), SendError> {
+        if self.tx.is_closed() {
+            return Err(QueueClosed.into());
+        }
+        let ticket = match &self.wal {
+            None => None,
+            Some(wal) => {
+                let reservation = match slot.disk.take() {
+                    Some(r) => r,
+                    None => wal.reserve(body.len()).ok_or(QueueClosed)?,
+                };
+                Some(wal.append(reservation, signal, &body)?)
+            }
+        };
+        // Should the queue close right now, the request is in the log and is sent after the
+        // restart; the client, told to retry, may send it again: at least once.
         self.tx
             .try_send(Item {
                 signal,
                 body,
                 _slot: slot,
+                ticket,
             })
-            .map_err(|_| QueueClosed)
+            .map_err(|_| QueueClosed.into())
     }
 
     /// Reserves and enqueues in one step (for leakwatch's own events).
     pub fn try_enqueue(&self, signal: Signal, body: Bytes) -> Result<(), EnqueueError> {
         let slot = self.reserve(body.len())?;
-        self.send(slot, signal, body)?;
+        self.send(slot, signal, body).map_err(|e| match e {
+            SendError::Closed(c) => EnqueueError::Closed(c),
+            SendError::Persistent(w) => EnqueueError::Persistent(w),
+        })?;
         Ok(())
+    }
+
+    /// Bytes of the persistent queue's files (with reservations), when there is one.
+    pub fn persistent_bytes(&self) -> Option<u64> {
+        self.wal.as_ref().map(|w| w.disk_bytes())
     }
 
     /// Requests queued or in flight.
@@ -162,6 +246,8 @@ pub enum EnqueueError {
     Full(#[from] QueueFull),
     #[error(transparent)]
     Closed(#[from] QueueClosed),
+    #[error(transparent)]
+    Persistent(#[from] WalError),
 }
 
 /// The running exporter: its queue handle and its senders.
@@ -169,24 +255,57 @@ pub struct Exporter {
     queue: ExportQueue,
     senders: JoinSet<()>,
     hard_stop: CancellationToken,
+    /// The `sync: batch` flusher.
+    flusher: Option<tokio::task::JoinHandle<()>>,
 }
 
 impl Exporter {
     /// Builds the channel to the downstream (connecting lazily) and starts
-    /// `cfg.senders` sender tasks.
+    /// `cfg.senders` sender tasks. With a persistent queue, opens it (blocking, std fs)
+    /// and queues what it holds before anything else.
     pub fn start(
         cfg: &DownstreamConfig,
         endpoint: &str,
         telemetry: Arc<Telemetry>,
     ) -> Result<Self, ExporterError> {
         let channel = build_channel(cfg, endpoint)?;
-        let (tx, rx) = async_channel::bounded(cfg.queue.max_requests.max(1));
+        let (wal, recovered) = match &cfg.queue.persistent {
+            Some(p) => {
+                let (wal, recovered, report) = Wal::open(WalOptions::from_config(p))?;
+                telemetry.persistent_queue_recovered(report.replayed, report.truncated_bytes);
+                (Some(wal), recovered)
+            }
+            None => (None, Vec::new()),
+        };
+        // Room for what the log gives back: it was admitted before the restart, under the
+        // same bounds unless they were lowered since.
+        let (tx, rx) = async_channel::bounded(cfg.queue.max_requests.max(1) + recovered.len());
         let usage = Arc::new(Usage {
             requests: AtomicUsize::new(0),
             bytes: AtomicUsize::new(0),
             max_requests: cfg.queue.max_requests.max(1),
             max_bytes: cfg.queue.max_bytes.max(1),
         });
+        if !recovered.is_empty() {
+            info!(
+                requests = recovered.len(),
+                "Sending again what the persistent queue holds from before the restart."
+            );
+        }
+        for r in recovered {
+            let slot = Slot::forced(&usage, r.body.len());
+            // Cannot fail: the channel has room for every recovered item and is open.
+            let _ = tx.try_send(Item {
+                signal: r.signal,
+                body: r.body,
+                _slot: slot,
+                ticket: Some(r.ticket),
+            });
+        }
+        let flusher = match (&wal, cfg.queue.persistent.as_ref().map(|p| p.sync)) {
+            (Some(wal), Some(SyncMode::Batch)) => Some(tokio::spawn(run_flusher(Arc::clone(wal)))),
+            _ => None,
+        };
         let hard_stop = CancellationToken::new();
         let mut senders = JoinSet::new();
         for _ in 0..cfg.senders.max(1) {
@@ -202,9 +321,10 @@ impl Exporter {
         }
         info!(endpoint, senders = cfg.senders.max(1), "Exporter started.");
         Ok(Exporter {
-            queue: ExportQueue { tx, usage },
+            queue: ExportQueue { tx, usage, wal },
             senders,
             hard_stop,
+            flusher,
         })
     }
 
@@ -213,26 +333,66 @@ impl Exporter {
     }
 
     /// Closes the queue and delivers what it holds within `grace`; what is
-    /// left after that is counted as dropped. Returns the requests dropped.
+    /// left after that is counted as dropped, or, with a persistent queue, kept
+    /// there for the next start. Returns the requests dropped.
     pub async fn shutdown(mut self, grace: Duration) -> usize {
         self.queue.tx.close();
         let drained = tokio::time::timeout(grace, async {
             while self.senders.join_next().await.is_some() {}
         })
         .await;
+        let mut dropped = 0;
         if drained.is_err() {
             let left = self.queue.requests();
-            warn!(
-                left,
-                grace_seconds = grace.as_secs_f64(),
-                "Grace period over; dropping undelivered requests."
-            );
+            if self.queue.wal.is_some() {
+                warn!(
+                    left,
+                    grace_seconds = grace.as_secs_f64(),
+                    "Grace period over; undelivered requests stay in the persistent queue."
+                );
+            } else {
+                warn!(
+                    left,
+                    grace_seconds = grace.as_secs_f64(),
+                    "Grace period over; dropping undelivered requests."
+                );
+                dropped = left;
+            }
             self.hard_stop.cancel();
             while self.senders.join_next().await.is_some() {}
-            return left;
+        } else {
+            info!("Export queue drained.");
         }
-        info!("Export queue drained.");
-        0
+        if let Some(f) = self.flusher.take() {
+            f.abort();
+        }
+        if let Some(wal) = self.queue.wal.clone() {
+            let kept = tokio::task::spawn_blocking(move || wal.close())
+                .await
+                .unwrap_or(0);
+            if kept > 0 {
+                info!(
+                    requests = kept,
+                    "Requests kept in the persistent queue for the next start."
+                );
+            }
+        }
+        dropped
+    }
+}
+
+/// `sync: batch`: fsyncs the persistent queue every 100 ms.
+async fn run_flusher(wal: Arc<Wal>) {
+    let mut ticker = tokio::time::interval(Duration::from_millis(100));
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        ticker.tick().await;
+        let wal = Arc::clone(&wal);
+        match tokio::task::spawn_blocking(move || wal.flush()).await {
+            Ok(Ok(())) => {}
+            // Logged by the log itself when it fails; stop flushing a poisoned log.
+            Ok(Err(_)) | Err(_) => return,
+        }
     }
 }
 
@@ -300,13 +460,15 @@ impl Sender {
             };
             self.deliver(item).await;
         }
-        // Hard stop: count what is left.
+        // Hard stop: count what is left (a persistent queue keeps it for the next start).
         while let Ok(item) = rx.try_recv() {
-            self.telemetry.export(item.signal, ExportOutcome::Dropped);
+            if item.ticket.is_none() {
+                self.telemetry.export(item.signal, ExportOutcome::Dropped);
+            }
         }
     }
 
-    async fn deliver(&mut self, item: Item) {
+    async fn deliver(&mut self, mut item: Item) {
         let started = Instant::now();
         let mut backoff = self.retry.initial_interval;
         let hard_stop = self.hard_stop.clone();
@@ -314,13 +476,16 @@ impl Sender {
             let attempt = tokio::select! {
                 biased;
                 _ = hard_stop.cancelled() => {
-                    self.telemetry.export(item.signal, ExportOutcome::Dropped);
+                    if item.ticket.is_none() {
+                        self.telemetry.export(item.signal, ExportOutcome::Dropped);
+                    }
                     return;
                 }
                 a = self.attempt(item.signal, item.body.clone()) => a,
             };
             match attempt {
                 Attempt::Delivered => {
+                    item.done();
                     self.telemetry.export(item.signal, ExportOutcome::Delivered);
                     self.telemetry
                         .exported_bytes(item.signal, item.body.len() as u64);
@@ -328,6 +493,7 @@ impl Sender {
                 }
                 Attempt::Permanent(status) => {
                     warn!(signal = item.signal.as_str(), code = ?status.code(), message = status.message(), "Downstream refused the request permanently; dropping it.");
+                    item.done();
                     self.telemetry
                         .export(item.signal, ExportOutcome::FailedPermanent);
                     return;
@@ -340,6 +506,7 @@ impl Sender {
                         || started.elapsed() + delay > self.retry.max_elapsed_time
                     {
                         warn!(signal = item.signal.as_str(), code = ?status.code(), message = status.message(), "Retries exhausted; dropping the request.");
+                        item.done();
                         self.telemetry.export(item.signal, ExportOutcome::Dropped);
                         return;
                     }
@@ -348,7 +515,9 @@ impl Sender {
                     tokio::select! {
                         biased;
                         _ = self.hard_stop.cancelled() => {
-                            self.telemetry.export(item.signal, ExportOutcome::Dropped);
+                            if item.ticket.is_none() {
+                                self.telemetry.export(item.signal, ExportOutcome::Dropped);
+                            }
                             return;
                         }
                         _ = tokio::time::sleep(delay) => {}
@@ -441,7 +610,14 @@ mod tests {
             max_requests,
             max_bytes,
         });
-        (ExportQueue { tx, usage }, rx)
+        (
+            ExportQueue {
+                tx,
+                usage,
+                wal: None,
+            },
+            rx,
+        )
     }
 
     #[test]

@@ -21,21 +21,27 @@
 //! - [`catalog`]: which runtime metrics mean what (heap, RSS, GC, requests).
 //! - [`detector`]: the pure numeric core: per-series trends, per-process lifecycle.
 //! - [`events`]: leak events as log lines, OTLP log records and derived metrics.
-//! - [`exporter`]: the bounded queue and the senders to the downstream.
+//! - [`exporter`]: the bounded queue (optionally written ahead to disk) and the senders.
+//! - [`checkpoint`]: the detector state saved periodically and restored at start.
 //! - [`admin`]: health, self-metrics, JSON API, web page.
 //! - [`config`], [`server`], [`net`], [`telemetry`], [`codec`], [`proto`], [`signal`]: plumbing.
 
 pub mod admin;
+pub mod baseline;
 pub mod catalog;
+pub mod checkpoint;
 pub mod codec;
 pub mod config;
 pub mod detector;
 pub mod engine;
 pub mod events;
 pub mod exporter;
+pub mod limiter;
+pub mod loadgen;
 pub mod net;
 pub mod proto;
 pub mod receiver;
+pub mod scenario;
 pub mod series;
 pub mod server;
 pub mod signal;

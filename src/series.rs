@@ -138,7 +138,12 @@ pub struct Tracked {
 
 /// Why a new series was not admitted.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct SeriesLimitReached;
+pub enum SeriesLimitReached {
+    /// The table holds `max_series` series.
+    Count,
+    /// The memory limiter is above its soft limit.
+    Memory,
+}
 
 /// An identity hasher for keys that already are good hashes.
 #[derive(Default, Clone, Copy)]
@@ -190,15 +195,20 @@ impl SeriesTable {
     }
 
     /// Runs `f` on the series `key`, creating it with `create` first if it is
-    /// new and the table has room. The shard lock is held only during `f`.
+    /// new, `admit_new` allows it and the table has room. The shard lock is
+    /// held only during `f`.
     pub fn with_series<R>(
         &self,
         key: SeriesKey,
+        admit_new: bool,
         create: impl FnOnce() -> Series,
         f: impl FnOnce(&mut Series, bool) -> R,
     ) -> Result<R, SeriesLimitReached> {
         if let Some(mut entry) = self.map.get_mut(&key) {
             return Ok(f(entry.value_mut(), false));
+        }
+        if !admit_new {
+            return Err(SeriesLimitReached::Memory);
         }
         // Reserve a slot before inserting so concurrent inserts cannot
         // overshoot the bound.
@@ -209,7 +219,7 @@ impl SeriesTable {
             })
             .is_ok();
         if !reserved {
-            return Err(SeriesLimitReached);
+            return Err(SeriesLimitReached::Count);
         }
         match self.map.entry(key) {
             dashmap::Entry::Occupied(mut entry) => {
@@ -222,6 +232,12 @@ impl SeriesTable {
                 Ok(f(series.value_mut(), true))
             }
         }
+    }
+
+    /// Inserts a series restored from a checkpoint, within the bound; an
+    /// existing series of the same key is kept as it is.
+    pub fn restore(&self, key: SeriesKey, series: Series) -> Result<(), SeriesLimitReached> {
+        self.with_series(key, true, || series, |_, _| ())
     }
 
     /// Removes series whose newest point is older than `cutoff_ns` (event
@@ -301,6 +317,34 @@ mod tests {
         assert_eq!(labels_text(&pairs), "v8js.heap.space.name=old_space");
     }
 
+    impl SeriesTable {
+        fn with_series_test<R>(
+            &self,
+            key: SeriesKey,
+            create: impl FnOnce() -> Series,
+            f: impl FnOnce(&mut Series, bool) -> R,
+        ) -> Result<R, SeriesLimitReached> {
+            self.with_series(key, true, create, f)
+        }
+    }
+
+    #[test]
+    fn no_new_series_without_admission_but_existing_ones_work() {
+        let table = SeriesTable::new(10);
+        assert_eq!(
+            table.with_series(1, true, || blank(1), |_, new| new),
+            Ok(true)
+        );
+        assert_eq!(
+            table.with_series(2, false, || blank(1), |_, new| new),
+            Err(SeriesLimitReached::Memory)
+        );
+        assert_eq!(
+            table.with_series(1, false, || blank(1), |_, new| new),
+            Ok(false)
+        );
+    }
+
     fn blank(resource: ResourceKey) -> Series {
         Series {
             resource,
@@ -312,13 +356,22 @@ mod tests {
     #[test]
     fn table_refuses_new_series_beyond_bound_but_keeps_existing() {
         let table = SeriesTable::new(2);
-        assert_eq!(table.with_series(1, || blank(1), |_, new| new), Ok(true));
-        assert_eq!(table.with_series(2, || blank(1), |_, new| new), Ok(true));
         assert_eq!(
-            table.with_series(3, || blank(1), |_, new| new),
-            Err(SeriesLimitReached)
+            table.with_series_test(1, || blank(1), |_, new| new),
+            Ok(true)
         );
-        assert_eq!(table.with_series(1, || blank(1), |_, new| new), Ok(false));
+        assert_eq!(
+            table.with_series_test(2, || blank(1), |_, new| new),
+            Ok(true)
+        );
+        assert_eq!(
+            table.with_series_test(3, || blank(1), |_, new| new),
+            Err(SeriesLimitReached::Count)
+        );
+        assert_eq!(
+            table.with_series_test(1, || blank(1), |_, new| new),
+            Ok(false)
+        );
         assert_eq!(table.len(), 2);
     }
 
@@ -326,13 +379,16 @@ mod tests {
     fn eviction_frees_room() {
         let table = SeriesTable::new(2);
         table
-            .with_series(1, || blank(1), |s, _| s.last_seen_ns = 10)
+            .with_series_test(1, || blank(1), |s, _| s.last_seen_ns = 10)
             .ok();
         table
-            .with_series(2, || blank(1), |s, _| s.last_seen_ns = 100)
+            .with_series_test(2, || blank(1), |s, _| s.last_seen_ns = 100)
             .ok();
         assert_eq!(table.evict_idle(50), 1);
         assert_eq!(table.len(), 1);
-        assert_eq!(table.with_series(3, || blank(1), |_, new| new), Ok(true));
+        assert_eq!(
+            table.with_series_test(3, || blank(1), |_, new| new),
+            Ok(true)
+        );
     }
 }

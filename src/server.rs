@@ -19,6 +19,7 @@ use crate::config::Config;
 use crate::engine::{Engine, EngineConfig};
 use crate::events::{self, EventSink};
 use crate::exporter::{Exporter, ExporterError};
+use crate::limiter::{MemoryLimiter, MemoryProbe, ProcessRss};
 use crate::receiver::{self, Ingress};
 use crate::telemetry::Telemetry;
 
@@ -52,6 +53,7 @@ pub struct Bound {
     grpc: Option<TcpListener>,
     http: Option<TcpListener>,
     admin: Option<TcpListener>,
+    probe: Arc<dyn MemoryProbe>,
 }
 
 /// The addresses actually bound (useful with port 0).
@@ -95,7 +97,15 @@ impl Bound {
             grpc,
             http,
             admin,
+            probe: Arc::new(ProcessRss),
         })
+    }
+
+    /// Replaces what the memory limiter measures (this process's RSS by
+    /// default); tests use it to drive the limiter's states.
+    pub fn with_memory_probe(mut self, probe: Arc<dyn MemoryProbe>) -> Self {
+        self.probe = probe;
+        self
     }
 
     pub fn addresses(&self) -> Addresses {
@@ -115,18 +125,41 @@ impl Bound {
             grpc,
             http,
             admin,
+            probe,
         } = self;
         let telemetry = Arc::new(Telemetry::new());
-        let engine = Arc::new(Engine::new(
-            EngineConfig {
-                max_series: config.series.max_series,
-                idle_timeout: config.series.idle_timeout,
-                max_forward_jump: config.series.max_forward_jump,
-                detector: config.detector.clone(),
-                catalog: Catalog::with_rules(config.catalog.rules.clone()),
-            },
-            Arc::clone(&telemetry),
-        ));
+        let limiter = Arc::new(match &config.receivers.memory_limiter {
+            Some(m) => MemoryLimiter::new(
+                m.limit_bytes,
+                (m.limit_bytes as f64 * m.soft_limit_percent / 100.0) as u64,
+            ),
+            None => MemoryLimiter::unlimited(),
+        });
+        let engine = Arc::new(
+            Engine::new(
+                EngineConfig {
+                    max_series: config.series.max_series,
+                    idle_timeout: config.series.idle_timeout,
+                    max_forward_jump: config.series.max_forward_jump,
+                    detector: config.detector.clone(),
+                    catalog: Catalog::with_rules(config.catalog.rules.clone()),
+                },
+                Arc::clone(&telemetry),
+            )
+            .with_limiter(Arc::clone(&limiter)),
+        );
+        // The detector state from the last checkpoint, before anything is received.
+        let checkpointer = config.checkpoint.as_ref().map(|c| {
+            Arc::new(crate::checkpoint::Checkpointer::new(
+                c.path.clone(),
+                Arc::clone(&engine),
+            ))
+        });
+        if let Some(c) = &checkpointer {
+            let c = Arc::clone(c);
+            // Logged and counted inside; a bad checkpoint leaves the engine empty.
+            let _ = tokio::task::spawn_blocking(move || c.restore()).await;
+        }
         let exporter = match &config.downstream.endpoint {
             Some(endpoint) => Some(Exporter::start(
                 &config.downstream,
@@ -162,6 +195,7 @@ impl Bound {
             token,
             max_decompressed_bytes: config.receivers.max_decompressed_bytes,
             retry_after: Duration::from_secs(1),
+            limiter: Arc::clone(&limiter),
         });
         let grace = config.shutdown.grace_period;
         let ready = Arc::new(AtomicBool::new(false));
@@ -242,6 +276,24 @@ impl Bound {
                 }
             });
         }
+        if let Some(m) = &config.receivers.memory_limiter {
+            if let Some(used) = probe.used_bytes() {
+                limiter.observe(used);
+            }
+            background.spawn(crate::limiter::run_sampler(
+                Arc::clone(&limiter),
+                probe,
+                m.check_interval,
+                shutdown.clone(),
+            ));
+        }
+        if let (Some(c), Some(cfg)) = (&checkpointer, &config.checkpoint) {
+            background.spawn(crate::checkpoint::run(
+                Arc::clone(c),
+                cfg.interval,
+                shutdown.clone(),
+            ));
+        }
         if let (Some(q), true) = (&queue, config.events.derived_metrics) {
             background.spawn(events::run_derived_metrics(
                 Arc::clone(&engine),
@@ -267,6 +319,11 @@ impl Bound {
             receivers.abort_all();
         }
         background.abort_all();
+        if let Some(c) = &checkpointer {
+            // Nothing is ingested any more: this is the state the next start resumes from.
+            // Logged and counted inside.
+            let _ = c.write().await;
+        }
         let dropped_requests = match exporter {
             Some(e) => e.shutdown(grace).await,
             None => 0,

@@ -64,10 +64,12 @@ pub enum PointAnomaly {
     Invalid,
     /// Too far ahead of its series' previous point (a clock jump).
     TooFarAhead,
+    /// Refused because memory is above the limiter's soft limit (reported to the client).
+    MemoryLimit,
 }
 
 impl PointAnomaly {
-    pub const ALL: [PointAnomaly; 7] = [
+    pub const ALL: [PointAnomaly; 8] = [
         PointAnomaly::NonFinite,
         PointAnomaly::OutOfOrder,
         PointAnomaly::Duplicate,
@@ -75,6 +77,7 @@ impl PointAnomaly {
         PointAnomaly::SeriesLimit,
         PointAnomaly::Invalid,
         PointAnomaly::TooFarAhead,
+        PointAnomaly::MemoryLimit,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -86,6 +89,7 @@ impl PointAnomaly {
             PointAnomaly::SeriesLimit => "series_limit",
             PointAnomaly::Invalid => "invalid",
             PointAnomaly::TooFarAhead => "too_far_ahead",
+            PointAnomaly::MemoryLimit => "memory_limit",
         }
     }
 }
@@ -119,6 +123,44 @@ impl ExportOutcome {
     }
 }
 
+/// How restoring the detector checkpoint at start ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CheckpointRestore {
+    Restored,
+    /// No checkpoint file yet (a first start).
+    Missing,
+    /// Not a checkpoint, truncated, or a checksum mismatch.
+    Corrupt,
+    /// Written by another format version.
+    Version,
+    /// Written with other detector windows (bucket width).
+    Incompatible,
+    /// The file exists but cannot be read.
+    Unreadable,
+}
+
+impl CheckpointRestore {
+    pub const ALL: [CheckpointRestore; 6] = [
+        CheckpointRestore::Restored,
+        CheckpointRestore::Missing,
+        CheckpointRestore::Corrupt,
+        CheckpointRestore::Version,
+        CheckpointRestore::Incompatible,
+        CheckpointRestore::Unreadable,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CheckpointRestore::Restored => "restored",
+            CheckpointRestore::Missing => "missing",
+            CheckpointRestore::Corrupt => "corrupt",
+            CheckpointRestore::Version => "version",
+            CheckpointRestore::Incompatible => "incompatible",
+            CheckpointRestore::Unreadable => "unreadable",
+        }
+    }
+}
+
 const NS: usize = 3; // signals
 const NP: usize = 3; // protocols
 const NR: usize = RefusedReason::ALL.len();
@@ -144,6 +186,10 @@ pub struct Telemetry {
     series_created: Counter,
     series_evicted: Counter,
     leak_events: [Counter; 3],
+    persistent_replayed: Counter,
+    persistent_truncated_bytes: Counter,
+    checkpoint_writes: [Counter; 2],
+    checkpoint_restores: [Counter; CheckpointRestore::ALL.len()],
 }
 
 /// Gauges read at scrape time.
@@ -158,6 +204,10 @@ pub struct Gauges {
     pub incidents_suspected: u64,
     pub incidents_confirmed: u64,
     pub rss_bytes: Option<u64>,
+    /// Bytes of the persistent export queue's files, when there is one.
+    pub persistent_queue_bytes: Option<u64>,
+    /// 0 normal, 1 above the soft limit, 2 above the hard limit.
+    pub memory_pressure: u64,
 }
 
 impl Telemetry {
@@ -214,6 +264,34 @@ impl Telemetry {
         if let Some(c) = self.leak_events.get(kind) {
             add(c, 1);
         }
+    }
+
+    /// The persistent queue was opened: `replayed` requests queued again, `truncated_bytes`
+    /// cut off torn segment tails.
+    pub fn persistent_queue_recovered(&self, replayed: u64, truncated_bytes: u64) {
+        add(&self.persistent_replayed, replayed);
+        add(&self.persistent_truncated_bytes, truncated_bytes);
+    }
+
+    pub fn persistent_replayed(&self) -> u64 {
+        self.persistent_replayed.load(Ordering::Relaxed)
+    }
+
+    /// A checkpoint write finished (`ok`) or failed.
+    pub fn checkpoint_written(&self, ok: bool) {
+        add(&self.checkpoint_writes[usize::from(!ok)], 1);
+    }
+
+    pub fn checkpoint_writes(&self, ok: bool) -> u64 {
+        self.checkpoint_writes[usize::from(!ok)].load(Ordering::Relaxed)
+    }
+
+    pub fn checkpoint_restore(&self, outcome: CheckpointRestore) {
+        add(&self.checkpoint_restores[outcome as usize], 1);
+    }
+
+    pub fn checkpoint_restores(&self, outcome: CheckpointRestore) -> u64 {
+        self.checkpoint_restores[outcome as usize].load(Ordering::Relaxed)
     }
 
     pub fn requests(&self, signal: Signal, protocol: Protocol) -> u64 {
@@ -309,7 +387,7 @@ impl Telemetry {
                 );
             }
         }
-        header(&mut out, "leakwatch_points_anomalies_total", "counter", "Data points of tracked series that were not used as-is: non-finite, out of order, duplicate, counter reset, refused at the series limit, invalid (no timestamp, negative, out of range), too far ahead.");
+        header(&mut out, "leakwatch_points_anomalies_total", "counter", "Data points of tracked series that were not used as-is: non-finite, out of order, duplicate, counter reset, refused at the series limit or the memory limiter's soft limit, invalid (no timestamp, negative, out of range), too far ahead.");
         for a in PointAnomaly::ALL {
             sample1(
                 &mut out,
@@ -371,6 +449,66 @@ impl Telemetry {
             "The export queue's byte bound.",
             gauges.queue_max_bytes,
         );
+        if let Some(bytes) = gauges.persistent_queue_bytes {
+            gauge(
+                &mut out,
+                "leakwatch_exporter_persistent_queue_bytes",
+                "Bytes of the persistent export queue's segment files.",
+                bytes,
+            );
+        }
+        header(
+            &mut out,
+            "leakwatch_exporter_persistent_replayed_requests_total",
+            "counter",
+            "Requests read back from the persistent export queue at start and sent again.",
+        );
+        let _ = writeln!(
+            out,
+            "leakwatch_exporter_persistent_replayed_requests_total {}",
+            load(&self.persistent_replayed)
+        );
+        header(
+            &mut out,
+            "leakwatch_exporter_persistent_truncated_bytes_total",
+            "counter",
+            "Bytes cut off torn or corrupt tails of persistent queue segments at start.",
+        );
+        let _ = writeln!(
+            out,
+            "leakwatch_exporter_persistent_truncated_bytes_total {}",
+            load(&self.persistent_truncated_bytes)
+        );
+        header(
+            &mut out,
+            "leakwatch_checkpoint_writes_total",
+            "counter",
+            "Detector checkpoints written, by outcome.",
+        );
+        for (i, outcome) in ["ok", "failed"].iter().enumerate() {
+            sample1(
+                &mut out,
+                "leakwatch_checkpoint_writes_total",
+                "outcome",
+                outcome,
+                load(&self.checkpoint_writes[i]),
+            );
+        }
+        header(
+            &mut out,
+            "leakwatch_checkpoint_restores_total",
+            "counter",
+            "Detector checkpoint restores at start, by outcome (corrupt, version, incompatible and unreadable start empty).",
+        );
+        for o in CheckpointRestore::ALL {
+            sample1(
+                &mut out,
+                "leakwatch_checkpoint_restores_total",
+                "outcome",
+                o.as_str(),
+                load(&self.checkpoint_restores[o as usize]),
+            );
+        }
         gauge(
             &mut out,
             "leakwatch_series",
@@ -446,6 +584,7 @@ impl Telemetry {
             "confirmed",
             gauges.incidents_confirmed,
         );
+        gauge(&mut out, "leakwatch_memory_limiter_pressure", "Memory limiter state: 0 normal, 1 above the soft limit (no new series), 2 above the limit (requests refused).", gauges.memory_pressure);
         if let Some(rss) = gauges.rss_bytes {
             gauge(
                 &mut out,

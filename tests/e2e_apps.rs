@@ -31,12 +31,22 @@ events:
 const RUN_SECONDS: u64 = 170;
 
 fn service(example: Example, leak: bool) -> String {
-    let lang = if example == Example::Node { "node" } else { "python" };
+    let lang = if example == Example::Node {
+        "node"
+    } else {
+        "python"
+    };
     format!("e2e-{lang}-{}", if leak { "leak" } else { "healthy" })
 }
 
-fn events_for<'a>(r: &'a Received, service: &'a str, name: &'a str) -> impl Iterator<Item = &'a common::procs::LogRecord> {
-    r.logs.iter().filter(move |l| l.event_name == name && attr_str(&l.resource, "service.name") == Some(service))
+fn events_for<'a>(
+    r: &'a Received,
+    service: &'a str,
+    name: &'a str,
+) -> impl Iterator<Item = &'a common::procs::LogRecord> {
+    r.logs.iter().filter(move |l| {
+        l.event_name == name && attr_str(&l.resource, "service.name") == Some(service)
+    })
 }
 
 #[test]
@@ -65,7 +75,9 @@ fn leaking_apps_are_confirmed_and_healthy_apps_are_not() {
     let leaking = [service(Example::Node, true), service(Example::Python, true)];
     loop {
         let r = rotel.received();
-        let done = leaking.iter().all(|s| events_for(&r, s, "memory.leak.confirmed").next().is_some());
+        let done = leaking
+            .iter()
+            .all(|s| events_for(&r, s, "memory.leak.confirmed").next().is_some());
         if done && started.elapsed() > Duration::from_secs(RUN_SECONDS) {
             break;
         }
@@ -82,7 +94,10 @@ fn leaking_apps_are_confirmed_and_healthy_apps_are_not() {
         let events: Vec<String> = r
             .logs
             .iter()
-            .filter(|l| attr_str(&l.resource, "service.name") == Some(s) && l.event_name.starts_with("memory.leak"))
+            .filter(|l| {
+                attr_str(&l.resource, "service.name") == Some(s)
+                    && l.event_name.starts_with("memory.leak")
+            })
             .map(|l| format!("{} @{} {}", l.event_name, l.time_unix_nano, l.body))
             .collect();
         format!("{s}: {events:#?}")
@@ -102,31 +117,79 @@ fn leaking_apps_are_confirmed_and_healthy_apps_are_not() {
         let (Some(suspected), Some(confirmed)) = (suspected, confirmed) else {
             panic!("{s} was not suspected and then confirmed:\n{all}");
         };
-        assert!(suspected.time_unix_nano <= confirmed.time_unix_nano, "{all}");
+        assert!(
+            suspected.time_unix_nano <= confirmed.time_unix_nano,
+            "{all}"
+        );
         assert_eq!(suspected.severity_text, "WARN");
         assert_eq!(confirmed.severity_text, "ERROR");
-        assert_eq!(attr_str(&confirmed.attributes, "event.name"), Some("memory.leak.confirmed"));
-        assert!(confirmed.attributes.contains_key("leak.growth_bytes_per_hour"), "{all}");
-        assert!(confirmed.body.contains(s.as_str()), "the body names the service: {}", confirmed.body);
-        let open = leaks["items"].as_array().expect("items").iter().any(|i| i["resource"]["service_name"] == s.as_str() && i["state"] == "confirmed");
+        assert_eq!(
+            attr_str(&confirmed.attributes, "event.name"),
+            Some("memory.leak.confirmed")
+        );
+        assert!(
+            confirmed
+                .attributes
+                .contains_key("leak.growth_bytes_per_hour"),
+            "{all}"
+        );
+        assert!(
+            confirmed.body.contains(s.as_str()),
+            "the body names the service: {}",
+            confirmed.body
+        );
+        let open = leaks["items"]
+            .as_array()
+            .expect("items")
+            .iter()
+            .any(|i| i["resource"]["service_name"] == s.as_str() && i["state"] == "confirmed");
         assert!(open, "{s} is not confirmed in /api/v1/leaks:\n{all}");
     }
-    for s in [service(Example::Node, false), service(Example::Python, false)] {
-        let any = r.logs.iter().any(|l| attr_str(&l.resource, "service.name") == Some(s.as_str()) && l.event_name.starts_with("memory.leak"));
+    for s in [
+        service(Example::Node, false),
+        service(Example::Python, false),
+    ] {
+        let any = r.logs.iter().any(|l| {
+            attr_str(&l.resource, "service.name") == Some(s.as_str())
+                && l.event_name.starts_with("memory.leak")
+        });
         assert!(!any, "healthy {s} got a leak event:\n{all}");
     }
 
     // rotel received the apps' own metrics through leakwatch.
-    for (example, metric) in [(Example::Node, "v8js.memory.heap.used"), (Example::Node, "http.server.request.duration"), (Example::Python, "process.memory.usage"), (Example::Python, "process.runtime.cpython.gc_count")] {
+    for (example, metric) in [
+        (Example::Node, "v8js.memory.heap.used"),
+        (Example::Node, "http.server.request.duration"),
+        (Example::Python, "process.memory.usage"),
+        (Example::Python, "process.runtime.cpython.gc_count"),
+    ] {
         for leak in [true, false] {
             let s = service(example, leak);
-            let n = r.points.iter().filter(|p| p.metric == metric && attr_str(&p.resource, "service.name") == Some(s.as_str())).count();
+            let n = r
+                .points
+                .iter()
+                .filter(|p| {
+                    p.metric == metric && attr_str(&p.resource, "service.name") == Some(s.as_str())
+                })
+                .count();
             assert!(n >= 60, "rotel got only {n} points of {metric} from {s}");
         }
     }
     // And leakwatch's derived metrics for the leaking app.
-    let state = r.points.iter().filter(|p| p.metric == "leakwatch.leak.state" && attr_str(&p.resource, "service.name") == Some(leaking[0].as_str())).filter_map(|p| p.value).fold(0.0, f64::max);
-    assert_eq!(state, 2.0, "leakwatch.leak.state never reached 2 for {}", leaking[0]);
+    let state = r
+        .points
+        .iter()
+        .filter(|p| {
+            p.metric == "leakwatch.leak.state"
+                && attr_str(&p.resource, "service.name") == Some(leaking[0].as_str())
+        })
+        .filter_map(|p| p.value)
+        .fold(0.0, f64::max);
+    assert_eq!(
+        state, 2.0,
+        "leakwatch.leak.state never reached 2 for {}",
+        leaking[0]
+    );
     drop(apps);
 }
 

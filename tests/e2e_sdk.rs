@@ -18,7 +18,11 @@ fn check_protocol(protocol: &'static str) {
     let env = TestEnv::setup();
     let mut rotel = Rotel::start(env);
     let lw = Leakwatch::start(&rotel.grpc_endpoint(), QUIET_CONFIG);
-    let endpoint = if protocol == "grpc" { lw.grpc_endpoint() } else { lw.http_endpoint() };
+    let endpoint = if protocol == "grpc" {
+        lw.grpc_endpoint()
+    } else {
+        lw.http_endpoint()
+    };
     let mut sender = SendSignals::new(endpoint);
     sender.protocol = protocol;
     sender.rounds = 2;
@@ -36,23 +40,40 @@ fn check_protocol(protocol: &'static str) {
         assert_eq!(export["result"], "SUCCESS");
         for (metric, points) in export["points"].as_object().expect("points") {
             for p in points.as_array().expect("array") {
-                let index = p["attributes"]["series.index"].as_i64().expect("series.index");
+                let index = p["attributes"]["series.index"]
+                    .as_i64()
+                    .expect("series.index");
                 expected_points.push((metric.clone(), index, p["value"].clone()));
             }
         }
     }
-    let span_names: Vec<String> = summary["spans"]["names"].as_array().expect("names").iter().map(|n| n.as_str().unwrap_or_default().to_owned()).collect();
-    let log_bodies: Vec<String> = summary["logs"]["bodies"].as_array().expect("bodies").iter().map(|n| n.as_str().unwrap_or_default().to_owned()).collect();
+    let span_names: Vec<String> = summary["spans"]["names"]
+        .as_array()
+        .expect("names")
+        .iter()
+        .map(|n| n.as_str().unwrap_or_default().to_owned())
+        .collect();
+    let log_bodies: Vec<String> = summary["logs"]["bodies"]
+        .as_array()
+        .expect("bodies")
+        .iter()
+        .map(|n| n.as_str().unwrap_or_default().to_owned())
+        .collect();
     assert_eq!(span_names.len(), 4);
     assert_eq!(log_bodies.len(), 5);
     assert!(expected_points.len() >= 3 * 4 * 2, "{expected_points:?}");
 
-    let mine = |attrs: &common::procs::Attributes| attr_str(attrs, "test.run_id") == Some(run_id.as_str());
-    let received = rotel.wait_for("every point, span and log record", Duration::from_secs(30), |r: &Received| {
-        r.points.iter().filter(|p| mine(&p.resource)).count() >= expected_points.len()
-            && r.spans.iter().filter(|s| mine(&s.resource)).count() >= span_names.len()
-            && r.logs.iter().filter(|l| mine(&l.resource)).count() >= log_bodies.len()
-    });
+    let mine =
+        |attrs: &common::procs::Attributes| attr_str(attrs, "test.run_id") == Some(run_id.as_str());
+    let received = rotel.wait_for(
+        "every point, span and log record",
+        Duration::from_secs(30),
+        |r: &Received| {
+            r.points.iter().filter(|p| mine(&p.resource)).count() >= expected_points.len()
+                && r.spans.iter().filter(|s| mine(&s.resource)).count() >= span_names.len()
+                && r.logs.iter().filter(|l| mine(&l.resource)).count() >= log_bodies.len()
+        },
+    );
 
     for (metric, index, value) in &expected_points {
         let found = received.points.iter().any(|p| {
@@ -65,22 +86,43 @@ fn check_protocol(protocol: &'static str) {
                     _ => false,
                 }
         });
-        assert!(found, "rotel did not receive {metric}{{series.index={index}}} = {value} over {protocol}");
+        assert!(
+            found,
+            "rotel did not receive {metric}{{series.index={index}}} = {value} over {protocol}"
+        );
     }
     for name in &span_names {
-        assert!(received.spans.iter().any(|s| mine(&s.resource) && &s.name == name), "span {name} missing over {protocol}");
+        assert!(
+            received
+                .spans
+                .iter()
+                .any(|s| mine(&s.resource) && &s.name == name),
+            "span {name} missing over {protocol}"
+        );
     }
     for body in &log_bodies {
-        assert!(received.logs.iter().any(|l| mine(&l.resource) && &l.body == body), "log {body} missing over {protocol}");
+        assert!(
+            received
+                .logs
+                .iter()
+                .any(|l| mine(&l.resource) && &l.body == body),
+            "log {body} missing over {protocol}"
+        );
     }
 
     // leakwatch counted what it received under the right protocol.
     let (status, metrics) = lw.admin_get("/metrics");
     assert_eq!(status, 200);
-    let label = if protocol == "grpc" { "grpc" } else { "http_protobuf" };
-    let spans_line = format!("leakwatch_receiver_items_total{{signal=\"traces\",protocol=\"{label}\"}} 4\n");
+    let label = if protocol == "grpc" {
+        "grpc"
+    } else {
+        "http_protobuf"
+    };
+    let spans_line =
+        format!("leakwatch_receiver_items_total{{signal=\"traces\",protocol=\"{label}\"}} 4\n");
     assert!(metrics.contains(&spans_line), "{metrics}");
-    let logs_line = format!("leakwatch_receiver_items_total{{signal=\"logs\",protocol=\"{label}\"}} 5\n");
+    let logs_line =
+        format!("leakwatch_receiver_items_total{{signal=\"logs\",protocol=\"{label}\"}} 5\n");
     assert!(metrics.contains(&logs_line), "{metrics}");
 }
 

@@ -633,10 +633,7 @@ async fn no_downstream_accepts_and_counts() {
     );
     // process.memory.usage (3 series), v8js.memory.heap.used (1) and
     // http.server.request.duration (1) are tracked; the other metrics are not.
-    assert!(
-        text.contains("\nleakwatch_series 5\n"),
-        "{text}"
-    );
+    assert!(text.contains("\nleakwatch_series 5\n"), "{text}");
     let (status, _, series) = http_request(
         "GET",
         &lw.admin_url("/api/v1/series?service.name=checkout"),

@@ -68,6 +68,8 @@ pub fn gauges(s: &AdminState) -> Gauges {
         incidents_suspected: count(LeakState::Suspected),
         incidents_confirmed: count(LeakState::Confirmed),
         rss_bytes: own_rss_bytes(),
+        persistent_queue_bytes: s.queue.as_ref().and_then(|q| q.persistent_bytes()),
+        memory_pressure: s.engine.limiter().pressure() as u64,
     }
 }
 

@@ -45,7 +45,7 @@ pub const MAX_MEMORY_SERIES: usize = 16;
 pub const MAX_LIMIT_SERIES: usize = 8;
 
 /// Incident state of a resource.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Default, serde::Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum LeakState {
     /// No incident.
@@ -130,7 +130,7 @@ pub struct ResourceSummary {
     pub dropped_series: u64,
 }
 
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
 struct MemoryEntry {
     key: u64,
     role: Role,
@@ -188,7 +188,7 @@ impl MemoryEntry {
     }
 }
 
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Copy, Debug, serde::Serialize, serde::Deserialize)]
 struct LimitEntry {
     key: u64,
     value: f64,
@@ -196,7 +196,7 @@ struct LimitEntry {
 }
 
 /// Summed counter increments of all series of one role, per bucket.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug, Default, serde::Serialize, serde::Deserialize)]
 struct Aggregate {
     ring: Ring,
     /// First bucket seen (partial, excluded from rates); `None` before any data.
@@ -225,8 +225,8 @@ impl Aggregate {
     }
 }
 
-/// Per-resource detector state.
-#[derive(Clone, Debug, Default)]
+/// Per-resource detector state. Serializable for checkpoints.
+#[derive(Clone, Debug, Default, serde::Serialize, serde::Deserialize)]
 pub struct ResourceDetector {
     memory: Vec<MemoryEntry>,
     limits: Vec<LimitEntry>,
@@ -241,6 +241,7 @@ pub struct ResourceDetector {
     confirm_since: Option<u64>,
     clear_since: Option<u64>,
     /// Signals and leading metric of the open (or last) incident, for the resolved event.
+    #[serde(with = "signal_names")]
     incident_signals: Vec<&'static str>,
     incident_metric: String,
     dropped_series: u64,
@@ -637,5 +638,41 @@ fn apply_cycle(e: &mut MemoryEntry, grew: bool) {
         e.grown_cycles = e.grown_cycles.saturating_add(1);
     } else {
         e.grown_cycles = 0;
+    }
+}
+
+/// Every signal name [`ResourceDetector`] reports (see `signals`).
+pub const SIGNAL_NAMES: [&str; 6] = [
+    "memory",
+    "rss",
+    "memory_per_request",
+    "gc_frequency",
+    "gc_efficiency",
+    "restart_cycle",
+];
+
+/// Serde for `Vec<&'static str>` signal lists: written as strings, read back as the static
+/// names of [`SIGNAL_NAMES`] (an unknown name is an error, so a checkpoint from a version with
+/// other signals is refused rather than half-restored).
+mod signal_names {
+    use serde::de::Error as _;
+    use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+    pub fn serialize<S: Serializer>(v: &[&'static str], s: S) -> Result<S::Ok, S::Error> {
+        v.serialize(s)
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<&'static str>, D::Error> {
+        let names = Vec::<String>::deserialize(d)?;
+        names
+            .iter()
+            .map(|n| {
+                super::SIGNAL_NAMES
+                    .iter()
+                    .copied()
+                    .find(|s| s == n)
+                    .ok_or_else(|| D::Error::custom(format!("unknown signal name {n:?}")))
+            })
+            .collect()
     }
 }

@@ -27,7 +27,7 @@ use crate::detector::window::{Ring, BUCKETS};
 use crate::detector::{DetectorConfig, Observation, Sample, Temporality};
 
 /// How the latest restart was detected.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Default, serde::Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum RestartKind {
     /// No restart yet.
@@ -41,8 +41,8 @@ pub enum RestartKind {
     Drop,
 }
 
-/// Per-series detector state (≤ 400 bytes).
-#[derive(Clone, Debug)]
+/// Per-series detector state (≤ 400 bytes). Serializable for checkpoints.
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
 pub struct SeriesDetector {
     ring: Ring,
     /// Last accepted event time (0 = none yet).

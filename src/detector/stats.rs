@@ -83,7 +83,7 @@ impl Moments {
 }
 
 /// A least-squares line with an autocorrelation-aware significance statistic.
-#[derive(Clone, Copy, Debug, Default, PartialEq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct LineFit {
     /// Number of points.
     pub n: usize,

@@ -54,7 +54,7 @@ pub struct TrendInput<'a> {
 }
 
 /// The outcome of assessing one window.
-#[derive(Clone, Copy, Debug, Default, PartialEq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Assessment {
     /// The line fitted (x in seconds, so `slope` is per second).
     pub fit: LineFit,

@@ -18,7 +18,7 @@
 pub const BUCKETS: usize = 32;
 
 /// A ring of [`BUCKETS`] buckets; `head` is the absolute index of the newest.
-#[derive(Clone, Debug, Default, PartialEq)]
+#[derive(Clone, Debug, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Ring {
     a: [f32; BUCKETS],
     b: [f32; BUCKETS],

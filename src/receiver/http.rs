@@ -222,7 +222,7 @@ fn error_response(error: &ExportError, ingress: &Ingress, format: Format) -> Res
         ExportError::TooLarge { .. } => (StatusCode::PAYLOAD_TOO_LARGE, 8),
         ExportError::UnsupportedMediaType(_) => (StatusCode::UNSUPPORTED_MEDIA_TYPE, 3),
         ExportError::Unauthenticated => (StatusCode::UNAUTHORIZED, 16),
-        ExportError::QueueFull(_) | ExportError::ShuttingDown => {
+        ExportError::QueueFull(_) | ExportError::ShuttingDown | ExportError::MemoryLimit => {
             (StatusCode::SERVICE_UNAVAILABLE, 14)
         }
     };

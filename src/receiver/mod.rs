@@ -20,6 +20,7 @@ use prost::Message;
 use crate::engine::{self, Engine, IngestError};
 use crate::events::EventSink;
 use crate::exporter::{ExportQueue, QueueFull};
+use crate::limiter::MemoryLimiter;
 use crate::proto::lean;
 use crate::signal::{Protocol, Signal};
 use crate::telemetry::{RefusedReason, Telemetry};
@@ -37,6 +38,8 @@ pub enum ExportError {
     QueueFull(#[from] QueueFull),
     #[error("leakwatch is shutting down; retry later")]
     ShuttingDown,
+    #[error("leakwatch is above its memory limit; retry later")]
+    MemoryLimit,
     #[error("missing or invalid bearer token")]
     Unauthenticated,
 }
@@ -49,13 +52,17 @@ impl ExportError {
             ExportError::UnsupportedMediaType(_) => RefusedReason::UnsupportedMediaType,
             ExportError::QueueFull(_) => RefusedReason::QueueFull,
             ExportError::ShuttingDown => RefusedReason::ShuttingDown,
+            ExportError::MemoryLimit => RefusedReason::MemoryLimit,
             ExportError::Unauthenticated => RefusedReason::Unauthenticated,
         }
     }
 
     /// Whether the client should retry the same request later.
     pub fn retryable(&self) -> bool {
-        matches!(self, ExportError::QueueFull(_) | ExportError::ShuttingDown)
+        matches!(
+            self,
+            ExportError::QueueFull(_) | ExportError::ShuttingDown | ExportError::MemoryLimit
+        )
     }
 }
 
@@ -81,6 +88,8 @@ pub struct Ingress {
     pub max_decompressed_bytes: usize,
     /// What clients are told to wait before retrying.
     pub retry_after: Duration,
+    /// Refuses requests while memory is above the hard limit.
+    pub limiter: Arc<MemoryLimiter>,
 }
 
 impl Ingress {
@@ -110,6 +119,10 @@ impl Ingress {
         protocol: Protocol,
         body: Bytes,
     ) -> Result<Accepted, ExportError> {
+        if !self.limiter.admits_requests() {
+            self.telemetry.received(signal, protocol, 0);
+            return Err(self.refuse(signal, 0, ExportError::MemoryLimit));
+        }
         match signal {
             Signal::Metrics => self.export_metrics(protocol, body),
             Signal::Traces | Signal::Logs => self.export_passthrough(signal, protocol, body),
@@ -169,10 +182,14 @@ impl Ingress {
         } else {
             Accepted {
                 rejected,
-                message: format!(
-                    "{rejected} data points refused: leakwatch tracks at most {} series (series.max_series)",
-                    self.engine.config().max_series
-                ),
+                message: if outcome.rejected_for_memory {
+                    format!("{rejected} data points of new series refused: leakwatch is above its memory soft limit")
+                } else {
+                    format!(
+                        "{rejected} data points refused: leakwatch tracks at most {} series (series.max_series)",
+                        self.engine.config().max_series
+                    )
+                },
             }
         })
     }

@@ -76,6 +76,8 @@ pub struct Received {
 pub enum Behaviour {
     Accept,
     Fail(tonic::Code),
+    /// Accept after this long (a slow downstream).
+    Delay(Duration),
 }
 
 /// A fake downstream collector: every export request's raw bytes go into a channel.
@@ -145,6 +147,14 @@ impl tonic::server::UnaryService<Bytes> for Handler {
                     Ok(tonic::Response::new(Bytes::new()))
                 }
                 Behaviour::Fail(code) => Err(Status::new(code, "fake downstream told to fail")),
+                Behaviour::Delay(d) => {
+                    tokio::time::sleep(d).await;
+                    let _ = sink.tx.send(Received {
+                        path,
+                        body: request.into_inner(),
+                    });
+                    Ok(tonic::Response::new(Bytes::new()))
+                }
             }
         })
     }
@@ -200,7 +210,27 @@ impl Downstream {
         Self::start_on(listener).await
     }
 
+    /// A downstream serving TLS with the given PEM certificate and key.
+    pub async fn start_tls(cert: &std::path::Path, key: &std::path::Path) -> Downstream {
+        let listener = TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind downstream");
+        let identity = tonic::transport::Identity::from_pem(
+            std::fs::read(cert).expect("cert"),
+            std::fs::read(key).expect("key"),
+        );
+        let tls = tonic::transport::ServerTlsConfig::new().identity(identity);
+        Self::serve(listener, Some(tls)).await
+    }
+
     pub async fn start_on(listener: TcpListener) -> Downstream {
+        Self::serve(listener, None).await
+    }
+
+    async fn serve(
+        listener: TcpListener,
+        tls: Option<tonic::transport::ServerTlsConfig>,
+    ) -> Downstream {
         let addr = listener.local_addr().expect("addr");
         let (tx, rx) = mpsc::unbounded_channel();
         let behaviour = Arc::new(Mutex::new(Behaviour::Accept));
@@ -211,7 +241,11 @@ impl Downstream {
         let stop = CancellationToken::new();
         let token = stop.clone();
         let task = tokio::spawn(async move {
-            tonic::transport::Server::builder()
+            let mut builder = tonic::transport::Server::builder();
+            if let Some(tls) = tls {
+                builder = builder.tls_config(tls).expect("downstream tls");
+            }
+            builder
                 .add_service(MetricsSink(sink.clone()))
                 .add_service(TraceSink(sink.clone()))
                 .add_service(LogsSink(sink))
@@ -300,7 +334,31 @@ pub fn test_config(downstream: Option<String>) -> Config {
 }
 
 pub async fn start(config: Config) -> Running {
-    let bound = Bound::bind(config).await.expect("bind leakwatch");
+    start_bound(Bound::bind(config).await.expect("bind leakwatch")).await
+}
+
+/// A memory probe the test sets by hand.
+#[derive(Default)]
+pub struct FakeMemory(pub std::sync::atomic::AtomicU64);
+
+impl leakwatch::limiter::MemoryProbe for FakeMemory {
+    fn used_bytes(&self) -> Option<u64> {
+        Some(self.0.load(std::sync::atomic::Ordering::Relaxed))
+    }
+}
+
+/// Starts leakwatch with its memory limiter reading `probe`.
+pub async fn start_with_probe(config: Config, probe: Arc<FakeMemory>) -> Running {
+    start_bound(
+        Bound::bind(config)
+            .await
+            .expect("bind leakwatch")
+            .with_memory_probe(probe),
+    )
+    .await
+}
+
+async fn start_bound(bound: Bound) -> Running {
     let addrs = bound.addresses();
     let shutdown = CancellationToken::new();
     let token = shutdown.clone();

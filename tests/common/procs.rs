@@ -97,8 +97,14 @@ impl TestEnv {
             PathBuf::from("node")
         });
         let node_example = root.join("examples/node");
-        if !node_example.join("node_modules/@opentelemetry/sdk-metrics").is_dir() {
-            missing.push(format!("{}/node_modules missing (npm ci)", node_example.display()));
+        if !node_example
+            .join("node_modules/@opentelemetry/sdk-metrics")
+            .is_dir()
+        {
+            missing.push(format!(
+                "{}/node_modules missing (npm ci)",
+                node_example.display()
+            ));
         }
         if !missing.is_empty() {
             return Err(missing);
@@ -149,7 +155,10 @@ pub fn wait_for_port(port: u16, proc: &mut Proc, timeout: Duration) -> Result<()
             ));
         }
         if Instant::now() > deadline {
-            return Err(format!("{}: 127.0.0.1:{port} not accepting after {timeout:?}", proc.name));
+            return Err(format!(
+                "{}: 127.0.0.1:{port} not accepting after {timeout:?}",
+                proc.name
+            ));
         }
         thread::sleep(Duration::from_millis(10));
     }
@@ -197,11 +206,21 @@ pub struct Proc {
 impl Proc {
     /// Spawns `cmd` with stdin closed and stdout/stderr captured.
     pub fn spawn(name: &str, mut cmd: Command) -> Proc {
-        cmd.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped());
-        let mut child = cmd.spawn().unwrap_or_else(|e| panic!("cannot spawn {name} ({cmd:?}): {e}"));
+        cmd.stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        let mut child = cmd
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot spawn {name} ({cmd:?}): {e}"));
         let stdout = Captured::drain(child.stdout.take().expect("piped stdout"));
         let stderr = Captured::drain(child.stderr.take().expect("piped stderr"));
-        Proc { name: name.to_owned(), child, stdout, stderr, status: None }
+        Proc {
+            name: name.to_owned(),
+            child,
+            stdout,
+            stderr,
+            status: None,
+        }
     }
 
     pub fn pid(&self) -> u32 {
@@ -225,7 +244,12 @@ impl Proc {
     }
 
     /// Polls stdout until `pred` holds; panics with both streams on timeout.
-    pub fn wait_for_stdout(&mut self, what: &str, timeout: Duration, pred: impl Fn(&str) -> bool) -> String {
+    pub fn wait_for_stdout(
+        &mut self,
+        what: &str,
+        timeout: Duration,
+        pred: impl Fn(&str) -> bool,
+    ) -> String {
         let deadline = Instant::now() + timeout;
         loop {
             let out = self.stdout();
@@ -254,7 +278,11 @@ impl Proc {
             }
             if Instant::now() > deadline {
                 self.kill();
-                panic!("{} did not exit within {timeout:?}; stderr:\n{}", self.name, tail(&self.stderr(), 4000));
+                panic!(
+                    "{} did not exit within {timeout:?}; stderr:\n{}",
+                    self.name,
+                    tail(&self.stderr(), 4000)
+                );
             }
             thread::sleep(Duration::from_millis(20));
         }
@@ -324,13 +352,26 @@ impl Rotel {
                 .args(["--otlp-grpc-endpoint", &format!("127.0.0.1:{grpc_port}")])
                 .args(["--otlp-http-endpoint", &format!("127.0.0.1:{http_port}")])
                 .args(["--exporter", "blackhole"])
-                .args(["--debug-log", "metrics", "--debug-log", "traces", "--debug-log", "logs"])
+                .args([
+                    "--debug-log",
+                    "metrics",
+                    "--debug-log",
+                    "traces",
+                    "--debug-log",
+                    "logs",
+                ])
                 .args(["--debug-log-verbosity", "detailed"]);
             let mut proc = Proc::spawn("rotel", cmd);
             let ready = wait_for_port(grpc_port, &mut proc, READY_TIMEOUT)
                 .and_then(|()| wait_for_port(http_port, &mut proc, READY_TIMEOUT));
             match ready {
-                Ok(()) => return Rotel { proc, grpc_port, http_port },
+                Ok(()) => {
+                    return Rotel {
+                        proc,
+                        grpc_port,
+                        http_port,
+                    }
+                }
                 Err(e) if e.contains("Address already in use") => last_err = e,
                 Err(e) => panic!("rotel did not start: {e}"),
             }
@@ -357,7 +398,12 @@ impl Rotel {
     }
 
     /// Polls rotel's output until `pred` holds; panics with the output's tail on timeout.
-    pub fn wait_for(&mut self, what: &str, timeout: Duration, pred: impl Fn(&Received) -> bool) -> Received {
+    pub fn wait_for(
+        &mut self,
+        what: &str,
+        timeout: Duration,
+        pred: impl Fn(&Received) -> bool,
+    ) -> Received {
         let deadline = Instant::now() + timeout;
         loop {
             let received = self.received();
@@ -435,7 +481,10 @@ impl SendSignals {
         let status = proc.wait(Duration::from_secs(120));
         let stdout = proc.stdout();
         if stdout.trim().is_empty() {
-            panic!("send_all_signals.py printed nothing ({status}); stderr:\n{}", proc.stderr());
+            panic!(
+                "send_all_signals.py printed nothing ({status}); stderr:\n{}",
+                proc.stderr()
+            );
         }
         (status, stdout)
     }
@@ -514,14 +563,19 @@ impl ExampleApp {
         cmd.env("OTEL_EXPORTER_OTLP_ENDPOINT", &self.endpoint)
             .env("OTEL_EXPORTER_OTLP_PROTOCOL", self.protocol)
             .env("OTEL_SERVICE_NAME", &self.service_name)
-            .env("OTEL_METRIC_EXPORT_INTERVAL", self.export_interval_ms.to_string())
+            .env(
+                "OTEL_METRIC_EXPORT_INTERVAL",
+                self.export_interval_ms.to_string(),
+            )
             .env("LEAK", if self.leak { "1" } else { "0" })
             .env("LOAD_RPS", self.load_rps.to_string())
             .env("PAYLOAD_BYTES", self.payload_bytes.to_string())
             .env("DURATION_S", self.duration_s.to_string())
             .env("STATS_INTERVAL_MS", self.stats_interval_ms.to_string());
         let mut proc = Proc::spawn(&self.service_name, cmd);
-        proc.wait_for_stdout("its listening line", READY_TIMEOUT, |out| out.contains("\"listening\""));
+        proc.wait_for_stdout("its listening line", READY_TIMEOUT, |out| {
+            out.contains("\"listening\"")
+        });
         proc
     }
 }
@@ -706,7 +760,9 @@ impl Received {
                     continue;
                 }
                 Some(
-                    "NumberDataPoints" | "HistogramDataPoints" | "ExponentialHistogramDataPoints"
+                    "NumberDataPoints"
+                    | "HistogramDataPoints"
+                    | "ExponentialHistogramDataPoints"
                     | "SummaryDataPoints",
                 ) => {
                     let d = |k: &str| desc.get(k).cloned().unwrap_or_default();
@@ -725,7 +781,11 @@ impl Received {
                     continue;
                 }
                 Some("Span") => {
-                    out.spans.push(Span { resource: resource.clone(), scope: scope.clone(), ..Span::default() });
+                    out.spans.push(Span {
+                        resource: resource.clone(),
+                        scope: scope.clone(),
+                        ..Span::default()
+                    });
                     (item, section, cont) = (Item::Span, Section::None, None);
                     continue;
                 }
@@ -818,7 +878,11 @@ impl Received {
             };
             let known = set_field(&mut out, item, key, val);
             if known {
-                cont = if key == "Body" { Some("body".to_owned()) } else { None };
+                cont = if key == "Body" {
+                    Some("body".to_owned())
+                } else {
+                    None
+                };
                 continue;
             }
             if let Some(target) = &cont {
@@ -826,7 +890,11 @@ impl Received {
             }
         }
         for log in &mut out.logs {
-            if let Some(s) = log.body.strip_prefix("Str(").and_then(|s| s.strip_suffix(')')) {
+            if let Some(s) = log
+                .body
+                .strip_prefix("Str(")
+                .and_then(|s| s.strip_suffix(')'))
+            {
                 log.body = s.to_owned();
             }
         }
@@ -834,9 +902,16 @@ impl Received {
     }
 
     /// Data points of `metric` whose attributes include every `(key, string value)` given.
-    pub fn points_of<'a>(&'a self, metric: &'a str, attrs: &'a [(&'a str, &'a str)]) -> impl Iterator<Item = &'a Point> {
+    pub fn points_of<'a>(
+        &'a self,
+        metric: &'a str,
+        attrs: &'a [(&'a str, &'a str)],
+    ) -> impl Iterator<Item = &'a Point> {
         self.points.iter().filter(move |p| {
-            p.metric == metric && attrs.iter().all(|(k, v)| attr_str(&p.attributes, k) == Some(v))
+            p.metric == metric
+                && attrs
+                    .iter()
+                    .all(|(k, v)| attr_str(&p.attributes, k) == Some(v))
         })
     }
 
@@ -854,7 +929,11 @@ impl Received {
 fn is_tracing_line(line: &str) -> bool {
     // "2026-11-26T07:40:21.437751Z  INFO Starting Rotel. ..."
     let b = line.as_bytes();
-    b.len() > 20 && b[4] == b'-' && b[7] == b'-' && b[10] == b'T' && b[..4].iter().all(u8::is_ascii_digit)
+    b.len() > 20
+        && b[4] == b'-'
+        && b[7] == b'-'
+        && b[10] == b'T'
+        && b[..4].iter().all(u8::is_ascii_digit)
 }
 
 fn current_attrs(out: &mut Received, item: Item) -> Option<&mut Attributes> {
@@ -878,7 +957,9 @@ fn int(val: &str) -> u64 {
 fn set_field(out: &mut Received, item: Item, key: &str, val: &str) -> bool {
     match item {
         Item::Point => {
-            let Some(p) = out.points.last_mut() else { return false };
+            let Some(p) = out.points.last_mut() else {
+                return false;
+            };
             match key {
                 "StartTimestamp" => p.start_time_unix_nano = int(val),
                 "Timestamp" => p.time_unix_nano = int(val),
@@ -896,7 +977,9 @@ fn set_field(out: &mut Received, item: Item, key: &str, val: &str) -> bool {
             }
         }
         Item::Span => {
-            let Some(s) = out.spans.last_mut() else { return false };
+            let Some(s) = out.spans.last_mut() else {
+                return false;
+            };
             match key {
                 "Trace ID" => s.trace_id = val.to_owned(),
                 "Parent ID" => s.parent_span_id = val.to_owned(),
@@ -911,7 +994,9 @@ fn set_field(out: &mut Received, item: Item, key: &str, val: &str) -> bool {
             }
         }
         Item::Log => {
-            let Some(l) = out.logs.last_mut() else { return false };
+            let Some(l) = out.logs.last_mut() else {
+                return false;
+            };
             match key {
                 "ObservedTimestamp" => l.observed_time_unix_nano = int(val),
                 "Timestamp" => l.time_unix_nano = int(val),
@@ -931,7 +1016,13 @@ fn set_field(out: &mut Received, item: Item, key: &str, val: &str) -> bool {
 }
 
 /// Appends a line of a string value that contained a newline.
-fn append_continuation(out: &mut Received, item: Item, resource: &mut Attributes, target: &str, line: &str) {
+fn append_continuation(
+    out: &mut Received,
+    item: Item,
+    resource: &mut Attributes,
+    target: &str,
+    line: &str,
+) {
     let extend = |v: &mut Value| {
         let text = match &*v {
             Value::Str(s) | Value::Other(s) => format!("{s}\n{line}"),
@@ -974,7 +1065,11 @@ pub struct TempFile(pub PathBuf);
 
 impl TempFile {
     pub fn new(name: &str, text: &str) -> TempFile {
-        let path = std::env::temp_dir().join(format!("leakwatch-{}-{}-{name}", std::process::id(), unique()));
+        let path = std::env::temp_dir().join(format!(
+            "leakwatch-{}-{}-{name}",
+            std::process::id(),
+            unique()
+        ));
         std::fs::write(&path, text).expect("write temp file");
         TempFile(path)
     }
@@ -1006,7 +1101,13 @@ impl Leakwatch {
                 panic!("leakwatch did not start: {e}");
             }
         }
-        Leakwatch { proc, grpc, http, admin, _config: config }
+        Leakwatch {
+            proc,
+            grpc,
+            http,
+            admin,
+            _config: config,
+        }
     }
 
     pub fn grpc_endpoint(&self) -> String {
@@ -1027,11 +1128,20 @@ impl Leakwatch {
 pub fn http_get(port: u16, path: &str) -> (u16, String) {
     use std::io::Write;
     let mut stream = TcpStream::connect((Ipv4Addr::LOCALHOST, port)).expect("connect admin");
-    stream.set_read_timeout(Some(Duration::from_secs(10))).expect("timeout");
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .expect("timeout");
     write!(stream, "GET {path} HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n").expect("write request");
     let mut response = String::new();
     stream.read_to_string(&mut response).expect("read response");
-    let status = response.split_whitespace().nth(1).and_then(|s| s.parse().ok()).unwrap_or(0);
-    let body = response.split_once("\r\n\r\n").map(|(_, b)| b.to_owned()).unwrap_or_default();
+    let status = response
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    let body = response
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_owned())
+        .unwrap_or_default();
     (status, body)
 }

@@ -1,0 +1,360 @@
+#!/usr/bin/env bash
+# leakwatch's benchmark: in one run on one machine, leakwatch (detection on; without and with
+# forwarding to a blackhole downstream) and rotel (PyPI `rotel`, `--exporter blackhole`) under
+# the same load from `leakwatch loadgen` (OTLP/gRPC), at both request sizes:
+#
+#   1. throughput, closed loop (as fast as each answers): points/s and the ratio leakwatch/rotel;
+#   2. p99 export latency at half of each one's own max throughput (open loop);
+#   3. CPU at a fixed 70,000 points/s (the OpenTelemetry Collector testbed's standard metrics
+#      load), from /proc/PID/stat utime+stime over the run;
+#   4. RSS after tracking 100k and 1M series (VmRSS after a small warm-up load → after the
+#      series are tracked), in bytes per series.
+#
+# Sizes: sdk = 40 points of one process per request (fleet of 40,000 series / 1,000 processes);
+# collector = 5,000 points over 100 processes per request (fleet of 20,000 series / 400
+# processes, so 4 workers never share a series).
+#
+# Prints a Markdown report with PASS/FAIL per target and writes it to target/bench/latest.md
+# (raw loadgen reports: target/bench/*.json). Everything listens on 127.0.0.1 only; every wait
+# is bounded in time; only processes this script started are stopped.
+#
+# Usage: scripts/bench.sh [--quick] [--no-build] [--duration SECONDS]
+#   --quick     a few seconds per run and smaller series counts (smoke test of the script)
+#   --no-build  use the existing target/release/leakwatch
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$ROOT"
+OUT="$ROOT/target/bench"
+mkdir -p "$OUT"
+
+QUICK=0
+BUILD=1
+DURATION=15
+WARMUP=3
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --quick) QUICK=1 ;;
+    --no-build) BUILD=0 ;;
+    --duration) DURATION="$2"; shift ;;
+    -h|--help) sed -n '2,24p' "$0"; exit 0 ;;
+    *) echo "bench: unknown argument $1" >&2; exit 64 ;;
+  esac
+  shift
+done
+RSS_SERIES=(100000 1000000)
+if [ "$QUICK" = 1 ]; then
+  DURATION=3
+  WARMUP=1
+  RSS_SERIES=(10000 100000)
+fi
+
+CPU_RATE=70000
+SDK_ARGS=(--size sdk --series 40000 --concurrency 32 --connections 4)
+COLLECTOR_ARGS=(--size collector --series 20000 --concurrency 4 --connections 2)
+# Targets.
+MIN_RATIO=2
+MAX_BYTES_PER_SERIES=512
+MAX_CPU_PERCENT=5
+MAX_P99_MS=1
+
+say() { printf 'bench: %s\n' "$*" >&2; }
+die() { printf 'bench: ERROR: %s\n' "$*" >&2; exit 1; }
+
+# ---------------------------------------------------------------- build and find the systems
+if [ "$BUILD" = 1 ]; then
+  say "building leakwatch (release)"
+  cargo build --release --locked --bin leakwatch >&2
+fi
+LEAKWATCH="$ROOT/target/release/leakwatch"
+[ -x "$LEAKWATCH" ] || die "$LEAKWATCH not found (run without --no-build)"
+
+find_rotel() {
+  local c
+  for c in "${LEAKWATCH_TEST_ROTEL:-}" "$ROOT/.test-env/bin/rotel-agent" \
+           "$ROOT"/.test-env/venv/lib/python3*/site-packages/rotel/rotel-agent; do
+    if [ -n "$c" ] && [ -x "$c" ]; then echo "$c"; return 0; fi
+  done
+  return 1
+}
+ROTEL="$(find_rotel || true)"
+if [ -z "$ROTEL" ]; then
+  say "rotel not found; running scripts/setup-test-env.sh"
+  bash "$ROOT/scripts/setup-test-env.sh" >&2
+  ROTEL="$(find_rotel)" || die "rotel-agent still not found after setup-test-env.sh"
+fi
+ROTEL_VERSION="$("$ROTEL" --version 2>/dev/null | head -n1)"
+
+# ---------------------------------------------------------------- process helpers
+PIDS=()
+cleanup() {
+  local p
+  for p in "${PIDS[@]+"${PIDS[@]}"}"; do
+    kill -TERM "$p" 2>/dev/null || true
+  done
+  for p in "${PIDS[@]+"${PIDS[@]}"}"; do
+    wait "$p" 2>/dev/null || true
+  done
+}
+trap cleanup EXIT
+
+free_ports() { # N → N free loopback ports, one per line
+  python3 - "$1" <<'EOF'
+import socket, sys
+socks = []
+for _ in range(int(sys.argv[1])):
+    s = socket.socket(); s.bind(("127.0.0.1", 0)); socks.append(s)
+print("\n".join(str(s.getsockname()[1]) for s in socks))
+EOF
+}
+
+wait_port() { # PORT PID: until 127.0.0.1:PORT accepts, at most 15 s
+  local port="$1" pid="$2" i
+  for i in $(seq 1 150); do
+    if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then return 0; fi
+    kill -0 "$pid" 2>/dev/null || die "process $pid exited before 127.0.0.1:$port opened"
+    sleep 0.1
+  done
+  die "127.0.0.1:$port not accepting after 15 s"
+}
+
+stop() { # PID: SIGTERM, then SIGKILL after 10 s; forgotten afterwards so it is never signalled again
+  local pid="$1" i keep=()
+  if kill -TERM "$pid" 2>/dev/null; then
+    for i in $(seq 1 100); do
+      kill -0 "$pid" 2>/dev/null || break
+      sleep 0.1
+    done
+    kill -KILL "$pid" 2>/dev/null || true
+  fi
+  wait "$pid" 2>/dev/null || true
+  for i in "${PIDS[@]+"${PIDS[@]}"}"; do [ "$i" = "$pid" ] || keep+=("$i"); done
+  PIDS=("${keep[@]+"${keep[@]}"}")
+}
+
+cpu_ticks() { # PID → utime+stime in clock ticks (all threads)
+  awk '{ sub(/^.*\) /, ""); print $12 + $13 }' "/proc/$1/stat"
+}
+CLK_TCK="$(getconf CLK_TCK)"
+
+rss_kib() { awk '/^VmRSS:/ { print $2 }' "/proc/$1/status"; }
+
+json() { # FILE KEY → value (python3: nested keys with dots)
+  python3 - "$1" "$2" <<'EOF'
+import json, sys
+v = json.load(open(sys.argv[1]))
+for k in sys.argv[2].split("."):
+    v = v[k]
+print(v)
+EOF
+}
+
+calc() { python3 -c "print($1)"; }
+
+# Started systems: SYS_PID, SYS_GRPC (port), SYS_ADMIN (leakwatch only), SINK_PID.
+SINK_PID=""
+start_sink() {
+  local port
+  port="$(free_ports 1)"
+  "$LEAKWATCH" loadgen --sink "127.0.0.1:$port" --duration 2h --warmup 0s >"$OUT/sink.log" 2>&1 &
+  SINK_PID=$!
+  PIDS+=("$SINK_PID")
+  wait_port "$port" "$SINK_PID"
+  SINK_ENDPOINT="http://127.0.0.1:$port"
+}
+
+start_leakwatch() { # [DOWNSTREAM]
+  local ports
+  mapfile -t ports < <(free_ports 3)
+  local args=(--grpc-listen "127.0.0.1:${ports[0]}" --http-listen "127.0.0.1:${ports[1]}"
+              --admin-listen "127.0.0.1:${ports[2]}" --log-level warn --max-series 1200000)
+  if [ -n "${1:-}" ]; then args+=(--downstream "$1"); fi
+  "$LEAKWATCH" "${args[@]}" >>"$OUT/leakwatch.log" 2>&1 &
+  SYS_PID=$!
+  PIDS+=("$SYS_PID")
+  SYS_GRPC="${ports[0]}"
+  SYS_ADMIN="${ports[2]}"
+  wait_port "$SYS_GRPC" "$SYS_PID"
+  wait_port "$SYS_ADMIN" "$SYS_PID"
+}
+
+start_rotel() {
+  local ports attempt
+  for attempt in 1 2 3; do
+    mapfile -t ports < <(free_ports 2)
+    NO_COLOR=1 "$ROTEL" start --otlp-grpc-endpoint "127.0.0.1:${ports[0]}" \
+      --otlp-http-endpoint "127.0.0.1:${ports[1]}" --exporter blackhole >>"$OUT/rotel.log" 2>&1 &
+    SYS_PID=$!
+    PIDS+=("$SYS_PID")
+    SYS_GRPC="${ports[0]}"
+    SYS_ADMIN=""
+    sleep 0.2
+    if kill -0 "$SYS_PID" 2>/dev/null; then
+      wait_port "$SYS_GRPC" "$SYS_PID"
+      return 0
+    fi
+    say "rotel did not start (port taken?); retrying"
+  done
+  die "rotel failed to start; see $OUT/rotel.log"
+}
+
+start_system() { # NAME: leakwatch | leakwatch+fwd | rotel
+  case "$1" in
+    leakwatch) start_leakwatch ;;
+    leakwatch+fwd) start_sink; start_leakwatch "$SINK_ENDPOINT" ;;
+    rotel) start_rotel ;;
+  esac
+}
+
+stop_system() {
+  stop "$SYS_PID"
+  if [ -n "$SINK_PID" ]; then stop "$SINK_PID"; SINK_PID=""; fi
+}
+
+loadgen() { # OUTFILE ARGS... → runs loadgen against the current system, JSON into OUTFILE
+  local out="$1"; shift
+  if ! "$LEAKWATCH" loadgen --endpoint "http://127.0.0.1:$SYS_GRPC" --json "$@" >"$out" 2>"$out.err"; then
+    # Exit 1 means some requests failed; the report is still written.
+    [ -s "$out" ] || die "loadgen failed: $(cat "$out.err")"
+  fi
+}
+
+size_args() { # SIZE → its loadgen arguments
+  if [ "$1" = sdk ]; then echo "${SDK_ARGS[@]}"; else echo "${COLLECTOR_ARGS[@]}"; fi
+}
+
+# ---------------------------------------------------------------- the machine
+LOAD_BEFORE="$(cut -d' ' -f1-3 /proc/loadavg)"
+CPU_MODEL="$(awk -F': ' '/^model name/ { print $2; exit }' /proc/cpuinfo)"
+say "machine: $(nproc) CPUs ($CPU_MODEL), load average $LOAD_BEFORE"
+if python3 -c "import sys; sys.exit(0 if float('${LOAD_BEFORE%% *}') > 0.5 else 1)"; then
+  say "WARNING: the machine is busy (load average $LOAD_BEFORE): figures will be noisy"
+fi
+: >"$OUT/leakwatch.log"; : >"$OUT/rotel.log"
+
+SYSTEMS=(leakwatch leakwatch+fwd rotel)
+SIZES=(sdk collector)
+declare -A MAX P99 P50 ERRS CPU RATE_DONE
+
+# ---------------------------------------------------------------- 1 + 2: throughput, latency
+for size in "${SIZES[@]}"; do
+  read -r -a sargs <<<"$(size_args "$size")"
+  for sys in "${SYSTEMS[@]}"; do
+    start_system "$sys"
+    f="$OUT/max-$size-$sys.json"
+    say "throughput: $sys, $size, ${DURATION}s closed loop"
+    loadgen "$f" "${sargs[@]}" --duration "${DURATION}s" --warmup "${WARMUP}s"
+    MAX[$size,$sys]="$(json "$f" points_per_sec)"
+    ERRS[$size,$sys]="$(python3 -c "import json; print(sum(json.load(open('$f'))['errors'].values()))")"
+    half="$(calc "round(${MAX[$size,$sys]} / 2)")"
+    f="$OUT/half-$size-$sys.json"
+    say "latency: $sys, $size, open loop at $half points/s"
+    loadgen "$f" "${sargs[@]}" --rate "$half" --duration "${DURATION}s" --warmup "${WARMUP}s"
+    P99[$size,$sys]="$(json "$f" latency_ms.p99)"
+    P50[$size,$sys]="$(json "$f" latency_ms.p50)"
+    stop_system
+  done
+done
+
+# ---------------------------------------------------------------- 3: CPU at 70k points/s
+for size in "${SIZES[@]}"; do
+  read -r -a sargs <<<"$(size_args "$size")"
+  for sys in "${SYSTEMS[@]}"; do
+    start_system "$sys"
+    f="$OUT/cpu-$size-$sys.json"
+    say "cpu: $sys, $size, $CPU_RATE points/s for ${DURATION}s"
+    # Warm up (series created, connections open) before the measured run.
+    loadgen "$OUT/cpu-warmup.json" "${sargs[@]}" --rate "$CPU_RATE" --duration 1s --warmup 0s
+    t0="$(cpu_ticks "$SYS_PID")"; s0="$(date +%s.%N)"
+    loadgen "$f" "${sargs[@]}" --rate "$CPU_RATE" --duration "${DURATION}s" --warmup 0s
+    t1="$(cpu_ticks "$SYS_PID")"; s1="$(date +%s.%N)"
+    CPU[$size,$sys]="$(calc "round(100 * ($t1 - $t0) / $CLK_TCK / ($s1 - $s0), 2)")"
+    RATE_DONE[$size,$sys]="$(json "$f" points_per_sec)"
+    stop_system
+  done
+done
+
+# ---------------------------------------------------------------- 4: RSS per tracked series
+declare -A RSS_BASE RSS_AFTER RSS_SERIES_GOT BPS
+for n in "${RSS_SERIES[@]}"; do
+  start_leakwatch
+  say "rss: $n series"
+  # Warm-up: 5,000 series, so transport buffers and allocator arenas exist before the baseline.
+  loadgen "$OUT/rss-warmup.json" --size collector --series 5000 --concurrency 1 --cycles 3 --warmup 0s --duration 60s
+  sleep 1
+  base_series="$(curl -sf "http://127.0.0.1:$SYS_ADMIN/metrics" | awk '$1 == "leakwatch_series" { print $2 }')"
+  RSS_BASE[$n]="$(rss_kib "$SYS_PID")"
+  loadgen "$OUT/rss-$n.json" --size collector --series "$n" --resources "$((n / 100))" \
+    --points-per-request 5000 --concurrency 2 --cycles 2 --warmup 0s --duration 300s
+  sleep 1
+  got="$(curl -sf "http://127.0.0.1:$SYS_ADMIN/metrics" | awk '$1 == "leakwatch_series" { print $2 }')"
+  RSS_AFTER[$n]="$(rss_kib "$SYS_PID")"
+  RSS_SERIES_GOT[$n]="$((got - base_series))"
+  BPS[$n]="$(calc "round((${RSS_AFTER[$n]} - ${RSS_BASE[$n]}) * 1024 / max(1, ${RSS_SERIES_GOT[$n]}))")"
+  stop "$SYS_PID"
+done
+
+LOAD_AFTER="$(cut -d' ' -f1-3 /proc/loadavg)"
+
+# ---------------------------------------------------------------- report
+pf() { if python3 -c "import sys; sys.exit(0 if $1 else 1)"; then echo PASS; else echo FAIL; fi; }
+fmt() { python3 -c "print(f'{$1:,.0f}')"; }
+{
+  echo "## Benchmark results"
+  echo
+  echo "Command: \`scripts/bench.sh$([ "$QUICK" = 1 ] && echo ' --quick')\` — $(date -u +%Y-%m-%dT%H:%MZ), leakwatch $("$LEAKWATCH" --version | awk '{print $2}') ($(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo '?')), $ROTEL_VERSION."
+  echo "Machine: $(nproc) CPUs ($CPU_MODEL); load average before $LOAD_BEFORE, after $LOAD_AFTER."
+  echo "Load: \`leakwatch loadgen\`, OTLP/gRPC on loopback, on the same machine as the system under test; ${DURATION}s measured after ${WARMUP}s warm-up per run."
+  echo "sdk: 40 points/request, 1 process per request, 40,000 series, 32 workers; collector: 5,000 points/request over 100 processes, 20,000 series, 4 workers."
+  echo "leakwatch+fwd forwards to a blackhole gRPC sink (\`leakwatch loadgen --sink\`) on the same machine."
+  echo
+  echo "### Throughput (closed loop) and p99 latency at half of each one's max"
+  echo
+  echo "| size | system | points/s | vs rotel | errors | p50 @ half (ms) | p99 @ half (ms) |"
+  echo "| --- | --- | ---: | ---: | ---: | ---: | ---: |"
+  for size in "${SIZES[@]}"; do
+    for sys in "${SYSTEMS[@]}"; do
+      ratio="$(calc "round(${MAX[$size,$sys]} / max(1, ${MAX[$size,rotel]}), 2)")"
+      echo "| $size | $sys | $(fmt "${MAX[$size,$sys]}") | ${ratio}× | ${ERRS[$size,$sys]} | $(calc "round(${P50[$size,$sys]}, 3)") | $(calc "round(${P99[$size,$sys]}, 3)") |"
+    done
+  done
+  echo
+  echo "### CPU at $(fmt $CPU_RATE) points/s (% of one core)"
+  echo
+  echo "| size | system | achieved points/s | CPU % |"
+  echo "| --- | --- | ---: | ---: |"
+  for size in "${SIZES[@]}"; do
+    for sys in "${SYSTEMS[@]}"; do
+      echo "| $size | $sys | $(fmt "${RATE_DONE[$size,$sys]}") | ${CPU[$size,$sys]} |"
+    done
+  done
+  echo
+  echo "### Memory per tracked series (leakwatch)"
+  echo
+  echo "| series tracked | RSS before (MiB) | RSS after (MiB) | bytes/series |"
+  echo "| ---: | ---: | ---: | ---: |"
+  for n in "${RSS_SERIES[@]}"; do
+    echo "| $(fmt "${RSS_SERIES_GOT[$n]}") | $(calc "round(${RSS_BASE[$n]} / 1024, 1)") | $(calc "round(${RSS_AFTER[$n]} / 1024, 1)") | ${BPS[$n]} |"
+  done
+  echo
+  echo "### Targets"
+  echo
+  for size in "${SIZES[@]}"; do
+    r="$(calc "round(${MAX[$size,leakwatch]} / max(1, ${MAX[$size,rotel]}), 2)")"
+    echo "- $(pf "$r >= $MIN_RATIO") throughput ≥ ${MIN_RATIO}× rotel, $size, detection on: ${r}×"
+    r="$(calc "round(${MAX[$size,leakwatch+fwd]} / max(1, ${MAX[$size,rotel]}), 2)")"
+    echo "- $(pf "$r >= $MIN_RATIO") throughput ≥ ${MIN_RATIO}× rotel, $size, detection on and forwarding: ${r}×"
+  done
+  for n in "${RSS_SERIES[@]}"; do
+    echo "- $(pf "${BPS[$n]} <= $MAX_BYTES_PER_SERIES") ≤ $MAX_BYTES_PER_SERIES bytes per tracked series at $(fmt "${RSS_SERIES_GOT[$n]}") series: ${BPS[$n]}"
+  done
+  for size in "${SIZES[@]}"; do
+    for sys in leakwatch leakwatch+fwd; do
+      echo "- $(pf "${CPU[$size,$sys]} <= $MAX_CPU_PERCENT") CPU ≤ ${MAX_CPU_PERCENT}% of one core at $(fmt $CPU_RATE) points/s, $size, $sys: ${CPU[$size,$sys]}%"
+    done
+  done
+  for sys in leakwatch leakwatch+fwd; do
+    echo "- $(pf "${P99[sdk,$sys]} <= $MAX_P99_MS") p99 ≤ ${MAX_P99_MS} ms at half load, sdk, $sys: $(calc "round(${P99[sdk,$sys]}, 3)") ms"
+  done
+} | tee "$OUT/latest.md"
+say "report written to $OUT/latest.md"

@@ -1,0 +1,1719 @@
+//! Synthetic memory traces in event time, for the validation suite and the comparison report:
+//! real leaks and the production patterns that fool naive leak rules, generated as the OTLP
+//! export requests a runtime's OpenTelemetry instrumentation would send.
+//!
+//! # The model
+//! Each [`Scenario`] simulates one process (one resource) at its export interval. Between two
+//! exports the simulation advances analytically, so no GC cycle is lost between samples:
+//!
+//! - **Traffic**: requests per second with a daily wave (24 h period, peak at a fixed UTC hour),
+//!   an optional trend (a launch ramp) and autocorrelated noise.
+//! - **Live set** (what survives a full GC): baseline, a short start-up warm-up (JIT, pools), an
+//!   optional cache warm-up (saturating), memory proportional to recent load (sessions with a
+//!   TTL), one-off steps, a nightly batch job (grows during the job, released at its end), the
+//!   leak, and an autocorrelated wander of about 1 %.
+//! - **Garbage**: allocation proportional to load fills the young generation (minor GCs); a
+//!   fraction is promoted to the old generation, which is collected (major GC) when it reaches a
+//!   trigger: a factor of the live set (V8, Go's `GOGC`, .NET) or a fixed occupancy of the heap
+//!   (G1's IHOP), capped by the heap limit. Heap used is therefore a sawtooth whose floor is the
+//!   live set; as a leak eats the headroom under a limit, major GCs come faster.
+//! - **Resident memory**: native baseline plus committed heap, which follows the sawtooth's peaks
+//!   at once and gives memory back slowly (pymalloc arenas hardly at all).
+//! - **Restarts** (out-of-memory crashes or scheduled in-place deploys): the process is gone for
+//!   a few seconds, then memory starts from the baseline again and every cumulative series
+//!   restarts from zero with a new `start_time_unix_nano`. `service.instance.id` is stable (a
+//!   StatefulSet pod, a VM or a systemd unit restarted in place).
+//!
+//! Everything is deterministic: a scenario's seed drives a small splitmix64 generator, and time
+//! is the trace's own (it starts at [`EPOCH_S`] plus the scenario's start hour), never a clock.
+//!
+//! # Metric names
+//! Each runtime emits what its OpenTelemetry instrumentation emits (semantic conventions):
+//! Node.js `v8js.memory.heap.used` per `v8js.heap.space.name`, `v8js.memory.heap.limit`,
+//! `v8js.gc.duration`; JVM `jvm.memory.used`, `jvm.memory.used_after_last_gc`,
+//! `jvm.memory.limit` per `jvm.memory.pool.name`, `jvm.gc.duration`; Go `go.memory.used` per
+//! `go.memory.type`, `go.memory.limit`, `go.goroutine.count`; .NET
+//! `dotnet.gc.last_collection.heap.size` per `dotnet.gc.heap.generation`,
+//! `dotnet.process.memory.working_set`, `dotnet.gc.collections`; Python
+//! `process.runtime.cpython.memory`, `cpython.gc.collections`; plus `process.memory.usage` where
+//! the SDK's process detector reports it, and `http.server.request.duration` everywhere.
+
+use std::f64::consts::PI;
+
+use bytes::Bytes;
+use prost::Message;
+
+use crate::engine::{Engine, EngineEvent, IngestError};
+use crate::proto::otlp::collector::metrics::v1::ExportMetricsServiceRequest;
+use crate::proto::otlp::common::v1::{any_value, AnyValue, InstrumentationScope, KeyValue};
+use crate::proto::otlp::metrics::v1::{
+    metric, number_data_point, AggregationTemporality, Histogram, HistogramDataPoint, Metric,
+    NumberDataPoint, ResourceMetrics, ScopeMetrics, Sum,
+};
+use crate::proto::otlp::resource::v1::Resource;
+
+/// Start of every trace's day 0: 2025-03-03T00:00:00Z, a Monday.
+pub const EPOCH_S: u64 = 1_740_960_000;
+
+/// One (decimal) megabyte: the unit the rates are stated in.
+pub const MB: f64 = 1e6;
+
+const KB: f64 = 1e3;
+const NS: f64 = 1e9;
+const HOUR: f64 = 3600.0;
+const DAY: f64 = 86_400.0;
+
+/// Which runtime's instrumentation a trace imitates.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Runtime {
+    /// Node.js (`@opentelemetry/instrumentation-runtime-node`).
+    Node,
+    /// A JVM with G1 (OpenTelemetry Java agent runtime telemetry).
+    Jvm,
+    /// Go (`go.opentelemetry.io/contrib/instrumentation/runtime`).
+    Go,
+    /// .NET 9 (`System.Runtime` meter).
+    DotNet,
+    /// CPython (`opentelemetry-instrumentation-system-metrics`).
+    Python,
+}
+
+impl Runtime {
+    /// A short name for tables.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Runtime::Node => "node",
+            Runtime::Jvm => "jvm",
+            Runtime::Go => "go",
+            Runtime::DotNet => "dotnet",
+            Runtime::Python => "python",
+        }
+    }
+
+    fn language(self) -> &'static str {
+        match self {
+            Runtime::Node => "nodejs",
+            Runtime::Jvm => "java",
+            Runtime::Go => "go",
+            Runtime::DotNet => "dotnet",
+            Runtime::Python => "python",
+        }
+    }
+
+    fn runtime_scope(self) -> &'static str {
+        match self {
+            Runtime::Node => "@opentelemetry/instrumentation-runtime-node",
+            Runtime::Jvm => "io.opentelemetry.runtime-telemetry-java17",
+            Runtime::Go => "go.opentelemetry.io/contrib/instrumentation/runtime",
+            Runtime::DotNet => "System.Runtime",
+            Runtime::Python => "opentelemetry.instrumentation.system_metrics",
+        }
+    }
+
+    fn http_scope(self) -> &'static str {
+        match self {
+            Runtime::Node => "@opentelemetry/instrumentation-http",
+            Runtime::Jvm => "io.opentelemetry.tomcat-10.0",
+            Runtime::Go => "go.opentelemetry.io/contrib/instrumentation/net/http/otelhttp",
+            Runtime::DotNet => "Microsoft.AspNetCore.Hosting",
+            Runtime::Python => "opentelemetry.instrumentation.flask",
+        }
+    }
+}
+
+/// How the live set leaks.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Leak {
+    /// No leak.
+    None,
+    /// A constant number of bytes per hour (a growing map, a listener list).
+    Linear { bytes_per_hour: f64 },
+    /// A number of bytes per request served (a per-request entry never removed).
+    PerRequest { bytes_per_request: f64 },
+    /// Goroutines that never exit, each holding its stack and some heap.
+    Goroutines { per_hour: f64, bytes_each: f64 },
+}
+
+/// A saturating warm-up: `bytes × (1 - exp(-age / tau))` after each process start.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Warmup {
+    pub bytes: f64,
+    pub tau_hours: f64,
+}
+
+/// A one-off, permanent change of the live set at a time of the trace.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Step {
+    pub at_hours: f64,
+    pub bytes: f64,
+}
+
+/// A nightly job that accumulates `bytes` of live data over `hours`, then releases it.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Batch {
+    pub start_hour_utc: f64,
+    pub hours: f64,
+    pub bytes: f64,
+}
+
+/// When the process restarts.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Restarts {
+    /// Never.
+    None,
+    /// Crashes when the live set reaches `fraction` of the limit; back after `down_s`.
+    OnOom { fraction: f64, down_s: f64 },
+    /// Restarted in place every day at these UTC hours (deploys); back after `down_s`.
+    Daily {
+        hours_utc: &'static [f64],
+        down_s: f64,
+    },
+}
+
+/// When the old generation is collected.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum GcTrigger {
+    /// At `factor` × live set (at least `min_headroom` above it); the factor grows by
+    /// `per_alloc_mb_s` per MB/s of allocation (V8 sizes the heap by allocation throughput).
+    Factor {
+        factor: f64,
+        min_headroom: f64,
+        per_alloc_mb_s: f64,
+    },
+    /// At a fixed `fraction` of the heap limit (G1's initiating heap occupancy).
+    Occupancy { fraction: f64 },
+}
+
+/// The parameters of one simulated process.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Model {
+    /// Live set at steady state, bytes.
+    pub base_live: f64,
+    /// The leak, if any.
+    pub leak: Leak,
+    /// Hours after the trace start at which the leak begins.
+    pub onset_hours: f64,
+    /// A cache filling up after each start.
+    pub cache: Option<Warmup>,
+    /// A one-off change of the live set.
+    pub step: Option<Step>,
+    /// A nightly batch job.
+    pub batch: Option<Batch>,
+    /// Live bytes per request/s of recent load (sessions with a 30-minute TTL).
+    pub session_bytes_per_rps: f64,
+    /// Mean requests per second.
+    pub rps: f64,
+    /// Relative amplitude of the daily traffic wave.
+    pub wave: f64,
+    /// UTC hour of the daily peak.
+    pub peak_hour_utc: f64,
+    /// Relative traffic growth per day (a launch ramp).
+    pub traffic_growth_per_day: f64,
+    /// Bytes allocated per request.
+    pub alloc_per_request: f64,
+    /// Bytes allocated per second with no traffic.
+    pub alloc_idle: f64,
+    /// Young generation size (0 = a single generation, as in Go).
+    pub young_bytes: f64,
+    /// Fraction of allocation promoted to the old generation as (future) garbage.
+    pub promote_fraction: f64,
+    /// Old-generation collection trigger.
+    pub trigger: GcTrigger,
+    /// Heap limit (JVM `-Xmx`, Node `--max-old-space-size`, Go `GOMEMLIMIT`), bytes.
+    pub limit: Option<f64>,
+    /// Whether the runtime reports the limit (Node's flag is not reported as such).
+    pub limit_reported: bool,
+    /// Restart behaviour.
+    pub restarts: Restarts,
+    /// Relative standard deviation of the live set's autocorrelated wander.
+    pub noise: f64,
+    /// Resident memory outside the managed heap, bytes.
+    pub native_bytes: f64,
+    /// Time constant, hours, with which committed memory is given back to the OS.
+    pub release_hours: f64,
+}
+
+impl Model {
+    /// Typical values for a service on `runtime`; scenarios change what they are about.
+    pub fn typical(runtime: Runtime) -> Model {
+        let base = Model {
+            base_live: 150.0 * MB,
+            leak: Leak::None,
+            onset_hours: 0.0,
+            cache: None,
+            step: None,
+            batch: None,
+            session_bytes_per_rps: 0.0,
+            rps: 40.0,
+            wave: 0.4,
+            peak_hour_utc: 15.0,
+            traffic_growth_per_day: 0.0,
+            alloc_per_request: 150.0 * KB,
+            alloc_idle: 0.5 * MB,
+            young_bytes: 16.0 * MB,
+            promote_fraction: 0.03,
+            trigger: GcTrigger::Factor {
+                factor: 1.5,
+                min_headroom: 24.0 * MB,
+                per_alloc_mb_s: 0.0,
+            },
+            limit: Some(4096.0 * MB),
+            limit_reported: false,
+            restarts: Restarts::None,
+            noise: 0.01,
+            native_bytes: 60.0 * MB,
+            release_hours: 0.2,
+        };
+        match runtime {
+            Runtime::Node => base,
+            Runtime::Jvm => Model {
+                base_live: 500.0 * MB,
+                rps: 150.0,
+                alloc_per_request: 120.0 * KB,
+                alloc_idle: 1.0 * MB,
+                young_bytes: 400.0 * MB,
+                promote_fraction: 0.02,
+                trigger: GcTrigger::Occupancy { fraction: 0.45 },
+                limit: Some(2048.0 * MB),
+                limit_reported: true,
+                native_bytes: 180.0 * MB,
+                release_hours: 12.0,
+                ..base
+            },
+            Runtime::Go => Model {
+                base_live: 120.0 * MB,
+                rps: 80.0,
+                alloc_per_request: 40.0 * KB,
+                alloc_idle: 0.3 * MB,
+                young_bytes: 0.0,
+                promote_fraction: 1.0,
+                trigger: GcTrigger::Factor {
+                    factor: 2.0,
+                    min_headroom: 4.0 * MB,
+                    per_alloc_mb_s: 0.0,
+                },
+                limit: None,
+                limit_reported: true,
+                native_bytes: 20.0 * MB,
+                ..base
+            },
+            Runtime::DotNet => Model {
+                base_live: 300.0 * MB,
+                rps: 100.0,
+                alloc_per_request: 100.0 * KB,
+                alloc_idle: 0.5 * MB,
+                young_bytes: 64.0 * MB,
+                promote_fraction: 0.03,
+                trigger: GcTrigger::Factor {
+                    factor: 1.6,
+                    min_headroom: 32.0 * MB,
+                    per_alloc_mb_s: 0.0,
+                },
+                limit: None,
+                native_bytes: 90.0 * MB,
+                release_hours: 0.5,
+                ..base
+            },
+            Runtime::Python => Model {
+                base_live: 180.0 * MB,
+                rps: 20.0,
+                alloc_per_request: 30.0 * KB,
+                alloc_idle: 0.1 * MB,
+                young_bytes: 1.0 * MB,
+                promote_fraction: 0.002,
+                trigger: GcTrigger::Factor {
+                    factor: 1.02,
+                    min_headroom: 2.0 * MB,
+                    per_alloc_mb_s: 0.0,
+                },
+                limit: None,
+                native_bytes: 40.0 * MB,
+                release_hours: 8.0,
+                ..base
+            },
+        }
+    }
+}
+
+/// One synthetic trace: a process, how long it is watched, and whether it leaks.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Scenario {
+    /// Unique name, also the trace's `service.name`.
+    pub name: &'static str,
+    /// Whose metric names the trace carries.
+    pub runtime: Runtime,
+    /// Whether the process leaks (the ground truth).
+    pub is_leak: bool,
+    /// One line on what the trace is.
+    pub summary: &'static str,
+    /// Length of the trace.
+    pub hours: f64,
+    /// Export interval, seconds.
+    pub interval_s: u64,
+    /// UTC hour of day at which the trace (and the first process) starts, on day 0.
+    pub start_hour_utc: u32,
+    /// Seed of the trace's noise.
+    pub seed: u64,
+    /// The simulated process.
+    pub model: Model,
+}
+
+/// One export as the baselines read it: the values a dashboard would chart, without OTLP.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct TraceSample {
+    /// Event time (the export's `time_unix_nano`).
+    pub t_ns: u64,
+    /// Start of the current process (the cumulative series' `start_time_unix_nano`).
+    pub process_start_ns: u64,
+    /// Managed heap in use, summed over spaces/pools/generations (Python: resident memory).
+    pub heap_used: f64,
+    /// Heap after the last collection, when the runtime reports it (JVM, .NET).
+    pub heap_floor: Option<f64>,
+    /// Resident memory, when reported.
+    pub rss: Option<f64>,
+    /// Garbage collections since the process started, when reported.
+    pub gc_count: Option<f64>,
+    /// Requests served since the process started.
+    pub request_count: Option<f64>,
+}
+
+/// One export: the request the process sends and the same values as a [`TraceSample`].
+#[derive(Clone, Debug, PartialEq)]
+pub struct Tick {
+    pub sample: TraceSample,
+    pub request: ExportMetricsServiceRequest,
+}
+
+impl Scenario {
+    /// Event time of the trace's start (nanoseconds since the Unix epoch).
+    pub fn start_ns(&self) -> u64 {
+        (EPOCH_S + u64::from(self.start_hour_utc) * 3600) * 1_000_000_000
+    }
+
+    /// Event time of the trace's end.
+    pub fn end_ns(&self) -> u64 {
+        self.start_ns() + (self.hours * HOUR * NS) as u64
+    }
+
+    /// Event time at which the leak begins (`None` for traps).
+    pub fn onset_ns(&self) -> Option<u64> {
+        self.is_leak
+            .then(|| self.start_ns() + (self.model.onset_hours * HOUR * NS) as u64)
+    }
+
+    /// The same trace with the leak removed (same seed, so the same noise), for a leak; used
+    /// to tell detections of the leak from alarms the trace would raise anyway.
+    pub fn leak_free_twin(&self) -> Option<Scenario> {
+        self.is_leak.then(|| Scenario {
+            is_leak: false,
+            model: Model {
+                leak: Leak::None,
+                ..self.model.clone()
+            },
+            ..self.clone()
+        })
+    }
+
+    /// `service.instance.id` of the trace's process.
+    pub fn instance(&self) -> String {
+        format!("{}-0", self.name)
+    }
+
+    /// The trace, one [`Tick`] per export, in event-time order.
+    pub fn trace(&self) -> Trace<'_> {
+        Trace {
+            scenario: self,
+            sim: Sim::new(self),
+            next_tick: 1,
+            last_tick: (self.hours * HOUR / self.interval_s as f64).floor() as u64,
+        }
+    }
+
+    /// The export requests, in event-time order.
+    pub fn requests(&self) -> impl Iterator<Item = ExportMetricsServiceRequest> + '_ {
+        self.trace().map(|t| t.request)
+    }
+
+    /// The baseline view of every export.
+    pub fn samples(&self) -> Vec<TraceSample> {
+        self.trace().map(|t| t.sample).collect()
+    }
+
+    /// Feeds every export, encoded, through `engine` (the receivers' path) and returns the
+    /// leak events in the order they happened.
+    pub fn replay(&self, engine: &Engine) -> Result<Vec<EngineEvent>, IngestError> {
+        let mut events = Vec::new();
+        for request in self.requests() {
+            let outcome = engine.ingest_metrics(Bytes::from(request.encode_to_vec()))?;
+            events.extend(outcome.events);
+        }
+        Ok(events)
+    }
+}
+
+/// Iterator over a scenario's exports.
+pub struct Trace<'a> {
+    scenario: &'a Scenario,
+    sim: Sim,
+    next_tick: u64,
+    last_tick: u64,
+}
+
+impl Iterator for Trace<'_> {
+    type Item = Tick;
+
+    fn next(&mut self) -> Option<Tick> {
+        while self.next_tick <= self.last_tick {
+            let k = self.next_tick;
+            self.next_tick += 1;
+            if let Some(state) = self.sim.step(self.scenario, k) {
+                return Some(Tick {
+                    sample: sample_of(self.scenario, &state),
+                    request: request_of(self.scenario, &state),
+                });
+            }
+        }
+        None
+    }
+}
+
+/// splitmix64: tiny, fast and good enough for noise.
+#[derive(Clone, Debug)]
+struct Rng(u64);
+
+impl Rng {
+    fn next_u64(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+
+    /// Uniform in [0, 1).
+    fn uniform(&mut self) -> f64 {
+        (self.next_u64() >> 11) as f64 / (1u64 << 53) as f64
+    }
+
+    /// Standard normal (Box-Muller).
+    fn normal(&mut self) -> f64 {
+        let u1 = 1.0 - self.uniform();
+        let u2 = self.uniform();
+        (-2.0 * u1.ln()).sqrt() * (2.0 * PI * u2).cos()
+    }
+}
+
+/// An AR(1) process with unit variance and time constant `tau_s`.
+#[derive(Clone, Debug, Default)]
+struct Wander(f64);
+
+impl Wander {
+    fn advance(&mut self, rng: &mut Rng, dt: f64, tau_s: f64) -> f64 {
+        let rho = (-dt / tau_s).exp();
+        self.0 = rho * self.0 + (1.0 - rho * rho).sqrt() * rng.normal();
+        self.0
+    }
+}
+
+/// Latency histogram bounds (seconds) and the share of requests in each bucket.
+const LATENCY_BOUNDS: [f64; 8] = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0];
+const LATENCY_SHARE: [f64; 9] = [0.10, 0.20, 0.25, 0.20, 0.12, 0.08, 0.03, 0.015, 0.005];
+const GC_BOUNDS: [f64; 4] = [0.01, 0.1, 1.0, 10.0];
+
+/// State of the current process (reset at every restart).
+#[derive(Clone, Debug, Default)]
+struct Process {
+    start_s: f64,
+    leaked: f64,
+    sessions: f64,
+    young: f64,
+    old_garbage: f64,
+    /// Live set after the latest major GC (`None` before the first).
+    after_gc: Option<f64>,
+    minors: f64,
+    majors: f64,
+    requests: f64,
+    request_buckets: [u64; 9],
+    committed: f64,
+}
+
+/// What one export reports (internal).
+#[derive(Clone, Debug)]
+struct State {
+    t_ns: u64,
+    start_ns: u64,
+    live: f64,
+    young: f64,
+    old_used: f64,
+    headroom: f64,
+    after_gc: Option<f64>,
+    minors: f64,
+    majors: f64,
+    requests: f64,
+    request_buckets: [u64; 9],
+    rss: f64,
+    goroutines: f64,
+    noise: f64,
+}
+
+#[derive(Clone, Debug)]
+struct Sim {
+    rng: Rng,
+    last_s: f64,
+    /// Process down until this time (trace seconds), after a crash or a deploy.
+    down_until: Option<f64>,
+    next_deploy: Option<f64>,
+    proc: Process,
+    live_wander: Wander,
+    traffic_wander: Wander,
+}
+
+impl Sim {
+    fn new(sc: &Scenario) -> Sim {
+        let mut sim = Sim {
+            rng: Rng(sc.seed ^ 0x5EED_0F_1EA4),
+            last_s: 0.0,
+            down_until: None,
+            next_deploy: None,
+            proc: Process::default(),
+            live_wander: Wander::default(),
+            traffic_wander: Wander::default(),
+        };
+        sim.next_deploy = sim.deploy_after(sc, 0.0);
+        sim
+    }
+
+    /// The first scheduled deploy strictly after `t` (trace seconds).
+    fn deploy_after(&self, sc: &Scenario, t: f64) -> Option<f64> {
+        let Restarts::Daily { hours_utc, .. } = sc.model.restarts else {
+            return None;
+        };
+        let offset = f64::from(sc.start_hour_utc) * HOUR;
+        let day0 = ((t + offset) / DAY).floor();
+        (0..3)
+            .flat_map(|d| {
+                hours_utc
+                    .iter()
+                    .map(move |h| (day0 + f64::from(d)) * DAY + h * HOUR - offset)
+            })
+            .filter(|&s| s > t)
+            .fold(None, |acc: Option<f64>, s| {
+                Some(acc.map_or(s, |a| a.min(s)))
+            })
+    }
+
+    fn restart(&mut self, start_s: f64) {
+        self.proc = Process {
+            start_s,
+            ..Process::default()
+        };
+        self.last_s = start_s;
+    }
+
+    /// Advances to export `k`; `None` while the process is down.
+    fn step(&mut self, sc: &Scenario, k: u64) -> Option<State> {
+        let m = &sc.model;
+        let t = (k * sc.interval_s) as f64 + 0.05 + 0.4 * self.rng.uniform();
+        if let Some(until) = self.down_until {
+            if t < until {
+                return None;
+            }
+            self.down_until = None;
+            self.restart(until);
+        }
+        if let (Some(deploy), Restarts::Daily { down_s, .. }) = (self.next_deploy, m.restarts) {
+            if t >= deploy {
+                self.next_deploy = self.deploy_after(sc, deploy);
+                self.down_until = Some(deploy + down_s);
+                if t < deploy + down_s {
+                    return None;
+                }
+                self.down_until = None;
+                self.restart(deploy + down_s);
+            }
+        }
+        let dt = (t - self.last_s).max(1e-3);
+        let age = t - self.proc.start_s;
+        let wall_hour = ((f64::from(sc.start_hour_utc) * HOUR + t) / HOUR) % 24.0;
+
+        // Traffic.
+        let tw = self.traffic_wander.advance(&mut self.rng, dt, 600.0);
+        let rps = (m.rps
+            * (1.0 + m.traffic_growth_per_day * t / DAY)
+            * (1.0 + m.wave * (2.0 * PI * (wall_hour - m.peak_hour_utc) / 24.0).cos())
+            * (1.0 + 0.05 * tw))
+            .max(0.0);
+        let mean_requests = rps * dt;
+        let requests = (mean_requests + mean_requests.sqrt() * self.rng.normal()).max(0.0);
+        self.proc.requests += requests;
+        let mut left = requests.round() as u64;
+        for (i, share) in LATENCY_SHARE.iter().enumerate() {
+            let n = if i + 1 == LATENCY_SHARE.len() {
+                left
+            } else {
+                ((requests * share).round() as u64).min(left)
+            };
+            self.proc.request_buckets[i] += n;
+            left -= n;
+        }
+
+        // The leak accrues only after its onset, within the current process.
+        let onset = m.onset_hours * HOUR;
+        let from = self.last_s.max(onset).max(self.proc.start_s);
+        let leaking = if t > from { (t - from) / dt } else { 0.0 };
+        self.proc.leaked += match m.leak {
+            Leak::None => 0.0,
+            Leak::Linear { bytes_per_hour } => bytes_per_hour / HOUR * dt * leaking,
+            Leak::PerRequest { bytes_per_request } => bytes_per_request * requests * leaking,
+            Leak::Goroutines {
+                per_hour,
+                bytes_each,
+            } => per_hour * bytes_each / HOUR * dt * leaking,
+        };
+
+        // Live set.
+        let decay = |tau_s: f64| 1.0 - (-dt / tau_s).exp();
+        self.proc.sessions += (m.session_bytes_per_rps * rps - self.proc.sessions) * decay(1800.0);
+        let warm = |w: Option<Warmup>| {
+            w.map_or(0.0, |w| {
+                w.bytes * (1.0 - (-age / (w.tau_hours * HOUR)).exp())
+            })
+        };
+        let step = m
+            .step
+            .filter(|s| t >= s.at_hours * HOUR)
+            .map_or(0.0, |s| s.bytes);
+        let (batch, batch_alloc) = m.batch.map_or((0.0, 0.0), |b| {
+            let into = (wall_hour - b.start_hour_utc).rem_euclid(24.0);
+            if into < b.hours {
+                // Only the part of the job this process has seen.
+                let seen = (into * HOUR).min(age) / (b.hours * HOUR);
+                (b.bytes * seen, 4.0 * b.bytes / (b.hours * HOUR))
+            } else {
+                (0.0, 0.0)
+            }
+        });
+        let noise = self.live_wander.advance(&mut self.rng, dt, 1200.0) * m.noise;
+        let live = (m.base_live * (1.0 + 0.05 * (1.0 - (-age / 900.0).exp()))
+            + warm(m.cache)
+            + step
+            + batch
+            + self.proc.sessions
+            + self.proc.leaked
+            + noise * m.base_live)
+            .max(0.5 * m.base_live);
+
+        if let (Restarts::OnOom { fraction, down_s }, Some(limit)) = (m.restarts, m.limit) {
+            if live >= fraction * limit {
+                // Out of memory: this export never happens.
+                self.down_until = Some(t + down_s);
+                self.last_s = t;
+                return None;
+            }
+        }
+
+        // Garbage: young generation, promotion, old-generation collections.
+        let alloc_rate = m.alloc_per_request * rps + m.alloc_idle + batch_alloc;
+        let alloc = alloc_rate * dt;
+        let mut young_peak = 0.0;
+        let promoted = if m.young_bytes > 0.0 {
+            let fill = self.proc.young + alloc;
+            let n = (fill / m.young_bytes).floor();
+            self.proc.minors += n;
+            self.proc.young = fill - n * m.young_bytes;
+            young_peak = if n > 0.0 {
+                m.young_bytes
+            } else {
+                self.proc.young
+            };
+            alloc * m.promote_fraction
+        } else {
+            alloc
+        };
+        let mut trigger = match m.trigger {
+            GcTrigger::Factor {
+                factor,
+                min_headroom,
+                per_alloc_mb_s,
+            } => {
+                let f = (factor + per_alloc_mb_s * alloc_rate / MB).min(4.0);
+                (live * f).max(live + min_headroom)
+            }
+            GcTrigger::Occupancy { fraction } => {
+                (fraction * m.limit.unwrap_or(4.0 * live)).max(live * 1.1)
+            }
+        };
+        if let Some(limit) = m.limit {
+            trigger = trigger.min(limit - m.young_bytes);
+        }
+        // Near the limit the headroom vanishes and the collector thrashes.
+        let headroom = (trigger - live).max(0.002 * live).max(1.0);
+        self.proc.old_garbage += promoted;
+        let majors = (self.proc.old_garbage / headroom).floor();
+        self.proc.majors += majors;
+        self.proc.old_garbage -= majors * headroom;
+        if majors > 0.0 {
+            self.proc.after_gc = Some(live * (1.0 + 0.002 * self.rng.normal()));
+        }
+        let old_used = live + self.proc.old_garbage;
+
+        // Committed memory follows the peaks at once and is given back slowly.
+        let heap_now = old_used + self.proc.young;
+        let old_peak = if majors > 0.0 {
+            live + headroom
+        } else {
+            old_used
+        };
+        let peak = (old_peak + young_peak).max(heap_now);
+        let released =
+            self.proc.committed - (self.proc.committed - heap_now) * decay(m.release_hours * HOUR);
+        self.proc.committed = peak.max(released).max(heap_now);
+        let rss = m.native_bytes + self.proc.committed + 0.002 * m.base_live * self.rng.normal();
+
+        let goroutines = 150.0
+            + rps * 0.05 * (1.0 + 0.1 * self.rng.normal()).max(0.0)
+            + match m.leak {
+                Leak::Goroutines { bytes_each, .. } => self.proc.leaked / bytes_each,
+                _ => 0.0,
+            };
+
+        self.last_s = t;
+        let start = sc.start_ns();
+        Some(State {
+            t_ns: start + (t * NS) as u64,
+            start_ns: start + (self.proc.start_s * NS) as u64,
+            live,
+            young: self.proc.young,
+            old_used,
+            headroom,
+            after_gc: self.proc.after_gc,
+            minors: self.proc.minors,
+            majors: self.proc.majors,
+            requests: self.proc.requests,
+            request_buckets: self.proc.request_buckets,
+            rss,
+            goroutines,
+            noise,
+        })
+    }
+}
+
+/// Bytes used per V8 heap space.
+fn node_spaces(s: &State) -> [(&'static str, f64); 4] {
+    [
+        ("new_space", s.young + 1.5 * MB),
+        ("old_space", s.old_used - 0.08 * s.live),
+        ("code_space", 6.0 * MB + 0.02 * s.live),
+        ("large_object_space", 0.06 * s.live),
+    ]
+}
+
+fn jvm_pools(s: &State, m: &Model) -> [(&'static str, f64, f64); 3] {
+    let survivor = 0.04 * m.young_bytes * (1.0 + 0.3 * s.noise.abs().min(1.0));
+    [
+        ("G1 Eden Space", s.young, 0.0),
+        ("G1 Survivor Space", survivor, survivor),
+        ("G1 Old Gen", s.old_used, s.after_gc.unwrap_or(0.0)),
+    ]
+}
+
+fn dotnet_generations(s: &State, m: &Model) -> [(&'static str, f64); 5] {
+    [
+        ("gen0", (s.young * 0.1).max(0.5 * MB)),
+        ("gen1", 0.05 * m.young_bytes),
+        ("gen2", s.old_used - 0.12 * s.live),
+        ("loh", 0.12 * s.live),
+        ("poh", 0.3 * MB),
+    ]
+}
+
+fn go_memory(s: &State) -> (f64, f64) {
+    let stack = s.goroutines * 8.0 * KB;
+    // Freed spans are returned to the OS gradually by the scavenger.
+    let retained = 0.6 * (s.headroom - (s.old_used - s.live)).max(0.0);
+    (stack, 12.0 * MB + s.old_used + retained)
+}
+
+fn sample_of(sc: &Scenario, s: &State) -> TraceSample {
+    let m = &sc.model;
+    let (heap_used, heap_floor, rss, gc_count) = match sc.runtime {
+        Runtime::Node => (
+            node_spaces(s).iter().map(|(_, v)| v).sum(),
+            None,
+            Some(s.rss),
+            Some(s.minors + s.majors),
+        ),
+        Runtime::Jvm => {
+            let pools = jvm_pools(s, m);
+            let floor = s
+                .after_gc
+                .map(|_| pools.iter().map(|(_, _, after)| after).sum());
+            (
+                pools.iter().map(|(_, used, _)| used).sum(),
+                floor,
+                None,
+                Some(s.minors + s.majors),
+            )
+        }
+        Runtime::Go => {
+            let (stack, other) = go_memory(s);
+            (stack + other, None, None, None)
+        }
+        Runtime::DotNet => {
+            let gens = dotnet_generations(s, m);
+            let floor = gens[2..].iter().map(|(_, v)| v).sum();
+            (
+                gens.iter().map(|(_, v)| v).sum(),
+                Some(floor),
+                Some(s.rss),
+                Some(s.minors + (s.minors / 10.0).floor() + s.majors),
+            )
+        }
+        Runtime::Python => (
+            s.rss,
+            None,
+            Some(s.rss),
+            Some(s.minors + (s.minors / 10.0).floor() + (s.minors / 100.0).floor()),
+        ),
+    };
+    TraceSample {
+        t_ns: s.t_ns,
+        process_start_ns: s.start_ns,
+        heap_used,
+        heap_floor,
+        rss,
+        gc_count,
+        request_count: Some(s.requests.floor()),
+    }
+}
+
+// ---- OTLP builders -----------------------------------------------------------------------
+
+fn kv(key: &str, value: &str) -> KeyValue {
+    KeyValue {
+        key: key.to_owned(),
+        value: Some(AnyValue {
+            value: Some(any_value::Value::StringValue(value.to_owned())),
+        }),
+        ..KeyValue::default()
+    }
+}
+
+fn kv_int(key: &str, value: i64) -> KeyValue {
+    KeyValue {
+        key: key.to_owned(),
+        value: Some(AnyValue {
+            value: Some(any_value::Value::IntValue(value)),
+        }),
+        ..KeyValue::default()
+    }
+}
+
+/// Points of one metric share the export's times.
+#[derive(Clone, Copy)]
+struct At {
+    start_ns: u64,
+    t_ns: u64,
+}
+
+impl At {
+    fn int(self, attributes: Vec<KeyValue>, value: f64) -> NumberDataPoint {
+        NumberDataPoint {
+            attributes,
+            start_time_unix_nano: self.start_ns,
+            time_unix_nano: self.t_ns,
+            value: Some(number_data_point::Value::AsInt(value.round() as i64)),
+            ..NumberDataPoint::default()
+        }
+    }
+
+    fn histogram(
+        self,
+        attributes: Vec<KeyValue>,
+        count: u64,
+        sum: f64,
+        bounds: &[f64],
+        buckets: Vec<u64>,
+    ) -> HistogramDataPoint {
+        HistogramDataPoint {
+            attributes,
+            start_time_unix_nano: self.start_ns,
+            time_unix_nano: self.t_ns,
+            count,
+            sum: Some(sum),
+            bucket_counts: buckets,
+            explicit_bounds: bounds.to_vec(),
+            ..HistogramDataPoint::default()
+        }
+    }
+
+    /// A GC-duration histogram point whose collections all take about `seconds`.
+    fn gc(self, attributes: Vec<KeyValue>, count: f64, seconds: f64) -> HistogramDataPoint {
+        let count = count as u64;
+        let mut buckets = vec![0; GC_BOUNDS.len() + 1];
+        let i = GC_BOUNDS
+            .iter()
+            .position(|b| seconds <= *b)
+            .unwrap_or(GC_BOUNDS.len());
+        buckets[i] = count;
+        self.histogram(
+            attributes,
+            count,
+            count as f64 * seconds,
+            &GC_BOUNDS,
+            buckets,
+        )
+    }
+}
+
+fn sum_metric(name: &str, unit: &str, monotonic: bool, points: Vec<NumberDataPoint>) -> Metric {
+    Metric {
+        name: name.to_owned(),
+        unit: unit.to_owned(),
+        data: Some(metric::Data::Sum(Sum {
+            data_points: points,
+            aggregation_temporality: AggregationTemporality::Cumulative as i32,
+            is_monotonic: monotonic,
+        })),
+        ..Metric::default()
+    }
+}
+
+/// An UpDownCounter (non-monotonic cumulative sum): the semantic conventions' memory type.
+fn updown(name: &str, unit: &str, points: Vec<NumberDataPoint>) -> Metric {
+    sum_metric(name, unit, false, points)
+}
+
+fn counter(name: &str, unit: &str, points: Vec<NumberDataPoint>) -> Metric {
+    sum_metric(name, unit, true, points)
+}
+
+fn histogram(name: &str, unit: &str, points: Vec<HistogramDataPoint>) -> Metric {
+    Metric {
+        name: name.to_owned(),
+        unit: unit.to_owned(),
+        data: Some(metric::Data::Histogram(Histogram {
+            data_points: points,
+            aggregation_temporality: AggregationTemporality::Cumulative as i32,
+        })),
+        ..Metric::default()
+    }
+}
+
+fn runtime_metrics(sc: &Scenario, s: &State, at: At) -> Vec<Metric> {
+    let m = &sc.model;
+    match sc.runtime {
+        Runtime::Node => {
+            let spaces = node_spaces(s);
+            let space = |n: &str| vec![kv("v8js.heap.space.name", n)];
+            // V8 reports each space's current size as its "limit".
+            let sizes = spaces.map(|(n, v)| {
+                let size = if n == "old_space" {
+                    s.live * 0.92 + s.headroom
+                } else {
+                    v * 1.25 + MB
+                };
+                at.int(space(n), size)
+            });
+            vec![
+                updown(
+                    "v8js.memory.heap.used",
+                    "By",
+                    spaces.iter().map(|(n, v)| at.int(space(n), *v)).collect(),
+                ),
+                updown("v8js.memory.heap.limit", "By", sizes.to_vec()),
+                histogram(
+                    "v8js.gc.duration",
+                    "s",
+                    vec![
+                        at.gc(vec![kv("v8js.gc.type", "minor")], s.minors, 0.002),
+                        at.gc(vec![kv("v8js.gc.type", "major")], s.majors, 0.06),
+                    ],
+                ),
+                updown("process.memory.usage", "By", vec![at.int(vec![], s.rss)]),
+            ]
+        }
+        Runtime::Jvm => {
+            let pools = jvm_pools(s, m);
+            let heap = |pool: &str| {
+                vec![
+                    kv("jvm.memory.type", "heap"),
+                    kv("jvm.memory.pool.name", pool),
+                ]
+            };
+            let non_heap = |pool: &str| {
+                vec![
+                    kv("jvm.memory.type", "non_heap"),
+                    kv("jvm.memory.pool.name", pool),
+                ]
+            };
+            let mut used: Vec<NumberDataPoint> =
+                pools.iter().map(|(p, u, _)| at.int(heap(p), *u)).collect();
+            used.push(at.int(non_heap("Metaspace"), 95.0 * MB));
+            used.push(at.int(non_heap("CodeHeap 'non-profiled nmethods'"), 28.0 * MB));
+            let mut metrics = vec![
+                updown("jvm.memory.used", "By", used),
+                updown(
+                    "jvm.memory.used_after_last_gc",
+                    "By",
+                    pools.iter().map(|(p, _, a)| at.int(heap(p), *a)).collect(),
+                ),
+                histogram(
+                    "jvm.gc.duration",
+                    "s",
+                    vec![
+                        at.gc(
+                            vec![
+                                kv("jvm.gc.name", "G1 Young Generation"),
+                                kv("jvm.gc.action", "end of minor GC"),
+                            ],
+                            s.minors,
+                            0.015,
+                        ),
+                        at.gc(
+                            vec![
+                                kv("jvm.gc.name", "G1 Old Generation"),
+                                kv("jvm.gc.action", "end of major GC"),
+                            ],
+                            s.majors,
+                            0.2,
+                        ),
+                    ],
+                ),
+            ];
+            if let (Some(limit), true) = (m.limit, m.limit_reported) {
+                // G1 reports a maximum only for the old generation (-Xmx).
+                metrics.push(updown(
+                    "jvm.memory.limit",
+                    "By",
+                    vec![at.int(heap("G1 Old Gen"), limit)],
+                ));
+            }
+            metrics
+        }
+        Runtime::Go => {
+            let (stack, other) = go_memory(s);
+            // An unset GOMEMLIMIT is reported as math.MaxInt64.
+            let limit = m.limit.unwrap_or(i64::MAX as f64);
+            vec![
+                updown(
+                    "go.memory.used",
+                    "By",
+                    vec![
+                        at.int(vec![kv("go.memory.type", "stack")], stack),
+                        at.int(vec![kv("go.memory.type", "other")], other),
+                    ],
+                ),
+                updown("go.memory.limit", "By", vec![at.int(vec![], limit)]),
+                updown(
+                    "go.memory.gc.goal",
+                    "By",
+                    vec![at.int(vec![], s.live + s.headroom)],
+                ),
+                updown(
+                    "go.goroutine.count",
+                    "{goroutine}",
+                    vec![at.int(vec![], s.goroutines)],
+                ),
+            ]
+        }
+        Runtime::DotNet => {
+            let generation = |g: &str| vec![kv("dotnet.gc.heap.generation", g)];
+            let collections = [
+                ("gen0", s.minors),
+                ("gen1", (s.minors / 10.0).floor()),
+                ("gen2", s.majors),
+            ];
+            vec![
+                updown(
+                    "dotnet.gc.last_collection.heap.size",
+                    "By",
+                    dotnet_generations(s, m)
+                        .iter()
+                        .map(|(g, v)| at.int(generation(g), *v))
+                        .collect(),
+                ),
+                updown(
+                    "dotnet.process.memory.working_set",
+                    "By",
+                    vec![at.int(vec![], s.rss)],
+                ),
+                counter(
+                    "dotnet.gc.collections",
+                    "{collection}",
+                    collections
+                        .iter()
+                        .map(|(g, n)| at.int(generation(g), *n))
+                        .collect(),
+                ),
+            ]
+        }
+        Runtime::Python => {
+            let mem = |t: &str| vec![kv("memory.type", t)];
+            let vms = 3.0 * s.rss + 400.0 * MB;
+            let generation = |g: i64| vec![kv_int("cpython.gc.generation", g)];
+            vec![
+                updown(
+                    "process.runtime.cpython.memory",
+                    "By",
+                    vec![at.int(mem("rss"), s.rss), at.int(mem("vms"), vms)],
+                ),
+                updown("process.memory.usage", "By", vec![at.int(vec![], s.rss)]),
+                updown("process.memory.virtual", "By", vec![at.int(vec![], vms)]),
+                counter(
+                    "cpython.gc.collections",
+                    "{collection}",
+                    vec![
+                        at.int(generation(0), s.minors),
+                        at.int(generation(1), (s.minors / 10.0).floor()),
+                        at.int(generation(2), (s.minors / 100.0).floor()),
+                    ],
+                ),
+            ]
+        }
+    }
+}
+
+fn request_of(sc: &Scenario, s: &State) -> ExportMetricsServiceRequest {
+    let at = At {
+        start_ns: s.start_ns,
+        t_ns: s.t_ns,
+    };
+    let count: u64 = s.request_buckets.iter().sum();
+    let http = histogram(
+        "http.server.request.duration",
+        "s",
+        vec![at.histogram(
+            vec![
+                kv("http.request.method", "GET"),
+                kv("http.route", "/api/items/{id}"),
+                kv_int("http.response.status_code", 200),
+            ],
+            count,
+            count as f64 * 0.045,
+            &LATENCY_BOUNDS,
+            s.request_buckets.to_vec(),
+        )],
+    );
+    let instance = sc.instance();
+    let resource = Resource {
+        attributes: vec![
+            kv("service.name", sc.name),
+            kv("service.instance.id", &instance),
+            kv("k8s.pod.name", &instance),
+            kv("telemetry.sdk.language", sc.runtime.language()),
+        ],
+        ..Resource::default()
+    };
+    let scope = |name: &str, metrics: Vec<Metric>| ScopeMetrics {
+        scope: Some(InstrumentationScope {
+            name: name.to_owned(),
+            ..InstrumentationScope::default()
+        }),
+        metrics,
+        ..ScopeMetrics::default()
+    };
+    ExportMetricsServiceRequest {
+        resource_metrics: vec![ResourceMetrics {
+            resource: Some(resource),
+            scope_metrics: vec![
+                scope(sc.runtime.runtime_scope(), runtime_metrics(sc, s, at)),
+                scope(sc.runtime.http_scope(), vec![http]),
+            ],
+            ..ResourceMetrics::default()
+        }],
+    }
+}
+
+// ---- The suite ---------------------------------------------------------------------------
+
+/// Every scenario of the validation suite: leaks first, then traps.
+pub fn suite() -> Vec<Scenario> {
+    let node = Model::typical(Runtime::Node);
+    let jvm = Model::typical(Runtime::Jvm);
+    let go = Model::typical(Runtime::Go);
+    let dotnet = Model::typical(Runtime::DotNet);
+    let python = Model::typical(Runtime::Python);
+    let linear = |mb_per_hour: f64| Leak::Linear {
+        bytes_per_hour: mb_per_hour * MB,
+    };
+    vec![
+        // ---- Leaks -------------------------------------------------------------------------
+        Scenario {
+            name: "node-leak-8mb-h",
+            runtime: Runtime::Node,
+            is_leak: true,
+            summary: "8 MB/h from start on a 150 MB live set",
+            hours: 36.0,
+            interval_s: 30,
+            start_hour_utc: 8,
+            seed: 1,
+            model: Model {
+                leak: linear(8.0),
+                ..node.clone()
+            },
+        },
+        Scenario {
+            name: "jvm-leak-2mb-h",
+            runtime: Runtime::Jvm,
+            is_leak: true,
+            summary: "2 MB/h on a 500 MB live set, 2 GB heap",
+            hours: 48.0,
+            interval_s: 60,
+            start_hour_utc: 6,
+            seed: 2,
+            model: Model {
+                leak: linear(2.0),
+                ..jvm.clone()
+            },
+        },
+        Scenario {
+            name: "go-leak-600kb-h",
+            runtime: Runtime::Go,
+            is_leak: true,
+            summary: "600 KB/h on a 200 MB heap (GOGC=100, no GOMEMLIMIT)",
+            hours: 72.0,
+            interval_s: 60,
+            start_hour_utc: 0,
+            seed: 3,
+            model: Model {
+                base_live: 100.0 * MB,
+                leak: linear(0.6),
+                ..go.clone()
+            },
+        },
+        Scenario {
+            name: "node-leak-600kb-h",
+            runtime: Runtime::Node,
+            is_leak: true,
+            summary: "600 KB/h on a 200 MB heap",
+            hours: 72.0,
+            interval_s: 30,
+            start_hour_utc: 12,
+            seed: 4,
+            model: Model {
+                leak: linear(0.6),
+                wave: 0.5,
+                rps: 25.0,
+                ..node.clone()
+            },
+        },
+        Scenario {
+            name: "jvm-leak-under-large-sawtooth",
+            runtime: Runtime::Jvm,
+            is_leak: true,
+            summary: "1.5 MB/h under a 1.1 GB old-gen sawtooth (4 GB heap, mixed GC every ~75 min)",
+            hours: 72.0,
+            interval_s: 60,
+            start_hour_utc: 4,
+            seed: 5,
+            model: Model {
+                base_live: 700.0 * MB,
+                leak: linear(1.5),
+                rps: 200.0,
+                alloc_per_request: 150.0 * KB,
+                young_bytes: 600.0 * MB,
+                promote_fraction: 0.008,
+                limit: Some(4096.0 * MB),
+                wave: 0.5,
+                ..jvm.clone()
+            },
+        },
+        Scenario {
+            name: "dotnet-leak-onset-midtrace",
+            runtime: Runtime::DotNet,
+            is_leak: true,
+            summary: "healthy for 26 h, then 3 MB/h (a feature flag turned on)",
+            hours: 60.0,
+            interval_s: 30,
+            start_hour_utc: 0,
+            seed: 6,
+            model: Model {
+                leak: linear(3.0),
+                onset_hours: 26.0,
+                wave: 0.5,
+                ..dotnet.clone()
+            },
+        },
+        Scenario {
+            name: "jvm-oom-restart-cycles",
+            runtime: Runtime::Jvm,
+            is_leak: true,
+            summary: "40 MB/h into a 1 GB heap: OutOfMemoryError and restart every ~15 h",
+            hours: 72.0,
+            interval_s: 60,
+            start_hour_utc: 2,
+            seed: 7,
+            model: Model {
+                base_live: 300.0 * MB,
+                leak: linear(40.0),
+                young_bytes: 150.0 * MB,
+                limit: Some(1024.0 * MB),
+                restarts: Restarts::OnOom {
+                    fraction: 0.92,
+                    down_s: 45.0,
+                },
+                ..jvm.clone()
+            },
+        },
+        Scenario {
+            name: "node-oom-restart-cycles",
+            runtime: Runtime::Node,
+            is_leak: true,
+            summary: "90 MB/h into --max-old-space-size=512: crash and restart every ~4 h",
+            hours: 48.0,
+            interval_s: 30,
+            start_hour_utc: 10,
+            seed: 8,
+            model: Model {
+                base_live: 140.0 * MB,
+                leak: linear(90.0),
+                limit: Some(512.0 * MB),
+                restarts: Restarts::OnOom {
+                    fraction: 0.95,
+                    down_s: 20.0,
+                },
+                ..node.clone()
+            },
+        },
+        Scenario {
+            name: "node-traffic-proportional-leak",
+            runtime: Runtime::Node,
+            is_leak: true,
+            summary: "15 bytes per request under a strong daily wave (~6.5 MB/h on average)",
+            hours: 48.0,
+            interval_s: 30,
+            start_hour_utc: 0,
+            seed: 9,
+            model: Model {
+                leak: Leak::PerRequest {
+                    bytes_per_request: 15.0,
+                },
+                rps: 120.0,
+                wave: 0.6,
+                ..node.clone()
+            },
+        },
+        Scenario {
+            name: "python-rss-leak",
+            runtime: Runtime::Python,
+            is_leak: true,
+            summary: "4 MB/h of resident memory (a C extension) under a daily wave",
+            hours: 48.0,
+            interval_s: 60,
+            start_hour_utc: 7,
+            seed: 10,
+            model: Model {
+                leak: linear(4.0),
+                wave: 0.5,
+                session_bytes_per_rps: 1.5 * MB,
+                ..python.clone()
+            },
+        },
+        Scenario {
+            name: "go-goroutine-leak",
+            runtime: Runtime::Go,
+            is_leak: true,
+            summary: "400 stuck goroutines/h (~5.6 MB/h), GOMEMLIMIT=900MiB",
+            hours: 48.0,
+            interval_s: 30,
+            start_hour_utc: 9,
+            seed: 11,
+            model: Model {
+                base_live: 250.0 * MB,
+                leak: Leak::Goroutines {
+                    per_hour: 400.0,
+                    bytes_each: 14.0 * KB,
+                },
+                limit: Some(900.0 * 1.048_576 * MB),
+                ..go.clone()
+            },
+        },
+        // ---- Traps ---------------------------------------------------------------------------
+        Scenario {
+            name: "jvm-healthy-large-sawtooth",
+            runtime: Runtime::Jvm,
+            is_leak: false,
+            summary: "flat 800 MB live set under a 1 GB old-gen sawtooth (4 GB heap)",
+            hours: 48.0,
+            interval_s: 60,
+            start_hour_utc: 5,
+            seed: 12,
+            model: Model {
+                base_live: 800.0 * MB,
+                rps: 200.0,
+                alloc_per_request: 150.0 * KB,
+                young_bytes: 600.0 * MB,
+                promote_fraction: 0.008,
+                limit: Some(4096.0 * MB),
+                wave: 0.5,
+                ..jvm.clone()
+            },
+        },
+        Scenario {
+            name: "node-cache-warmup",
+            runtime: Runtime::Node,
+            is_leak: false,
+            summary: "an LRU cache fills 160 MB after the start (time constant 3 h)",
+            hours: 48.0,
+            interval_s: 30,
+            start_hour_utc: 9,
+            seed: 13,
+            model: Model {
+                cache: Some(Warmup {
+                    bytes: 160.0 * MB,
+                    tau_hours: 3.0,
+                }),
+                ..node.clone()
+            },
+        },
+        Scenario {
+            name: "go-daily-traffic-wave",
+            runtime: Runtime::Go,
+            is_leak: false,
+            summary: "sessions proportional to a ±60 % daily wave (64-256 MB)",
+            hours: 72.0,
+            interval_s: 60,
+            start_hour_utc: 0,
+            seed: 14,
+            model: Model {
+                base_live: 80.0 * MB,
+                rps: 200.0,
+                wave: 0.6,
+                session_bytes_per_rps: 0.8 * MB,
+                ..go.clone()
+            },
+        },
+        Scenario {
+            name: "dotnet-one-off-step",
+            runtime: Runtime::DotNet,
+            is_leak: false,
+            summary: "+150 MB at hour 20 (a config reload enlarges a buffer pool), flat after",
+            hours: 48.0,
+            interval_s: 30,
+            start_hour_utc: 3,
+            seed: 15,
+            model: Model {
+                step: Some(Step {
+                    at_hours: 20.0,
+                    bytes: 150.0 * MB,
+                }),
+                ..dotnet.clone()
+            },
+        },
+        Scenario {
+            name: "jvm-periodic-deploys",
+            runtime: Runtime::Jvm,
+            is_leak: false,
+            summary: "restarted in place at 10:00 and 16:00 UTC, 200 MB cache warms up after each",
+            hours: 72.0,
+            interval_s: 60,
+            start_hour_utc: 0,
+            seed: 16,
+            model: Model {
+                base_live: 400.0 * MB,
+                cache: Some(Warmup {
+                    bytes: 200.0 * MB,
+                    tau_hours: 2.0,
+                }),
+                restarts: Restarts::Daily {
+                    hours_utc: &[10.0, 16.0],
+                    down_s: 30.0,
+                },
+                ..jvm.clone()
+            },
+        },
+        Scenario {
+            name: "dotnet-nightly-batch",
+            runtime: Runtime::DotNet,
+            is_leak: false,
+            summary: "a 01:00 UTC job accumulates 400 MB over 3 h, released at its end",
+            hours: 72.0,
+            interval_s: 60,
+            start_hour_utc: 12,
+            seed: 17,
+            model: Model {
+                batch: Some(Batch {
+                    start_hour_utc: 1.0,
+                    hours: 3.0,
+                    bytes: 400.0 * MB,
+                }),
+                ..dotnet.clone()
+            },
+        },
+        Scenario {
+            name: "node-rising-peaks-flat-floor",
+            runtime: Runtime::Node,
+            is_leak: false,
+            summary:
+                "traffic ramps ×2.5 over 2 days: V8 lets the sawtooth's peaks rise, floor flat",
+            hours: 48.0,
+            interval_s: 30,
+            start_hour_utc: 6,
+            seed: 18,
+            model: Model {
+                traffic_growth_per_day: 0.75,
+                trigger: GcTrigger::Factor {
+                    factor: 1.3,
+                    min_headroom: 16.0 * MB,
+                    per_alloc_mb_s: 0.08,
+                },
+                ..node.clone()
+            },
+        },
+        Scenario {
+            name: "python-daily-wave",
+            runtime: Runtime::Python,
+            is_leak: false,
+            summary:
+                "started at 03:00 UTC; request buffers follow a ±70 % wave, pymalloc keeps RSS",
+            hours: 48.0,
+            interval_s: 60,
+            start_hour_utc: 3,
+            seed: 19,
+            model: Model {
+                rps: 30.0,
+                wave: 0.7,
+                session_bytes_per_rps: 3.0 * MB,
+                ..python.clone()
+            },
+        },
+    ]
+}
+
+/// The scenario called `name`.
+pub fn by_name(name: &str) -> Option<Scenario> {
+    suite().into_iter().find(|s| s.name == name)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_are_unique_and_onsets_inside() {
+        let suite = suite();
+        for (i, a) in suite.iter().enumerate() {
+            assert!(
+                suite[i + 1..].iter().all(|b| b.name != a.name),
+                "{}",
+                a.name
+            );
+            if let Some(onset) = a.onset_ns() {
+                assert!(onset < a.end_ns());
+            }
+        }
+        assert!(suite.iter().any(|s| s.is_leak) && suite.iter().any(|s| !s.is_leak));
+    }
+
+    #[test]
+    fn traces_are_deterministic() {
+        let Some(sc) = by_name("node-cache-warmup") else {
+            panic!("missing scenario");
+        };
+        let a: Vec<_> = sc.trace().take(200).collect();
+        let b: Vec<_> = sc.trace().take(200).collect();
+        assert_eq!(a, b);
+    }
+
+    #[test]
+    fn time_moves_forward_at_the_export_interval() {
+        for sc in suite() {
+            let samples = sc.samples();
+            let expected = (sc.hours * HOUR / sc.interval_s as f64) as usize;
+            assert!(samples.len() + 400 >= expected, "{}", sc.name);
+            for w in samples.windows(2) {
+                assert!(w[1].t_ns > w[0].t_ns, "{}", sc.name);
+            }
+        }
+    }
+
+    #[test]
+    fn linear_leak_grows_the_floor_at_its_rate() {
+        let Some(sc) = by_name("jvm-leak-2mb-h") else {
+            panic!("missing scenario");
+        };
+        let floors: Vec<(f64, f64)> = sc
+            .samples()
+            .iter()
+            .filter_map(|s| Some((s.t_ns as f64 / NS / HOUR, s.heap_floor?)))
+            .collect();
+        let early = floors.iter().filter(|(t, _)| t - floors[0].0 < 12.0);
+        let late = floors.iter().filter(|(t, _)| t - floors[0].0 > 36.0);
+        let mean = |it: &mut dyn Iterator<Item = &(f64, f64)>| {
+            let v: Vec<f64> = it.map(|(_, f)| *f).collect();
+            v.iter().sum::<f64>() / v.len() as f64
+        };
+        let growth = mean(&mut late.into_iter()) - mean(&mut early.into_iter());
+        // About 36 h apart at 2 MB/h, give or take the wander.
+        assert!((55.0 * MB..90.0 * MB).contains(&growth), "{growth}");
+    }
+
+    #[test]
+    fn restarts_reset_counters_with_a_new_start_time() {
+        let Some(sc) = by_name("jvm-oom-restart-cycles") else {
+            panic!("missing scenario");
+        };
+        let samples = sc.samples();
+        let starts: std::collections::BTreeSet<u64> =
+            samples.iter().map(|s| s.process_start_ns).collect();
+        assert!(starts.len() >= 4, "{} processes", starts.len());
+        for w in samples.windows(2) {
+            if w[1].process_start_ns != w[0].process_start_ns {
+                assert!(w[1].gc_count < w[0].gc_count);
+                assert!(w[1].request_count < w[0].request_count);
+                assert!(w[1].heap_used < w[0].heap_used);
+            }
+        }
+    }
+
+    #[test]
+    fn deploys_happen_at_their_hours() {
+        let Some(sc) = by_name("jvm-periodic-deploys") else {
+            panic!("missing scenario");
+        };
+        let samples = sc.samples();
+        let restarts: Vec<f64> = samples
+            .windows(2)
+            .filter(|w| w[1].process_start_ns != w[0].process_start_ns)
+            .map(|w| ((w[1].process_start_ns / 1_000_000_000 - EPOCH_S) as f64 / HOUR) % 24.0)
+            .collect();
+        assert_eq!(restarts.len(), 6, "{restarts:?}");
+        assert!(restarts
+            .iter()
+            .all(|h| (h - 10.0).abs() < 0.1 || (h - 16.0).abs() < 0.1));
+    }
+
+    #[test]
+    fn requests_carry_the_runtime_names() {
+        let names = |n: &str| -> Vec<String> {
+            let Some(sc) = by_name(n) else {
+                panic!("missing scenario");
+            };
+            let Some(tick) = sc.trace().next() else {
+                panic!("empty trace");
+            };
+            tick.request.resource_metrics[0]
+                .scope_metrics
+                .iter()
+                .flat_map(|s| s.metrics.iter().map(|m| m.name.clone()))
+                .collect()
+        };
+        assert!(names("node-leak-8mb-h").contains(&"v8js.memory.heap.used".to_owned()));
+        assert!(names("jvm-leak-2mb-h").contains(&"jvm.memory.used_after_last_gc".to_owned()));
+        assert!(names("go-leak-600kb-h").contains(&"go.goroutine.count".to_owned()));
+        assert!(names("dotnet-one-off-step").contains(&"dotnet.gc.collections".to_owned()));
+        assert!(names("python-rss-leak").contains(&"process.runtime.cpython.memory".to_owned()));
+    }
+
+    #[test]
+    fn sawtooth_spans_the_garbage_headroom() {
+        let Some(sc) = by_name("jvm-healthy-large-sawtooth") else {
+            panic!("missing scenario");
+        };
+        let heap: Vec<f64> = sc.samples().iter().skip(600).map(|s| s.heap_used).collect();
+        let lo = heap.iter().copied().fold(f64::MAX, f64::min);
+        let hi = heap.iter().copied().fold(f64::MIN, f64::max);
+        assert!(hi - lo > 800.0 * MB, "{lo} {hi}");
+    }
+}
