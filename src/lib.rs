@@ -42,6 +42,7 @@ pub mod net;
 pub mod proto;
 pub mod receiver;
 pub mod scenario;
+pub mod selfwatch;
 pub mod series;
 pub mod server;
 pub mod signal;

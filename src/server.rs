@@ -276,6 +276,14 @@ impl Bound {
                 }
             });
         }
+        if config.self_monitoring.enabled {
+            background.spawn(crate::selfwatch::run(
+                Arc::clone(&engine),
+                ingress.events.clone(),
+                config.self_monitoring.interval,
+                shutdown.clone(),
+            ));
+        }
         if let Some(m) = &config.receivers.memory_limiter {
             if let Some(used) = probe.used_bytes() {
                 limiter.observe(used);

@@ -646,3 +646,41 @@ async fn no_downstream_accepts_and_counts() {
     assert_eq!(v["count"], 5, "{v}");
     lw.stop().await;
 }
+
+#[tokio::test]
+async fn leakwatch_watches_its_own_memory() {
+    let mut config = test_config(None);
+    config.self_monitoring.enabled = true;
+    config.self_monitoring.interval = Duration::from_millis(20);
+    let lw = start(config).await;
+    let mut seen = serde_json::Value::Null;
+    for _ in 0..100 {
+        let (_, _, body) = http_request(
+            "GET",
+            &lw.admin_url("/api/v1/series?service.name=leakwatch"),
+            &[],
+            vec![],
+        )
+        .await;
+        seen = serde_json::from_slice(&body).expect("json");
+        if seen["count"] == 1
+            && seen["items"][0]["trend"]["last_value"]
+                .as_f64()
+                .unwrap_or(0.0)
+                > 0.0
+        {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(seen["count"], 1, "{seen}");
+    assert_eq!(seen["items"][0]["metric"], "process.memory.usage", "{seen}");
+    assert!(
+        seen["items"][0]["trend"]["last_value"]
+            .as_f64()
+            .unwrap_or(0.0)
+            > 1e6,
+        "an RSS in bytes: {seen}"
+    );
+    lw.stop().await;
+}

@@ -330,6 +330,7 @@ pub fn test_config(downstream: Option<String>) -> Config {
     c.downstream.retry.max_interval = Duration::from_millis(200);
     c.shutdown.grace_period = Duration::from_secs(10);
     c.events.derived_metrics = false;
+    c.self_monitoring.enabled = false;
     c
 }
 
