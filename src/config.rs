@@ -43,6 +43,8 @@ pub struct Config {
     pub log: LogConfig,
     /// Shutdown.
     pub shutdown: ShutdownConfig,
+    /// leakwatch watching its own memory.
+    pub self_monitoring: SelfMonitoringConfig,
     /// Periodic checkpoint of the detector state, restored at start (off when unset).
     pub checkpoint: Option<CheckpointConfig>,
 }
@@ -457,6 +459,26 @@ impl Default for ShutdownConfig {
     }
 }
 
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SelfMonitoringConfig {
+    /// Feed leakwatch's own resident memory (as `process.memory.usage` of
+    /// `service.name=leakwatch`) to its own detector.
+    pub enabled: bool,
+    /// How often (wall clock) it is sampled.
+    #[serde(with = "humantime_serde")]
+    pub interval: Duration,
+}
+
+impl Default for SelfMonitoringConfig {
+    fn default() -> Self {
+        SelfMonitoringConfig {
+            enabled: true,
+            interval: Duration::from_secs(15),
+        }
+    }
+}
+
 /// Read access to the environment, behind a trait so tests never call `set_var`.
 pub trait Env {
     fn var(&self, key: &str) -> Option<String>;
@@ -598,6 +620,10 @@ impl Config {
         check(
             !self.series.sweep_interval.is_zero(),
             "series.sweep_interval: must be > 0",
+        );
+        check(
+            !self.self_monitoring.interval.is_zero(),
+            "self_monitoring.interval: must be > 0",
         );
         check(
             !self.events.derived_metrics_interval.is_zero(),
@@ -764,6 +790,7 @@ fn from_tree(tree: &Value, errors: &mut Vec<String>) -> Option<Config> {
     section!(events);
     section!(log);
     section!(shutdown);
+    section!(self_monitoring);
     section!(checkpoint);
     (errors.len() == before).then_some(config)
 }
@@ -873,5 +900,42 @@ mod tests {
             c.downstream.retry.initial_interval,
             Duration::from_millis(250)
         );
+    }
+
+    #[test]
+    fn persistent_queue_and_checkpoint_are_off_by_default_and_parse() {
+        let c = Config::load(None, &env(&[]), &[]).expect("defaults");
+        assert!(c.downstream.queue.persistent.is_none());
+        assert!(c.checkpoint.is_none());
+        let f = file("downstream:\n  queue:\n    persistent:\n      dir: /var/lib/leakwatch/queue\n      sync: batch\ncheckpoint:\n  path: /var/lib/leakwatch/state.ckpt\n");
+        let c = Config::load(Some(&f.0), &env(&[]), &[]).expect("valid");
+        let p = c.downstream.queue.persistent.expect("persistent");
+        assert_eq!(p.dir, PathBuf::from("/var/lib/leakwatch/queue"));
+        assert_eq!((p.max_bytes, p.sync), (1 << 30, SyncMode::Batch));
+        let k = c.checkpoint.expect("checkpoint");
+        assert_eq!(k.interval, Duration::from_secs(60));
+    }
+
+    #[test]
+    fn persistent_queue_and_checkpoint_errors_are_named() {
+        let f =
+            file("downstream:\n  queue:\n    persistent:\n      dir: /q\n      fsync: always\n");
+        let err = Config::load(Some(&f.0), &env(&[]), &[]).expect_err("unknown key");
+        assert!(err.to_string().contains("fsync"), "{err}");
+        let f = file("downstream:\n  queue:\n    persistent:\n      dir: /q\n      max_bytes: 10\ncheckpoint:\n  path: /c\n  interval: 0s\n");
+        let err = Config::load(Some(&f.0), &env(&[]), &[]).expect_err("bad values");
+        assert!(
+            err.0
+                .iter()
+                .any(|m| m.starts_with("downstream.queue.persistent.max_bytes")),
+            "{err}"
+        );
+        assert!(
+            err.0.iter().any(|m| m.starts_with("checkpoint.interval")),
+            "{err}"
+        );
+        let f = file("checkpoint:\n  interval: 5s\n");
+        let err = Config::load(Some(&f.0), &env(&[]), &[]).expect_err("path required");
+        assert!(err.to_string().contains("checkpoint"), "{err}");
     }
 }
