@@ -4,13 +4,15 @@
 //!
 //! # Format
 //! ```text
-//! magic "LWCHKPT\0" | version u32 | reserved u32 | body length u64 | crc32 of the body u32 | body
+//! magic "LWCHKPT\0" | version u32 | flags u32 | body length u64 | crc32 of the body u32 | body
 //! ```
-//! (little-endian). The body is an [`EngineSnapshot`] in CBOR (`ciborium`): a binary serde
-//! format, because the detector state holds non-finite floats (a perfect fit's t statistic is
-//! +∞, an empty history high is −∞) that JSON cannot carry. [`VERSION`] changes whenever the
-//! serialized detector state changes shape; a file of another version is skipped, not
-//! guessed at.
+//! (little-endian). The body is an [`EngineSnapshot`] in CBOR (`ciborium`), zstd-compressed
+//! (flag bit 0). CBOR because the detector state holds non-finite floats (a perfect fit's t
+//! statistic is +∞, an empty history high is −∞) that JSON cannot carry, and because it is
+//! self-describing (a checkpoint can be inspected with any CBOR tool); zstd because its field
+//! names repeat for every series and compress to almost nothing. [`VERSION`] changes whenever
+//! the serialized detector state changes shape; a file of another version (or with flags
+//! this build does not know) is skipped, not guessed at.
 //!
 //! # Atomicity
 //! Written to `<path>.tmp`, fsync'd, renamed over `path`, and the directory fsync'd: a crash
@@ -40,6 +42,8 @@ pub const MAGIC: [u8; 8] = *b"LWCHKPT\0";
 pub const VERSION: u32 = 1;
 /// Bytes before the body.
 pub const HEADER_BYTES: usize = 28;
+/// Flag: the body is zstd-compressed.
+const FLAG_ZSTD: u32 = 1;
 
 /// Why a checkpoint could not be read or written.
 #[derive(Debug, thiserror::Error)]
@@ -58,8 +62,8 @@ pub enum CheckpointError {
     },
     #[error("not a leakwatch checkpoint (bad magic)")]
     NotACheckpoint,
-    #[error("format version {found}; this leakwatch reads version {VERSION}")]
-    Version { found: u32 },
+    #[error("format version {found} (flags {flags:#x}); this leakwatch reads version {VERSION}")]
+    Version { found: u32, flags: u32 },
     #[error("truncated: {have} bytes, the header announces {want}")]
     Truncated { have: u64, want: u64 },
     #[error("checksum mismatch")]
@@ -95,9 +99,13 @@ pub fn encode(snapshot: &EngineSnapshot) -> Result<Vec<u8>, CheckpointError> {
     let mut out = Vec::with_capacity(HEADER_BYTES + 512 * snapshot.series.len() + 4096);
     out.extend_from_slice(&MAGIC);
     out.extend_from_slice(&VERSION.to_le_bytes());
-    out.extend_from_slice(&0u32.to_le_bytes());
+    out.extend_from_slice(&FLAG_ZSTD.to_le_bytes());
     out.extend_from_slice(&[0u8; 12]); // length and checksum, filled in below
-    ciborium::into_writer(snapshot, &mut out)
+    let mut zstd = zstd::stream::Encoder::new(&mut out, 3)
+        .map_err(|e| CheckpointError::Encode(e.to_string()))?;
+    ciborium::into_writer(snapshot, &mut zstd)
+        .map_err(|e| CheckpointError::Encode(e.to_string()))?;
+    zstd.finish()
         .map_err(|e| CheckpointError::Encode(e.to_string()))?;
     let body_len = (out.len() - HEADER_BYTES) as u64;
     let crc = crc32fast::hash(&out[HEADER_BYTES..]);
@@ -122,9 +130,12 @@ pub fn decode(data: &[u8]) -> Result<EngineSnapshot, CheckpointError> {
         b.copy_from_slice(&data[at..at + 4]);
         u32::from_le_bytes(b)
     };
-    let version = u32_at(8);
-    if version != VERSION {
-        return Err(CheckpointError::Version { found: version });
+    let (version, flags) = (u32_at(8), u32_at(12));
+    if version != VERSION || flags & !FLAG_ZSTD != 0 {
+        return Err(CheckpointError::Version {
+            found: version,
+            flags,
+        });
     }
     let mut len = [0u8; 8];
     len.copy_from_slice(&data[16..24]);
@@ -140,7 +151,14 @@ pub fn decode(data: &[u8]) -> Result<EngineSnapshot, CheckpointError> {
     if crc32fast::hash(body) != u32_at(24) {
         return Err(CheckpointError::Checksum);
     }
-    ciborium::from_reader(body).map_err(|e| CheckpointError::Decode(e.to_string()))
+    let decoded = if flags & FLAG_ZSTD != 0 {
+        let zstd =
+            zstd::stream::Decoder::new(body).map_err(|e| CheckpointError::Decode(e.to_string()))?;
+        ciborium::from_reader(std::io::BufReader::new(zstd))
+    } else {
+        ciborium::from_reader(body)
+    };
+    decoded.map_err(|e| CheckpointError::Decode(e.to_string()))
 }
 
 /// Reads the checkpoint at `path`; `Ok(None)` when there is none.

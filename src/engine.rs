@@ -245,10 +245,26 @@ impl Engine {
         self.ingest(&request)
     }
 
+    /// Ingests leakwatch's own samples (self-monitoring). They are stamped
+    /// with the wall clock, so they do not move the event-time watermark:
+    /// otherwise a replayed or backfilled trace would look idle and be evicted.
+    pub fn ingest_own(&self, body: Bytes) -> Result<IngestOutcome, IngestError> {
+        let request = lean::ExportMetricsRequest::decode(body)?;
+        self.ingest_inner(&request, false)
+    }
+
     /// Ingests a decoded request.
     pub fn ingest(
         &self,
         request: &lean::ExportMetricsRequest,
+    ) -> Result<IngestOutcome, IngestError> {
+        self.ingest_inner(request, true)
+    }
+
+    fn ingest_inner(
+        &self,
+        request: &lean::ExportMetricsRequest,
+        advance_watermark: bool,
     ) -> Result<IngestOutcome, IngestError> {
         // Check the whole request first so a bad one changes no state.
         validate(request)?;
@@ -334,7 +350,7 @@ impl Engine {
                 }
             }
         }
-        self.finish(&tally);
+        self.finish(&tally, advance_watermark);
         Ok(outcome)
     }
 
@@ -360,13 +376,13 @@ impl Engine {
         }))
     }
 
-    fn finish(&self, tally: &Tally) {
+    fn finish(&self, tally: &Tally, advance_watermark: bool) {
         for anomaly in PointAnomaly::ALL {
             self.telemetry
                 .point_anomaly(anomaly, tally.anomalies[anomaly as usize]);
         }
         self.telemetry.series_created(tally.created);
-        if tally.max_t_ns > 0 {
+        if advance_watermark && tally.max_t_ns > 0 {
             let jump = self.cfg.max_forward_jump.as_nanos() as u64;
             let _ = self
                 .watermark_ns

@@ -194,7 +194,12 @@ impl ExportQueue {
                     Some(r) => r,
                     None => wal.reserve(body.len()).ok_or(QueueClosed)?,
                 };
-                Some(wal.append(reservation, signal, &body)?)
+                let append = || wal.append(reservation, signal, &body);
+                Some(if wal.syncs_on_append() {
+                    outside_the_runtime(append)?
+                } else {
+                    append()?
+                })
             }
         };
         // Should the queue close right now, the request is in the log and is sent after the
@@ -378,6 +383,19 @@ impl Exporter {
             }
         }
         dropped
+    }
+}
+
+/// Runs `f`, which blocks (an fsync), so that on a multi-threaded runtime the worker's
+/// other tasks move to another thread meanwhile: requests keep arriving and being
+/// appended, and the next fsync covers them all (group commit) instead of the runtime
+/// stalling for every fsync. Elsewhere (a current-thread runtime, tests) it just runs `f`.
+fn outside_the_runtime<R>(f: impl FnOnce() -> R) -> R {
+    match tokio::runtime::Handle::try_current() {
+        Ok(h) if h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread => {
+            tokio::task::block_in_place(f)
+        }
+        _ => f(),
     }
 }
 

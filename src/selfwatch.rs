@@ -6,7 +6,9 @@
 //! `Engine::ingest_metrics` path apps go through. Its verdict shows on
 //! `/api/v1/leaks` like any other process, and its leak events go downstream.
 //! The point is stamped with the current time: for leakwatch's own process,
-//! the wall clock *is* the event time.
+//! the wall clock *is* the event time. These samples do not move the engine's
+//! event-time watermark (see `Engine::ingest_own`), so replaying an old trace
+//! into a running leakwatch is not mistaken for idleness.
 
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -101,7 +103,7 @@ pub async fn run(
             .map(|d| d.as_nanos() as u64)
             .unwrap_or(0);
         let body = Bytes::from(request(rss, now, &instance).encode_to_vec());
-        match engine.ingest_metrics(body) {
+        match engine.ingest_own(body) {
             Ok(outcome) => events.emit(outcome.events),
             Err(e) => tracing::debug!(error = %e, "Self-monitoring sample not ingested."),
         }
@@ -142,5 +144,14 @@ mod tests {
         let views = engine.series_views(Some("leakwatch"));
         assert_eq!(views.len(), 1);
         assert_eq!(views[0].metric, "process.memory.usage");
+    }
+
+    #[test]
+    fn own_samples_do_not_move_the_watermark() {
+        let engine = Engine::new(EngineConfig::default(), Arc::new(Telemetry::new()));
+        let body = Bytes::from(request(100_000_000, 5_000_000_000_000, "1@host").encode_to_vec());
+        engine.ingest_own(body).expect("valid");
+        assert_eq!(engine.watermark_ns(), 0);
+        assert_eq!(engine.series_count(), 1);
     }
 }

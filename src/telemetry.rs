@@ -20,10 +20,11 @@ pub enum RefusedReason {
     MemoryLimit,
     Unauthenticated,
     ShuttingDown,
+    Persistence,
 }
 
 impl RefusedReason {
-    pub const ALL: [RefusedReason; 7] = [
+    pub const ALL: [RefusedReason; 8] = [
         RefusedReason::Malformed,
         RefusedReason::TooLarge,
         RefusedReason::UnsupportedMediaType,
@@ -31,6 +32,7 @@ impl RefusedReason {
         RefusedReason::MemoryLimit,
         RefusedReason::Unauthenticated,
         RefusedReason::ShuttingDown,
+        RefusedReason::Persistence,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -42,6 +44,7 @@ impl RefusedReason {
             RefusedReason::MemoryLimit => "memory_limit",
             RefusedReason::Unauthenticated => "unauthenticated",
             RefusedReason::ShuttingDown => "shutting_down",
+            RefusedReason::Persistence => "persistence",
         }
     }
 }

@@ -436,6 +436,11 @@ impl Wal {
         self.opts.max_bytes
     }
 
+    /// Whether [`Wal::append`] waits for an fsync (`sync: always`).
+    pub fn syncs_on_append(&self) -> bool {
+        self.opts.sync == SyncMode::Always
+    }
+
     /// Reserves room for a record of `body_len` bytes, or `None` if the bound is reached.
     /// One record larger than the whole bound is let in when nothing else is pending, so a
     /// big request can never be stuck forever.
@@ -532,11 +537,9 @@ impl Wal {
     fn start_segment(&self, inner: &mut Inner, first_seq: u64) -> Result<(), WalError> {
         if let Some(old) = inner.active.as_ref() {
             // Everything in the old segment must be durable before writes go elsewhere:
-            // a later fsync only covers the new file.
-            if self.opts.sync == SyncMode::Always {
-                let path = self.segment_path(old.id, SEGMENT_EXT);
-                old.file.sync_data().map_err(io_err("syncing", &path))?;
-            }
+            // later fsyncs (per request or the batch flusher's) only cover the new file.
+            let path = self.segment_path(old.id, SEGMENT_EXT);
+            old.file.sync_data().map_err(io_err("syncing", &path))?;
         }
         self.seal_active(inner);
         let path = self.segment_path(first_seq, SEGMENT_EXT);

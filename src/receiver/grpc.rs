@@ -47,13 +47,14 @@ pub fn status_of(error: &ExportError, ingress: &Ingress) -> Status {
         }
         ExportError::TooLarge { .. } => Status::resource_exhausted(message),
         ExportError::Unauthenticated => Status::unauthenticated(message),
-        ExportError::QueueFull(_) | ExportError::ShuttingDown | ExportError::MemoryLimit => {
-            Status::with_error_details(
-                Code::Unavailable,
-                message,
-                ErrorDetails::with_retry_info(Some(ingress.retry_after)),
-            )
-        }
+        ExportError::QueueFull(_)
+        | ExportError::ShuttingDown
+        | ExportError::MemoryLimit
+        | ExportError::Persistence => Status::with_error_details(
+            Code::Unavailable,
+            message,
+            ErrorDetails::with_retry_info(Some(ingress.retry_after)),
+        ),
     }
 }
 

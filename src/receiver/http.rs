@@ -222,9 +222,10 @@ fn error_response(error: &ExportError, ingress: &Ingress, format: Format) -> Res
         ExportError::TooLarge { .. } => (StatusCode::PAYLOAD_TOO_LARGE, 8),
         ExportError::UnsupportedMediaType(_) => (StatusCode::UNSUPPORTED_MEDIA_TYPE, 3),
         ExportError::Unauthenticated => (StatusCode::UNAUTHORIZED, 16),
-        ExportError::QueueFull(_) | ExportError::ShuttingDown | ExportError::MemoryLimit => {
-            (StatusCode::SERVICE_UNAVAILABLE, 14)
-        }
+        ExportError::QueueFull(_)
+        | ExportError::ShuttingDown
+        | ExportError::MemoryLimit
+        | ExportError::Persistence => (StatusCode::SERVICE_UNAVAILABLE, 14),
     };
     let rpc = RpcStatus {
         code,

@@ -19,7 +19,7 @@ use prost::Message;
 
 use crate::engine::{self, Engine, IngestError};
 use crate::events::EventSink;
-use crate::exporter::{ExportQueue, QueueFull};
+use crate::exporter::{ExportQueue, QueueFull, SendError};
 use crate::limiter::MemoryLimiter;
 use crate::proto::lean;
 use crate::signal::{Protocol, Signal};
@@ -40,6 +40,10 @@ pub enum ExportError {
     ShuttingDown,
     #[error("leakwatch is above its memory limit; retry later")]
     MemoryLimit,
+    /// The persistent queue could not store the request (details are logged,
+    /// not sent to the client).
+    #[error("leakwatch cannot store the request durably; retry later")]
+    Persistence,
     #[error("missing or invalid bearer token")]
     Unauthenticated,
 }
@@ -53,6 +57,7 @@ impl ExportError {
             ExportError::QueueFull(_) => RefusedReason::QueueFull,
             ExportError::ShuttingDown => RefusedReason::ShuttingDown,
             ExportError::MemoryLimit => RefusedReason::MemoryLimit,
+            ExportError::Persistence => RefusedReason::Persistence,
             ExportError::Unauthenticated => RefusedReason::Unauthenticated,
         }
     }
@@ -172,8 +177,8 @@ impl Ingress {
             };
             if forward.is_empty() && rejected > 0 {
                 // Nothing left to forward.
-            } else if queue.send(slot, Signal::Metrics, forward).is_err() {
-                return Err(self.refuse(Signal::Metrics, points, ExportError::ShuttingDown));
+            } else if let Err(e) = queue.send(slot, Signal::Metrics, forward) {
+                return Err(self.refuse(Signal::Metrics, points, send_error(e)));
             }
         }
         self.events.emit(outcome.events);
@@ -225,7 +230,7 @@ impl Ingress {
                 .map_err(|e| self.refuse(signal, items, e.into()))?;
             queue
                 .send(slot, signal, body)
-                .map_err(|_| self.refuse(signal, items, ExportError::ShuttingDown))?;
+                .map_err(|e| self.refuse(signal, items, send_error(e)))?;
         }
         Ok(Accepted::default())
     }
@@ -254,6 +259,16 @@ fn count_items(signal: Signal, body: Bytes) -> Result<u64, prost::DecodeError> {
             .sum(),
         Signal::Metrics => engine::count_points(&lean::ExportMetricsRequest::decode(body)?),
     })
+}
+
+fn send_error(e: SendError) -> ExportError {
+    match e {
+        SendError::Closed(_) => ExportError::ShuttingDown,
+        SendError::Persistent(e) => {
+            tracing::error!(error = %e, "Persistent queue write failed; refusing requests (retryable).");
+            ExportError::Persistence
+        }
+    }
 }
 
 fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
