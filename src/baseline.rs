@@ -688,18 +688,18 @@ pub struct Row {
 impl Row {
     /// Runs both baselines on the scenario's samples (and its twin's) and sets them beside
     /// leakwatch's.
-    pub fn build(run: &Run) -> Row {
+    pub fn build(run: &Run, baselines: &Baselines) -> Row {
         let sc = &run.scenario;
         let twin = sc.leak_free_twin();
-        let baselines = |sc: &Scenario| {
+        let evaluate = |sc: &Scenario| {
             let samples = sc.samples();
             (
-                DerivRules::default().evaluate(&samples),
-                PolyfitR2::default().evaluate(&samples),
+                baselines.deriv.evaluate(&samples),
+                baselines.polyfit.evaluate(&samples),
             )
         };
-        let (deriv, poly) = baselines(sc);
-        let twin_baselines = twin.as_ref().map(baselines);
+        let (deriv, poly) = evaluate(sc);
+        let twin_alerts = twin.as_ref().map(evaluate);
         let lw = Alerts::from_events(&run.events, sc.name);
         let lw_twin = run
             .twin_events
@@ -711,11 +711,18 @@ impl Row {
             is_leak: sc.is_leak,
             verdicts: [
                 Verdict::of(sc, &lw, lw_twin.as_ref()),
-                Verdict::of(sc, &deriv, twin_baselines.as_ref().map(|t| &t.0)),
-                Verdict::of(sc, &poly, twin_baselines.as_ref().map(|t| &t.1)),
+                Verdict::of(sc, &deriv, twin_alerts.as_ref().map(|t| &t.0)),
+                Verdict::of(sc, &poly, twin_alerts.as_ref().map(|t| &t.1)),
             ],
         }
     }
+}
+
+/// The two practices, as configured for a comparison.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Baselines {
+    pub deriv: DerivRules,
+    pub polyfit: PolyfitR2,
 }
 
 /// A method's figures over the suite.
@@ -782,10 +789,16 @@ pub struct Comparison {
 }
 
 impl Comparison {
-    /// Builds the comparison from leakwatch's runs (the baselines run here).
+    /// Builds the comparison from leakwatch's runs (the baselines run here, as configured by
+    /// default).
     pub fn from_runs(runs: &[Run]) -> Comparison {
+        Comparison::from_runs_with(runs, &Baselines::default())
+    }
+
+    /// The same with the baselines configured otherwise (sensitivity analysis).
+    pub fn from_runs_with(runs: &[Run], baselines: &Baselines) -> Comparison {
         Comparison {
-            rows: runs.iter().map(Row::build).collect(),
+            rows: runs.iter().map(|r| Row::build(r, baselines)).collect(),
         }
     }
 

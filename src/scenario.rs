@@ -34,7 +34,8 @@
 //! `jvm.memory.limit` per `jvm.memory.pool.name`, `jvm.gc.duration`; Go `go.memory.used` per
 //! `go.memory.type`, `go.memory.limit`, `go.goroutine.count`; .NET
 //! `dotnet.gc.last_collection.heap.size` per `dotnet.gc.heap.generation`,
-//! `dotnet.process.memory.working_set`, `dotnet.gc.collections`; Python
+//! `dotnet.gc.last_collection.memory.committed_size`, `dotnet.process.memory.working_set`,
+//! `dotnet.gc.collections`; Python
 //! `process.runtime.cpython.memory`, `cpython.gc.collections`; plus `process.memory.usage` where
 //! the SDK's process detector reports it, and `http.server.request.duration` everywhere.
 
@@ -552,6 +553,7 @@ struct State {
     requests: f64,
     request_buckets: [u64; 9],
     rss: f64,
+    committed: f64,
     goroutines: f64,
     noise: f64,
 }
@@ -571,7 +573,7 @@ struct Sim {
 impl Sim {
     fn new(sc: &Scenario) -> Sim {
         let mut sim = Sim {
-            rng: Rng(sc.seed ^ 0x5EED_0F_1EA4),
+            rng: Rng(sc.seed ^ 0x005E_ED0F_1EA4),
             last_s: 0.0,
             down_until: None,
             next_deploy: None,
@@ -792,6 +794,7 @@ impl Sim {
             requests: self.proc.requests,
             request_buckets: self.proc.request_buckets,
             rss,
+            committed: self.proc.committed,
             goroutines,
             noise,
         })
@@ -1006,12 +1009,18 @@ fn runtime_metrics(sc: &Scenario, s: &State, at: At) -> Vec<Metric> {
         Runtime::Node => {
             let spaces = node_spaces(s);
             let space = |n: &str| vec![kv("v8js.heap.space.name", n)];
-            // V8 reports each space's current size as its "limit".
+            // V8 reports each space's current (committed) size as its "limit"; together they
+            // are the committed heap that resident memory follows.
+            let others: f64 = spaces
+                .iter()
+                .filter(|(n, _)| *n != "old_space" && *n != "new_space")
+                .map(|(_, v)| v)
+                .sum();
             let sizes = spaces.map(|(n, v)| {
-                let size = if n == "old_space" {
-                    s.live * 0.92 + s.headroom
-                } else {
-                    v * 1.25 + MB
+                let size = match n {
+                    "new_space" => 2.0 * m.young_bytes,
+                    "old_space" => v.max(s.committed - m.young_bytes - others),
+                    _ => v,
                 };
                 at.int(space(n), size)
             });
@@ -1132,6 +1141,11 @@ fn runtime_metrics(sc: &Scenario, s: &State, at: At) -> Vec<Metric> {
                         .iter()
                         .map(|(g, v)| at.int(generation(g), *v))
                         .collect(),
+                ),
+                updown(
+                    "dotnet.gc.last_collection.memory.committed_size",
+                    "By",
+                    vec![at.int(vec![], s.committed)],
                 ),
                 updown(
                     "dotnet.process.memory.working_set",
