@@ -297,14 +297,8 @@ impl Checkpointer {
 /// Writes a checkpoint every `every` until `token` is cancelled (the final one, after the
 /// receivers stop, is the server's).
 pub async fn run(checkpointer: Arc<Checkpointer>, every: Duration, token: CancellationToken) {
-    let mut ticker = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
-    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    loop {
-        tokio::select! {
-            biased;
-            _ = token.cancelled() => return,
-            _ = ticker.tick() => {}
-        }
+    let mut ticks = crate::periodic::Periodic::after_first_period(every, token);
+    while ticks.tick().await {
         // Logged and counted inside.
         let _ = checkpointer.write().await;
     }

@@ -816,48 +816,18 @@ fn for_each_point(
         Some(Data::Histogram(h)) => {
             let temporality = temporality_of(h.aggregation_temporality);
             for p in &h.data_points {
-                f(
-                    count_view(
-                        &p.attributes,
-                        p.start_time_unix_nano,
-                        p.time_unix_nano,
-                        p.count,
-                        p.flags,
-                    ),
-                    temporality,
-                    next(),
-                );
+                f(p.count_view(), temporality, next());
             }
         }
         Some(Data::ExponentialHistogram(h)) => {
             let temporality = temporality_of(h.aggregation_temporality);
             for p in &h.data_points {
-                f(
-                    count_view(
-                        &p.attributes,
-                        p.start_time_unix_nano,
-                        p.time_unix_nano,
-                        p.count,
-                        p.flags,
-                    ),
-                    temporality,
-                    next(),
-                );
+                f(p.count_view(), temporality, next());
             }
         }
         Some(Data::Summary(s)) => {
             for p in &s.data_points {
-                f(
-                    count_view(
-                        &p.attributes,
-                        p.start_time_unix_nano,
-                        p.time_unix_nano,
-                        p.count,
-                        p.flags,
-                    ),
-                    Temporality::Cumulative,
-                    next(),
-                );
+                f(p.count_view(), Temporality::Cumulative, next());
             }
         }
     }
@@ -879,21 +849,32 @@ fn number_view(p: &lean::NumberDataPoint) -> PointView<'_> {
     }
 }
 
-fn count_view(
-    attributes: &[Bytes],
-    start_ns: u64,
-    t_ns: u64,
-    count: u64,
-    flags: u32,
-) -> PointView<'_> {
-    PointView {
-        attributes,
-        start_ns,
-        t_ns,
-        value: count as f64,
-        flags,
-    }
+/// Points whose detection value is their count (histograms, summaries).
+trait CountPoint {
+    fn count_view(&self) -> PointView<'_>;
 }
+
+macro_rules! count_point {
+    ($($t:ty),*) => {$(
+        impl CountPoint for $t {
+            fn count_view(&self) -> PointView<'_> {
+                PointView {
+                    attributes: &self.attributes,
+                    start_ns: self.start_time_unix_nano,
+                    t_ns: self.time_unix_nano,
+                    value: self.count as f64,
+                    flags: self.flags,
+                }
+            }
+        }
+    )*};
+}
+
+count_point!(
+    lean::HistogramDataPoint,
+    lean::ExponentialHistogramDataPoint,
+    lean::SummaryDataPoint
+);
 
 /// Re-encodes a metrics request without the points at `ordinals` (sorted
 /// ascending): the rare path taken when the series limit refused points, so

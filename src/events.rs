@@ -349,15 +349,8 @@ pub async fn run_derived_metrics(
     interval: Duration,
     shutdown: CancellationToken,
 ) {
-    let mut ticker = tokio::time::interval(interval);
-    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    ticker.tick().await;
-    loop {
-        tokio::select! {
-            biased;
-            _ = shutdown.cancelled() => return,
-            _ = ticker.tick() => {}
-        }
+    let mut ticks = crate::periodic::Periodic::after_first_period(interval, shutdown);
+    while ticks.tick().await {
         let request = derived_metrics(&engine);
         if request.resource_metrics.is_empty() {
             continue;

@@ -39,6 +39,7 @@ pub mod exporter;
 pub mod limiter;
 pub mod loadgen;
 pub mod net;
+pub mod periodic;
 pub mod proto;
 pub mod receiver;
 pub mod scenario;

@@ -118,14 +118,8 @@ pub async fn run_sampler(
     every: Duration,
     shutdown: CancellationToken,
 ) {
-    let mut ticker = tokio::time::interval(every);
-    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    loop {
-        tokio::select! {
-            biased;
-            _ = shutdown.cancelled() => return,
-            _ = ticker.tick() => {}
-        }
+    let mut ticks = crate::periodic::Periodic::new(every, shutdown);
+    while ticks.tick().await {
         if let Some(used) = probe.used_bytes() {
             limiter.observe(used);
         }

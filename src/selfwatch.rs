@@ -87,14 +87,8 @@ pub async fn run(
     shutdown: CancellationToken,
 ) {
     let instance = format!("{}@{}", std::process::id(), hostname());
-    let mut ticker = tokio::time::interval(interval);
-    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    loop {
-        tokio::select! {
-            biased;
-            _ = shutdown.cancelled() => return,
-            _ = ticker.tick() => {}
-        }
+    let mut ticks = crate::periodic::Periodic::new(interval, shutdown);
+    while ticks.tick().await {
         let Some(rss) = crate::telemetry::own_rss_bytes() else {
             continue;
         };

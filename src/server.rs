@@ -261,14 +261,8 @@ impl Bound {
             let every = config.series.sweep_interval;
             let token = shutdown.clone();
             background.spawn(async move {
-                let mut ticker = tokio::time::interval(every);
-                ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-                loop {
-                    tokio::select! {
-                        biased;
-                        _ = token.cancelled() => return,
-                        _ = ticker.tick() => {}
-                    }
+                let mut ticks = crate::periodic::Periodic::new(every, token);
+                while ticks.tick().await {
                     let evicted = engine.evict_idle();
                     if evicted > 0 {
                         tracing::debug!(evicted, "Idle series evicted.");
