@@ -12,13 +12,16 @@
 //! - `v8js.memory.heap.used` is per heap space; each space is its own series and the detector
 //!   judges each on its own (leaks show in `old_space`; summing spaces would only add the noise of
 //!   the young spaces).
-//! - `v8js.memory.heap.limit` is classified as [`Role::MemoryLimit`], but the Node.js
-//!   instrumentation reports each space's *current size* there, which moves with usage. The
-//!   resource detector only trusts a limit whose value stays put (see
-//!   `DetectorConfig::limit_max_variation`), so such a "limit" is ignored for forecasts.
-//!   `v8js.heap.space.*` sizes are never limits.
-//! - `process.runtime.nodejs.memory.heap.total` (committed heap) and `go.memory.gc.goal` follow
-//!   usage with slack; they are neither usage nor limit and are not classified.
+//! - `v8js.memory.heap.limit` is, despite its name, each V8 space's current *size* (what the
+//!   Node.js instrumentation reads from `v8.getHeapSpaceStatistics().space_size`): memory the
+//!   heap has committed, which moves with usage. It is [`Role::HeapCommitted`], like
+//!   `process.runtime.nodejs.memory.heap.total`, .NET's
+//!   `dotnet.gc.last_collection.memory.committed_size` and the JVM's `jvm.memory.committed`
+//!   (heap pools). Resident memory follows the committed heap (a smoothed sawtooth peak, not a
+//!   floor), so the resource detector judges resident minus committed memory (native memory)
+//!   when a process reports both. `v8js.heap.space.*` sizes are never limits.
+//! - `go.memory.gc.goal` follows usage with slack; it is neither usage nor limit and is not
+//!   classified.
 //! - Histograms (`*.gc.duration`, `http.server.request.duration`) are classified by their count:
 //!   the caller feeds the histogram's count as a cumulative or delta counter.
 
@@ -38,6 +41,9 @@ pub enum Role {
     ContainerMemory,
     /// A hard memory limit (heap max, container limit).
     MemoryLimit,
+    /// Heap memory committed by the runtime (follows the sawtooth's peaks; summed over spaces
+    /// or pools it is what resident memory holds for the heap).
+    HeapCommitted,
     /// Number of garbage collections (a counter; becomes a rate).
     GcCount,
     /// Number of requests served (a counter; becomes a rate).
@@ -55,6 +61,7 @@ impl Role {
             Role::Rss => "rss",
             Role::ContainerMemory => "container_memory",
             Role::MemoryLimit => "memory_limit",
+            Role::HeapCommitted => "heap_committed",
             Role::GcCount => "gc_count",
             Role::RequestCount => "request_count",
             Role::Goroutines => "goroutines",
@@ -75,6 +82,7 @@ impl Role {
                 | Role::Rss
                 | Role::ContainerMemory
                 | Role::MemoryLimit
+                | Role::HeapCommitted
         )
     }
 }
@@ -135,7 +143,7 @@ type BuiltinRule = (
 const BUILTIN: &[BuiltinRule] = &[
     // Node.js (semantic conventions, @opentelemetry/instrumentation-runtime-node).
     ("v8js.memory.heap.used", &[], Some(Role::HeapUsed)),
-    ("v8js.memory.heap.limit", &[], Some(Role::MemoryLimit)),
+    ("v8js.memory.heap.limit", &[], Some(Role::HeapCommitted)),
     ("v8js.gc.duration", &[], Some(Role::GcCount)),
     // Node.js (older runtime-metrics names).
     (
@@ -143,7 +151,11 @@ const BUILTIN: &[BuiltinRule] = &[
         &[],
         Some(Role::HeapUsed),
     ),
-    ("process.runtime.nodejs.memory.heap.total", &[], None),
+    (
+        "process.runtime.nodejs.memory.heap.total",
+        &[],
+        Some(Role::HeapCommitted),
+    ),
     ("process.runtime.nodejs.memory.rss", &[], Some(Role::Rss)),
     ("process.runtime.nodejs.gc.count", &[], Some(Role::GcCount)),
     // JVM (semantic conventions).
@@ -161,6 +173,11 @@ const BUILTIN: &[BuiltinRule] = &[
         "jvm.memory.limit",
         &[("jvm.memory.type", "heap")],
         Some(Role::MemoryLimit),
+    ),
+    (
+        "jvm.memory.committed",
+        &[("jvm.memory.type", "heap")],
+        Some(Role::HeapCommitted),
     ),
     ("jvm.gc.duration", &[], Some(Role::GcCount)),
     // JVM (older runtime-metrics names).
@@ -208,6 +225,11 @@ const BUILTIN: &[BuiltinRule] = &[
         "dotnet.gc.last_collection.heap.size",
         &[("dotnet.gc.heap.generation", "poh")],
         Some(Role::HeapAfterGc),
+    ),
+    (
+        "dotnet.gc.last_collection.memory.committed_size",
+        &[],
+        Some(Role::HeapCommitted),
     ),
     ("dotnet.process.memory.working_set", &[], Some(Role::Rss)),
     ("dotnet.gc.collections", &[], Some(Role::GcCount)),
@@ -389,14 +411,19 @@ mod tests {
             ),
             Some(Role::HeapUsed)
         );
+        // Each space's current size: committed heap, not a limit.
         assert_eq!(
             role(&c, "v8js.memory.heap.limit", &[]),
-            Some(Role::MemoryLimit)
+            Some(Role::HeapCommitted)
         );
         assert_eq!(role(&c, "v8js.heap.space.available_size", &[]), None);
         assert_eq!(
             role(&c, "process.runtime.nodejs.memory.heap.total", &[]),
-            None
+            Some(Role::HeapCommitted)
+        );
+        assert_eq!(
+            role(&c, "dotnet.gc.last_collection.memory.committed_size", &[]),
+            Some(Role::HeapCommitted)
         );
     }
 

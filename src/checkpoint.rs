@@ -39,7 +39,7 @@ use crate::telemetry::CheckpointRestore;
 /// First bytes of every checkpoint file.
 pub const MAGIC: [u8; 8] = *b"LWCHKPT\0";
 /// The format version this build writes and reads.
-pub const VERSION: u32 = 1;
+pub const VERSION: u32 = 2;
 /// Bytes before the body.
 pub const HEADER_BYTES: usize = 28;
 /// Flag: the body is zstd-compressed.

@@ -10,25 +10,55 @@
 //! does that in-stream, per series, in constant memory.
 //!
 //! # Layout
-//! - [`stats`]: mergeable moments (Welford/Chan), least squares, lag-1 autocorrelation, the
-//!   effective sample size and a Student-t quantile.
+//! - [`stats`]: mergeable moments (Welford/Chan), least squares (a line, a parabola, a plane in
+//!   load and time), lag-1 autocorrelation, the effective sample size and a Student-t quantile.
 //! - [`window`]: a fixed ring of time buckets (per bucket: min, max, count) aligned to absolute
 //!   event time, so every series of a process shares bucket boundaries.
 //! - [`series`]: [`SeriesDetector`], the per-series state (≤ 400 bytes): validation of points,
 //!   counters into rates, restart detection and segmentation.
 //! - [`trend`]: the verdict on one series' floor over a window: significance with autocorrelation,
 //!   effect size, change-point (step) test, saturation (warm-up) test, new highs, time to limit.
-//! - [`resource`]: [`ResourceDetector`], which combines a process' series (memory, RSS, GC,
-//!   requests, limits) and runs the ok → suspected → confirmed → resolved lifecycle.
+//! - [`resource`]: [`ResourceDetector`], which combines a process' series (heap, native and
+//!   resident memory, GC, requests, limits, committed heap) and runs the ok → suspected →
+//!   confirmed → resolved lifecycle.
 //! - `scenarios` (tests only): synthetic traces of leaks and traps fed straight to the detector
 //!   (the OTLP-level suite is `tests/scenarios.rs`).
 //!
+//! # Method, in one paragraph per decision
+//! - **What is judged**: heap floors (bucket minima, after-GC usage; JMX's 0 before a pool's
+//!   first collection is "unknown", not a floor) and, when the process reports its committed
+//!   heap, resident minus committed memory (native memory). Resident memory itself follows the
+//!   committed heap, i.e. the sawtooth's peaks, so it is primary only for processes without heap
+//!   metrics (Python, native programs) and otherwise only supports the other signals.
+//! - **Load**: with a request rate, each floor is regressed on load and time together
+//!   (`floor ≈ a + b·rps + c·t`, see [`stats::PlaneFit`]) over the part of the long window its
+//!   trend is judged on; growth counts only if `c`, the growth at constant load, is significant
+//!   (residual autocorrelation discounted) and at least `min_growth_bytes_per_hour`.
+//! - **Maturity**: without a load regression, a first-day segment confirms only once its long
+//!   window spans `confirm_span_without_load` of a day (or the limit is less than a long window
+//!   away); suspicion is not delayed.
+//! - **Urgency is not evidence**: the forecast to a known limit beyond `max_time_to_limit` only
+//!   keeps the short window from raising a suspicion; the long window confirms slow leaks on
+//!   big heaps, with the forecast in the event.
+//! - **Resolution**: an incident stays open while a long window still grows by the minimum
+//!   effect size, significant or not.
+//! - **Restart cycles**: several series see the same restart; if any finds the finished segment
+//!   saturating (a warm-up), no series counts it as a grown cycle.
+//!
 //! # Known limits
-//! - With no history (the first day of a trace) and no request counter, the rising half of a
+//! - With no history (the first day of a process) and no request counter, the rising half of a
 //!   strong daily wave, or a warm-up slower than about half the short window, looks like a leak
-//!   for a few hours and may be suspected (and, when it is steep, confirmed) before it bends and
-//!   resolves. From the second day the new-high test sees yesterday's crest, and with a request
-//!   counter the traffic veto explains the wave.
+//!   for a few hours and may be *suspected* before it bends; it is confirmed only if it still
+//!   looks like one after `confirm_span_without_load` of a day. From the second day the new-high
+//!   test sees yesterday's crest.
+//! - On the first morning of a process with a request counter, load and time rise together and
+//!   cannot be separated: growth is not evidence until traffic turns (after the daily peak),
+//!   so a leak that starts with the process is confirmed some hours after the first peak.
+//! - Memory that follows load with a hysteresis longer than a day (an allocator that never gives
+//!   back a peak) is not modelled by the load regression; the autocorrelation discount of `c`
+//!   is what keeps such a floor from counting as growth.
+//! - A native leak in a process that reports heap metrics but no committed heap is seen only as
+//!   supporting `rss`, never raised on its own.
 //! - A step followed by growth inside the long window is seen by the short window only once the
 //!   step has left it, and the long window's deceleration test may hold it back until then.
 //!
@@ -77,8 +107,10 @@ pub struct DetectorConfig {
     /// Smallest growth worth reporting, in percent per hour of the memory limit when one is known,
     /// else of the current floor.
     pub min_growth_percent_per_hour: f64,
-    /// Growth that would take longer than this to reach a known limit is not reported. Derived
-    /// default: 30 × `long_window`. Zero disables the gate.
+    /// Urgency horizon: growth that would take longer than this to reach a known limit is not
+    /// *suspected* from the short window alone (it is not urgent). It never vetoes the long
+    /// window: a significant slow leak on a big heap is confirmed, with the forecast in the
+    /// event. Derived default: 30 × `long_window`. Zero disables the gate.
     #[serde(with = "humantime_serde")]
     pub max_time_to_limit: Option<Duration>,
     /// Warm-up test: growth is "saturating" (a cache filling up, not a leak) when a parabola fits
@@ -111,6 +143,11 @@ pub struct DetectorConfig {
     /// resolved. Derived default: `short_window` / 3.
     #[serde(with = "humantime_serde")]
     pub resolve_hold: Option<Duration>,
+    /// Without a request rate to regress memory on load, a segment's long-window fit must span
+    /// at least this fraction of `long_window` before it may confirm an incident (the first
+    /// morning of a process looks like a leak until it has seen most of a day), unless the
+    /// forecast reaches a known limit within one `long_window`. Suspicion is not delayed.
+    pub confirm_span_without_load: f64,
     /// Hysteresis: once suspected, a trend keeps the incident open while its t-statistic and
     /// growth are above this fraction of the opening thresholds.
     pub hysteresis: f64,
@@ -145,6 +182,7 @@ impl Default for DetectorConfig {
             suspect_hold: None,
             confirm_hold: None,
             resolve_hold: None,
+            confirm_span_without_load: 0.8,
             hysteresis: 0.5,
             max_forward_gap: None,
             max_value: 9.007_199_254_740_992e15,
@@ -247,6 +285,10 @@ impl DetectorConfig {
         check(
             self.limit_max_variation >= 0.0 && self.limit_max_variation < 1.0,
             "limit_max_variation: must be in [0, 1)".into(),
+        );
+        check(
+            self.confirm_span_without_load >= 0.0 && self.confirm_span_without_load <= 1.0,
+            "confirm_span_without_load: must be in [0, 1]".into(),
         );
         check(
             self.hysteresis > 0.0 && self.hysteresis <= 1.0,
@@ -420,10 +462,16 @@ mod tests {
             long_window: Duration::from_secs(5),
             confidence: 1.5,
             hysteresis: 0.0,
+            confirm_span_without_load: 1.5,
             ..DetectorConfig::default()
         };
         let errs = cfg.validate().err().unwrap_or_default();
-        for field in ["long_window", "confidence", "hysteresis"] {
+        for field in [
+            "long_window",
+            "confidence",
+            "hysteresis",
+            "confirm_span_without_load",
+        ] {
             assert!(
                 errs.iter().any(|e| e.starts_with(field)),
                 "{field} missing in {errs:?}"

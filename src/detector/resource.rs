@@ -4,8 +4,15 @@
 //! # Signals
 //! - **memory**: the heap floor (`HeapUsed` minima or `HeapAfterGc`) of any heap series
 //!   (V8 space, JVM pool, …; each judged on its own, since a leak concentrates in one of them).
-//! - **rss**: resident / container memory, judged the same way (native leaks, runtimes without
-//!   heap metrics).
+//! - **native**: resident (or container) memory minus the committed heap, when the process
+//!   reports both. Resident memory holds the *committed* heap, which follows the sawtooth's
+//!   peaks (the GC trigger) and is handed back slowly, so its per-bucket minimum is a smoothed
+//!   peak, not a floor: it rises with allocation rate and GC spacing while the live set is
+//!   flat. What is left after subtracting the committed heap is native memory, which has a
+//!   floor (native leaks, buffers outside the heap).
+//! - **rss**: resident / container memory on its own. It is a primary signal only for a process
+//!   that reports neither heap series nor committed heap (Python, native programs); otherwise it
+//!   only supports the other signals (listed when it agrees, never raising an incident).
 //! - **restart_cycle**: a segment that grew until the process restarted. A grow-to-the-limit-
 //!   then-restart cycle is the strongest evidence there is, not a cure: restarts hide leaks from
 //!   window fits, so each finished segment is judged on its own (growth significant and not
@@ -16,33 +23,47 @@
 //!   **memory_per_request** (floor / request rate rising), **gc_frequency** (GC runs per second
 //!   rising), **gc_efficiency** (fraction reclaimed per bucket, `(max - min) / max`, falling).
 //!
-//! Traffic veto: if the request rate rises significantly over the same window and memory per
-//! request does not, the memory growth is load, not a leak (daily traffic waves).
+//! Load: when the process reports a request rate, each memory floor is regressed on load and
+//! time together over the long window of its segment, `floor ≈ a + b·rps + c·t`, and its growth
+//! counts as evidence only if `c` (growth at constant load) is significantly positive (plain OLS
+//! t) and at least `min_growth_bytes_per_hour`. Memory that follows load (sessions, buffers
+//! under a daily wave) gets `c ≈ 0`; a leak during a traffic ramp, and a leak proportional to
+//! traffic (cumulative requests grow with time), keep `c > 0`. While load and time are too
+//! collinear to separate (the first morning of a process), `c` is not significant and growth is
+//! not evidence yet.
 //!
 //! # Lifecycle (event time only)
 //! - ok → suspected: some primary signal has been leak-like (short or long window) for
 //!   `suspect_hold`.
 //! - suspected → confirmed: the long window (or `restart_cycles` grown cycles) has been
 //!   leak-like for `confirm_hold`, or any evidence has held for 2 × `confirm_hold` (a recent
-//!   onset, whose long-window fit is still dominated by the flat history before it).
+//!   onset, whose long-window fit is still dominated by the flat history before it). Without a
+//!   load regression to tell a morning ramp from a leak, a young segment confirms only once its
+//!   long window spans `confirm_span_without_load` of the long window (most of a day), unless
+//!   the forecast reaches a known limit within one long window.
 //! - suspected/confirmed → resolved: no primary signal passes even the relaxed (hysteresis)
-//!   test, with enough data to judge, for `resolve_hold`. Too little data (e.g. just after a
-//!   restart) never resolves an incident.
+//!   test, and no long window still grows by the minimum effect size (significant or not),
+//!   with enough data to judge, for `resolve_hold`. Too little data (e.g. just after a restart)
+//!   never resolves an incident.
 //!
 //! Series are evaluated when their newest bucket completes, so the lifecycle advances at bucket
 //! boundaries; the same points in the same order always give the same events.
 
-use crate::catalog::Role;
+use crate::catalog::{Classified, Role};
 use crate::detector::series::{RestartKind, SeriesDetector};
-use crate::detector::stats::LineFit;
+use crate::detector::stats::{LineFit, PlaneFit};
 use crate::detector::trend::Assessment;
 use crate::detector::window::{Points, Ring, BUCKETS};
-use crate::detector::DetectorConfig;
+use crate::detector::{DetectorConfig, Sample, Temporality};
 
 /// Memory series tracked per resource (further series are counted and ignored).
 pub const MAX_MEMORY_SERIES: usize = 16;
 /// Limit series tracked per resource.
 pub const MAX_LIMIT_SERIES: usize = 8;
+/// Committed-heap series tracked per resource (V8 reports one per space).
+pub const MAX_COMMITTED_SERIES: usize = 8;
+/// Native-memory series (resident minus committed heap) derived per resource.
+pub const MAX_NATIVE_SERIES: usize = 4;
 
 /// Incident state of a resource.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
@@ -88,7 +109,7 @@ pub struct LeakEvent {
     pub t_ns: u64,
     /// Metric name of the leading series.
     pub metric: String,
-    /// Signals that agree (`memory`, `rss`, `memory_per_request`, `gc_frequency`,
+    /// Signals that agree (`memory`, `native`, `rss`, `memory_per_request`, `gc_frequency`,
     /// `gc_efficiency`, `restart_cycle`).
     pub signals: Vec<&'static str>,
     /// Growth of the leading series' floor.
@@ -130,46 +151,97 @@ pub struct ResourceSummary {
     pub dropped_series: u64,
 }
 
+/// Where a memory entry's values come from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+enum Source {
+    /// A heap series (`HeapUsed`, `HeapAfterGc`).
+    Heap,
+    /// A resident / container memory series as reported.
+    Resident,
+    /// Resident memory minus the committed heap (derived by this detector).
+    Native,
+}
+
 #[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
 struct MemoryEntry {
     key: u64,
-    role: Role,
+    source: Source,
     metric: String,
     last_eval_head: Option<u64>,
     seen_restarts: u32,
     short: Option<Assessment>,
     long: Option<Assessment>,
-    vetoed: bool,
+    /// Whether this entry may raise, confirm and hold an incident (see `refresh_primary`).
+    primary: bool,
+    /// The floor's growth is explained by load: a load regression was possible and growth at
+    /// constant load is not significant.
+    load_explained: bool,
+    /// A load regression was possible over the long window.
+    load_fitted: bool,
+    /// The long window spans enough of the long window to confirm without a load regression,
+    /// or the forecast reaches the limit within one long window.
+    mature: bool,
     mpr_rising: bool,
     gc_eff_falling: bool,
     grown_cycles: u32,
     /// Assessment of the last finished segment that grew (for restart-cycle events).
     cycle: Option<Assessment>,
-    /// A memory-drop restart awaiting a counter reset: (event time, segment grew).
-    pending_cycle: Option<(u64, bool)>,
+    /// A memory-drop restart awaiting a counter reset: (event time, segment grew, out of
+    /// memory).
+    pending_cycle: Option<(u64, bool, bool)>,
+    /// Event time of the restart whose grown (not out-of-memory) cycle was counted last, so a
+    /// warm-up verdict on the same restart by another series can take it back (0 = none).
+    cycle_ns: u64,
 }
 
 impl MemoryEntry {
-    /// The short window is leak-like and the long window does not show the growth saturating
-    /// (the tail of a slow warm-up still rises over six hours; over a day it visibly bends).
+    fn new(key: u64, source: Source, metric: String, restarts: u32) -> Self {
+        MemoryEntry {
+            key,
+            source,
+            metric,
+            last_eval_head: None,
+            seen_restarts: restarts,
+            short: None,
+            long: None,
+            primary: true,
+            load_explained: false,
+            load_fitted: false,
+            mature: false,
+            mpr_rising: false,
+            gc_eff_falling: false,
+            grown_cycles: 0,
+            cycle: None,
+            pending_cycle: None,
+            cycle_ns: 0,
+        }
+    }
+
+    /// The short window is leak-like, the forecast (if any) is within the horizon, and the
+    /// long window does not show the growth saturating (the tail of a slow warm-up still rises
+    /// over six hours; over a day it visibly bends).
     fn leak_short(&self) -> bool {
-        !self.vetoed
-            && self.short.is_some_and(|a| a.leak)
+        !self.load_explained
+            && self.short.is_some_and(|a| a.leak && a.within_horizon)
             && !self.long.is_some_and(|a| a.saturating)
     }
     fn leak_long(&self) -> bool {
-        !self.vetoed && self.long.is_some_and(|a| a.leak)
+        !self.load_explained && self.long.is_some_and(|a| a.leak)
     }
     fn evidence(&self) -> bool {
-        self.leak_short() || self.leak_long() || self.grown_cycles >= 1
+        self.primary && (self.leak_short() || self.leak_long() || self.grown_cycles >= 1)
     }
+    /// Keeps an open incident open: the relaxed (hysteresis) test on either window, a long
+    /// window that still grows by the minimum effect size, or a grown restart cycle.
     fn relaxed(&self) -> bool {
-        self.short.is_some_and(|a| a.relaxed)
-            || self.long.is_some_and(|a| a.relaxed)
-            || self.grown_cycles >= 1
+        self.primary
+            && (self.short.is_some_and(|a| a.relaxed)
+                || self.long.is_some_and(|a| a.relaxed || a.persisting)
+                || self.grown_cycles >= 1)
     }
     fn judgeable(&self) -> bool {
-        self.short.is_some() || self.long.is_some()
+        self.primary && (self.short.is_some() || self.long.is_some())
     }
     /// The assessment that best describes this series now.
     fn best(&self) -> Option<Assessment> {
@@ -182,9 +254,6 @@ impl MemoryEntry {
         } else {
             self.long.or(self.short)
         }
-    }
-    fn is_heap(&self) -> bool {
-        matches!(self.role, Role::HeapUsed | Role::HeapAfterGc)
     }
 }
 
@@ -225,15 +294,36 @@ impl Aggregate {
     }
 }
 
+/// The latest value of a committed-heap series.
+#[derive(Clone, Copy, Debug, serde::Serialize, serde::Deserialize)]
+struct CommittedEntry {
+    key: u64,
+    value: f64,
+    t_ns: u64,
+}
+
+/// Resident minus committed memory of one resident series, tracked like any series.
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
+struct NativeSeries {
+    /// Key of the resident series it derives from.
+    key: u64,
+    detector: SeriesDetector,
+}
+
 /// Per-resource detector state. Serializable for checkpoints.
 #[derive(Clone, Debug, Default, serde::Serialize, serde::Deserialize)]
 pub struct ResourceDetector {
     memory: Vec<MemoryEntry>,
     limits: Vec<LimitEntry>,
+    committed: Vec<CommittedEntry>,
+    native: Vec<NativeSeries>,
     requests: Aggregate,
     gcs: Aggregate,
     has_counters: bool,
     last_counter_restart_ns: u64,
+    /// Event time of the latest restart at which some series found the finished segment
+    /// saturating (a warm-up), 0 = none.
+    saturated_restart_ns: u64,
     gc_rising: bool,
     state: LeakState,
     since_ns: u64,
@@ -290,11 +380,17 @@ impl ResourceDetector {
                 }
             }
             Role::MemoryLimit => self.on_limit(cfg, series_key, series),
+            Role::HeapCommitted => self.on_committed(series_key, series, t_ns),
             Role::Goroutines => {}
-            Role::HeapUsed | Role::HeapAfterGc | Role::Rss | Role::ContainerMemory => {
-                self.on_memory(cfg, series_key, metric_name, series, t_ns);
+            Role::HeapUsed | Role::HeapAfterGc => {
+                self.on_memory(cfg, series_key, Source::Heap, metric_name, series, t_ns);
+            }
+            Role::Rss | Role::ContainerMemory => {
+                self.on_memory(cfg, series_key, Source::Resident, metric_name, series, t_ns);
+                self.on_native(cfg, series_key, metric_name, series, t_ns);
             }
         }
+        self.refresh_primary();
         self.expire_pending(t_ns, bucket_ns);
         self.step_lifecycle(cfg, t_ns)
     }
@@ -303,10 +399,10 @@ impl ResourceDetector {
         self.last_counter_restart_ns = self.last_counter_restart_ns.max(t_ns);
         let tol = 2 * bucket_ns;
         for e in &mut self.memory {
-            if let Some((tp, grew)) = e.pending_cycle {
+            if let Some((tp, grew, oom)) = e.pending_cycle {
                 if tp.abs_diff(t_ns) <= tol {
                     e.pending_cycle = None;
-                    apply_cycle(e, grew);
+                    apply_cycle(e, grew, oom, tp);
                 }
             }
         }
@@ -315,7 +411,7 @@ impl ResourceDetector {
     fn expire_pending(&mut self, t_ns: u64, bucket_ns: u64) {
         let tol = 2 * bucket_ns;
         for e in &mut self.memory {
-            if e.pending_cycle.is_some_and(|(tp, _)| t_ns > tp + tol) {
+            if e.pending_cycle.is_some_and(|(tp, _, _)| t_ns > tp + tol) {
                 // No counter reset came: the drop was a collection, not a restart.
                 e.pending_cycle = None;
             }
@@ -341,6 +437,92 @@ impl ResourceDetector {
         }
     }
 
+    fn on_committed(&mut self, key: u64, series: &SeriesDetector, t_ns: u64) {
+        let value = series.last_value();
+        if let Some(c) = self.committed.iter_mut().find(|c| c.key == key) {
+            c.value = value;
+            c.t_ns = t_ns;
+        } else if self.committed.len() < MAX_COMMITTED_SERIES {
+            self.committed.push(CommittedEntry { key, value, t_ns });
+        }
+    }
+
+    /// The committed heap at `t_ns`: the sum of the committed series reported within the last
+    /// two buckets (`None` if there are none).
+    fn committed_at(&self, t_ns: u64, bucket_ns: u64) -> Option<f64> {
+        let fresh = self
+            .committed
+            .iter()
+            .filter(|c| c.t_ns.saturating_add(2 * bucket_ns) >= t_ns && c.t_ns <= t_ns);
+        fresh.fold(None, |acc: Option<f64>, c| {
+            Some(acc.unwrap_or(0.0) + c.value)
+        })
+    }
+
+    /// Feeds resident minus committed memory into the native series derived from the resident
+    /// series `key`, and evaluates it like any memory series.
+    fn on_native(
+        &mut self,
+        cfg: &DetectorConfig,
+        key: u64,
+        metric: &str,
+        rss: &SeriesDetector,
+        t_ns: u64,
+    ) {
+        if rss.last_t_ns() != t_ns {
+            return;
+        }
+        let Some(committed) = self.committed_at(t_ns, cfg.bucket_ns()) else {
+            return;
+        };
+        let pos = match self.native.iter().position(|n| n.key == key) {
+            Some(p) => p,
+            None if self.native.len() < MAX_NATIVE_SERIES => {
+                self.native.push(NativeSeries {
+                    key,
+                    detector: SeriesDetector::new(Classified {
+                        role: Role::Rss,
+                        scale: 1.0,
+                    }),
+                });
+                self.native.len() - 1
+            }
+            None => return,
+        };
+        let sample = Sample {
+            t_ns,
+            start_ns: rss.start_ns(),
+            value: rss.last_value() - committed,
+            temporality: Temporality::Gauge,
+        };
+        if !self.native[pos].detector.observe(cfg, sample).is_accepted() {
+            return;
+        }
+        // The native series lives in `self.native`; lend it out while `self` is updated.
+        let native = std::mem::take(&mut self.native);
+        self.on_memory(
+            cfg,
+            key,
+            Source::Native,
+            metric,
+            &native[pos].detector,
+            t_ns,
+        );
+        self.native = native;
+    }
+
+    /// Resident memory is primary only when the process reports neither heap series nor a
+    /// committed heap to derive native memory from.
+    fn refresh_primary(&mut self) {
+        let others = self
+            .memory
+            .iter()
+            .any(|e| matches!(e.source, Source::Heap | Source::Native));
+        for e in &mut self.memory {
+            e.primary = e.source != Source::Resident || !others;
+        }
+    }
+
     /// The smallest trusted limit above `level`.
     fn limit_above(&self, level: f64) -> Option<f64> {
         self.limits
@@ -356,28 +538,24 @@ impl ResourceDetector {
         &mut self,
         cfg: &DetectorConfig,
         key: u64,
+        source: Source,
         metric: &str,
         series: &SeriesDetector,
         t_ns: u64,
     ) {
-        let pos = match self.memory.iter().position(|e| e.key == key) {
+        let pos = match self
+            .memory
+            .iter()
+            .position(|e| e.key == key && e.source == source)
+        {
             Some(p) => p,
             None if self.memory.len() < MAX_MEMORY_SERIES => {
-                self.memory.push(MemoryEntry {
+                self.memory.push(MemoryEntry::new(
                     key,
-                    role: series.role(),
-                    metric: metric.to_owned(),
-                    last_eval_head: None,
-                    seen_restarts: series.restarts(),
-                    short: None,
-                    long: None,
-                    vetoed: false,
-                    mpr_rising: false,
-                    gc_eff_falling: false,
-                    grown_cycles: 0,
-                    cycle: None,
-                    pending_cycle: None,
-                });
+                    source,
+                    metric.to_owned(),
+                    series.restarts(),
+                ));
                 self.memory.len() - 1
             }
             None => {
@@ -412,10 +590,32 @@ impl ResourceDetector {
                 .iter()
                 .any(|l| l.stable && p >= cfg.oom_fraction * l.value)
         });
-        let grew = oom || prev.is_some_and(|a| a.significant && a.growth_ok && !a.saturating);
+        let tol = 2 * bucket_ns;
+        // Several series see the same restart (a pool's usage and its after-GC usage). If any
+        // of them found the finished segment saturating, it was a warm-up: the others' weaker
+        // view (fewer points, a later start) does not count it as a grown cycle, whichever
+        // series reports first.
+        if prev.is_some_and(|a| a.saturating) {
+            self.saturated_restart_ns = t_ns;
+            for e in &mut self.memory {
+                if e.cycle_ns != 0 && e.cycle_ns.abs_diff(t_ns) <= tol {
+                    // A warm-up ends a streak of grown cycles, as any segment that did not grow.
+                    apply_cycle(e, false, false, t_ns);
+                }
+                if let Some((tp, true, false)) = e.pending_cycle {
+                    if tp.abs_diff(t_ns) <= tol {
+                        e.pending_cycle = Some((tp, false, false));
+                    }
+                }
+            }
+        }
+        let warm_up =
+            self.saturated_restart_ns != 0 && self.saturated_restart_ns.abs_diff(t_ns) <= tol;
+        let grew = oom
+            || (!warm_up && prev.is_some_and(|a| a.significant && a.growth_ok && !a.saturating));
         let corroborated = series.last_restart_kind() != RestartKind::Drop
             || !self.has_counters
-            || self.last_counter_restart_ns.abs_diff(t_ns) <= 2 * bucket_ns;
+            || self.last_counter_restart_ns.abs_diff(t_ns) <= tol;
         let e = &mut self.memory[pos];
         // A new segment starts from scratch.
         e.short = None;
@@ -424,9 +624,9 @@ impl ResourceDetector {
             e.cycle = prev;
         }
         if corroborated {
-            apply_cycle(e, grew);
+            apply_cycle(e, grew, oom, t_ns);
         } else {
-            e.pending_cycle = Some((t_ns, grew));
+            e.pending_cycle = Some((t_ns, grew, oom));
         }
     }
 
@@ -442,11 +642,15 @@ impl ResourceDetector {
         let from = head
             .saturating_sub(BUCKETS as u64)
             .max(series.segment_start());
-        let req = Points::collect(head, from, bucket_secs, |i| {
-            self.requests.rate(i, bucket_secs)
-        });
-        let req_rising =
-            fit_points(&req).is_some_and(|f| f.rising(cfg.confidence, cfg.min_effective_samples));
+        // Load against time over the part of the long window its trend is judged on (after a
+        // step cut, a step is not growth over time either).
+        let load_from = long.map_or(from, |a| a.first_bucket.max(from));
+        let load = self.load_fit(ring, head, load_from, bucket_secs);
+        let grows_at_constant_load = |p: &PlaneFit| {
+            p.rising(cfg.confidence, cfg.min_effective_samples)
+                && p.c * 3600.0 >= cfg.min_growth_bytes_per_hour
+        };
+        let load_explained = load.is_some_and(|p| !p.constant_load && !grows_at_constant_load(&p));
         let mpr = Points::collect(head, from, bucket_secs, |i| {
             let m = ring.min(i)?;
             let r = self.requests.rate(i, bucket_secs)?;
@@ -465,12 +669,21 @@ impl ResourceDetector {
         let gc = Points::collect(head, from, bucket_secs, |i| self.gcs.rate(i, bucket_secs));
         self.gc_rising =
             fit_points(&gc).is_some_and(|f| f.rising(cfg.confidence, cfg.min_effective_samples));
+        let long_secs = cfg.long_window.as_secs_f64();
+        let spans_enough =
+            long.is_some_and(|a| a.span_secs + 1e-9 >= cfg.confirm_span_without_load * long_secs);
+        let urgent = [short, long]
+            .iter()
+            .flatten()
+            .any(|a| a.time_to_limit_secs.is_some_and(|t| t <= long_secs));
 
         let e = &mut self.memory[pos];
         e.short = short;
         e.long = long;
         e.mpr_rising = mpr_rising;
-        e.vetoed = req_rising && !mpr_rising;
+        e.load_explained = load_explained;
+        e.load_fitted = load.is_some();
+        e.mature = e.load_fitted || spans_enough || urgent;
         e.gc_eff_falling = gc_eff_falling;
         // A segment that has run long enough to judge and shows no growth ends a restart cycle.
         if long.is_some_and(|a| !a.relaxed && !a.leak) && e.pending_cycle.is_none() {
@@ -478,17 +691,38 @@ impl ResourceDetector {
         }
     }
 
+    /// Regresses the per-bucket floor on the request rate and time over `from..head`; `None`
+    /// without request rates, with too few buckets, or when load and time cannot be separated.
+    fn load_fit(&self, ring: &Ring, head: u64, from: u64, bucket_secs: f64) -> Option<PlaneFit> {
+        let (mut x, mut r, mut y) = ([0.0; BUCKETS], [0.0; BUCKETS], [0.0; BUCKETS]);
+        let mut n = 0;
+        for i in from.max(ring.oldest())..head {
+            if let (Some(m), Some(rate)) = (ring.min(i), self.requests.rate(i, bucket_secs)) {
+                if n < BUCKETS {
+                    x[n] = -((head - i) as f64) * bucket_secs;
+                    r[n] = rate;
+                    y[n] = m;
+                    n += 1;
+                }
+            }
+        }
+        PlaneFit::fit(&x[..n], &r[..n], &y[..n])
+    }
+
     fn signals(&self) -> Vec<&'static str> {
         let mut s = Vec::new();
-        let ev = |heap: bool| {
+        let ev = |source: Source| {
             self.memory
                 .iter()
-                .any(|e| e.is_heap() == heap && (e.leak_short() || e.leak_long()))
+                .any(|e| e.source == source && (e.leak_short() || e.leak_long()))
         };
-        if ev(true) {
+        if ev(Source::Heap) {
             s.push("memory");
         }
-        if ev(false) {
+        if ev(Source::Native) {
+            s.push("native");
+        }
+        if ev(Source::Resident) {
             s.push("rss");
         }
         if self.memory.iter().any(|e| e.mpr_rising) {
@@ -506,29 +740,30 @@ impl ResourceDetector {
         s
     }
 
-    /// The series that leads the incident: the fastest leak-like one, else the one with the
-    /// most grown restart cycles, else the fastest growing one.
+    /// The series that leads the incident: the fastest leak-like primary one, else the one
+    /// with the most grown restart cycles, else the fastest growing one.
     fn leading(&self) -> Option<&MemoryEntry> {
-        fastest(
-            self.memory
-                .iter()
-                .filter(|e| e.leak_short() || e.leak_long()),
-        )
-        .or_else(|| {
-            self.memory
-                .iter()
-                .filter(|e| e.grown_cycles >= 1)
-                .max_by_key(|e| e.grown_cycles)
-        })
-        .or_else(|| fastest(self.memory.iter()))
+        let primary = || self.memory.iter().filter(|e| e.primary);
+        fastest(primary().filter(|e| e.leak_short() || e.leak_long()))
+            .or_else(|| {
+                primary()
+                    .filter(|e| e.grown_cycles >= 1)
+                    .max_by_key(|e| e.grown_cycles)
+            })
+            .or_else(|| fastest(primary()))
     }
 
     fn step_lifecycle(&mut self, cfg: &DetectorConfig, t_ns: u64) -> Option<LeakEvent> {
         let evidence = self.memory.iter().any(MemoryEntry::evidence);
+        let mature_evidence = self.memory.iter().any(|e| e.evidence() && e.mature);
         let confirm = self
             .memory
             .iter()
-            .any(|e| e.leak_long() || e.grown_cycles >= cfg.restart_cycles);
+            .any(|e| e.primary && (e.leak_long() || e.grown_cycles >= cfg.restart_cycles));
+        // Holds count from when the evidence began; maturity gates the confirmation itself.
+        let mature_confirm = self.memory.iter().any(|e| {
+            e.primary && ((e.leak_long() && e.mature) || e.grown_cycles >= cfg.restart_cycles)
+        });
         let stay = self.memory.iter().any(MemoryEntry::relaxed);
         let judgeable = self.memory.iter().any(MemoryEntry::judgeable);
         self.evidence_since = if evidence {
@@ -552,8 +787,9 @@ impl ResourceDetector {
                 // (a leak that started less than a long window ago, whose long fit is still
                 // dominated by the flat history) after twice that.
                 if self.state == LeakState::Suspected
-                    && (held(self.confirm_since, cfg.confirm_hold_ns())
-                        || held(self.evidence_since, 2 * cfg.confirm_hold_ns()))
+                    && ((mature_confirm && held(self.confirm_since, cfg.confirm_hold_ns()))
+                        || (mature_evidence
+                            && held(self.evidence_since, 2 * cfg.confirm_hold_ns())))
                 {
                     Some(LeakEventKind::Confirmed)
                 } else if !stay && judgeable {
@@ -633,17 +869,20 @@ fn fastest<'a>(it: impl Iterator<Item = &'a MemoryEntry>) -> Option<&'a MemoryEn
     })
 }
 
-fn apply_cycle(e: &mut MemoryEntry, grew: bool) {
+fn apply_cycle(e: &mut MemoryEntry, grew: bool, oom: bool, t_ns: u64) {
     if grew {
         e.grown_cycles = e.grown_cycles.saturating_add(1);
+        e.cycle_ns = if oom { 0 } else { t_ns };
     } else {
         e.grown_cycles = 0;
+        e.cycle_ns = 0;
     }
 }
 
 /// Every signal name [`ResourceDetector`] reports (see `signals`).
-pub const SIGNAL_NAMES: [&str; 6] = [
+pub const SIGNAL_NAMES: [&str; 7] = [
     "memory",
+    "native",
     "rss",
     "memory_per_request",
     "gc_frequency",
@@ -674,5 +913,80 @@ mod signal_names {
                     .ok_or_else(|| D::Error::custom(format!("unknown signal name {n:?}")))
             })
             .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const S: u64 = 1_000_000_000;
+    const MB: f64 = 1e6;
+    /// 2024-01-01T00:00:00Z.
+    const T0: u64 = 1_704_067_200 * S;
+
+    fn series(role: Role) -> SeriesDetector {
+        SeriesDetector::new(Classified { role, scale: 1.0 })
+    }
+
+    /// 36 h at 60 s: a flat heap floor, a committed heap whose peaks rise by `committed_mb_h`,
+    /// and RSS = native + committed, with native growing by `native_mb_h`.
+    fn run(committed_mb_h: f64, native_mb_h: f64, report_committed: bool) -> Vec<LeakEvent> {
+        let cfg = DetectorConfig::default();
+        let mut res = ResourceDetector::new();
+        let mut heap = series(Role::HeapUsed);
+        let mut committed = series(Role::HeapCommitted);
+        let mut rss = series(Role::Rss);
+        let mut events = Vec::new();
+        for k in 1..=36 * 60u64 {
+            let t_ns = T0 + k * 60 * S;
+            let h = (k * 60) as f64 / 3600.0;
+            let saw = (k % 10) as f64 * 5.0 * MB;
+            let wiggle = if k % 2 == 0 { 0.2 * MB } else { -0.2 * MB };
+            let c = 260.0 * MB + committed_mb_h * MB * h + wiggle;
+            let points: [(&mut SeriesDetector, u64, f64, bool); 3] = [
+                (&mut heap, 1, 200.0 * MB + saw + wiggle, true),
+                (&mut committed, 2, c, report_committed),
+                (&mut rss, 3, c + 60.0 * MB + native_mb_h * MB * h, true),
+            ];
+            for (s, key, value, report) in points {
+                if !report {
+                    continue;
+                }
+                let sample = Sample {
+                    t_ns,
+                    start_ns: T0,
+                    value,
+                    temporality: Temporality::Gauge,
+                };
+                if s.observe(&cfg, sample).is_accepted() {
+                    events.extend(res.on_series(&cfg, key, "m", s, t_ns));
+                }
+            }
+        }
+        events
+    }
+
+    #[test]
+    fn resident_memory_following_committed_heap_is_not_a_leak() {
+        let events = run(3.0, 0.0, true);
+        assert!(events.is_empty(), "{events:?}");
+    }
+
+    #[test]
+    fn resident_memory_is_only_supporting_next_to_a_heap_series() {
+        // No committed heap to subtract: RSS still grows 3 MB/h, but the heap floor is flat.
+        let events = run(3.0, 0.0, false);
+        assert!(events.is_empty(), "{events:?}");
+    }
+
+    #[test]
+    fn native_growth_is_confirmed() {
+        let events = run(3.0, 4.0, true);
+        let confirmed = events.iter().find(|e| e.kind == LeakEventKind::Confirmed);
+        assert!(
+            confirmed.is_some_and(|e| e.signals.contains(&"native")),
+            "{events:?}"
+        );
     }
 }

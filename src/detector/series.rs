@@ -297,6 +297,16 @@ impl SeriesDetector {
         } else {
             v
         };
+        // JMX reports a pool's after-GC usage as 0 until the pool's first collection (tens of
+        // minutes after every start): that is "unknown", not a floor, and fitting it would make
+        // the first day after each start look like steep growth.
+        if self.role == Role::HeapAfterGc && level == 0.0 {
+            if start_changed {
+                self.begin_segment(sample.t_ns, RestartKind::StartTime);
+                return Observation::Reset;
+            }
+            return Observation::Ignored;
+        }
         let mut obs = Observation::Accepted;
         if self.primed {
             let dropped = self
@@ -476,6 +486,11 @@ impl SeriesDetector {
         self.seg_start
     }
 
+    /// Start time of the last accepted point (0 = unknown).
+    pub fn start_ns(&self) -> u64 {
+        self.start_ns
+    }
+
     /// Last accepted event time.
     pub fn last_t_ns(&self) -> u64 {
         self.last_t_ns
@@ -642,6 +657,26 @@ mod tests {
         assert_eq!(s.observe(&c, pt(t, 30e6)), Observation::Reset);
         assert_eq!(s.last_restart_kind(), RestartKind::Drop);
         assert_eq!(s.segment_start(), s.head_bucket());
+    }
+
+    #[test]
+    fn zero_after_gc_is_unknown_not_a_floor() {
+        let mut s = gauge(Role::HeapAfterGc);
+        let c = cfg();
+        assert_eq!(s.observe(&c, pt(1, 0.0)), Observation::Ignored);
+        assert_eq!(s.observe(&c, pt(2, 0.0)), Observation::Ignored);
+        assert_eq!(s.ring().count(s.head_bucket()), 0);
+        assert_eq!(s.observe(&c, pt(3, 300e6)), Observation::Accepted);
+        assert_eq!(s.ring().min(s.head_bucket()), Some(300e6));
+        // After a restart the pool reads 0 again: a new segment, but no 0 in the floor.
+        let restarted = cum(10, 9, 0.0);
+        s.observe(&c, cum(5, 1, 310e6));
+        assert_eq!(s.observe(&c, restarted), Observation::Reset);
+        assert_eq!(s.restarts(), 1);
+        assert_eq!(s.ring().count(s.head_bucket()), 0);
+        // Heap in use may well be 0 (an empty space): only after-GC zeros are skipped.
+        let mut u = gauge(Role::HeapUsed);
+        assert_eq!(u.observe(&c, pt(1, 0.0)), Observation::Accepted);
     }
 
     #[test]

@@ -296,6 +296,120 @@ impl QuadFit {
     }
 }
 
+/// Relative RMS variation of the load below which it counts as constant in [`PlaneFit`].
+const CONSTANT_LOAD: f64 = 1e-3;
+
+/// A least-squares plane `y = a + b·r + c·x` with two regressors, used to separate growth over
+/// time (`c`, at constant load) from memory that follows load (`b`, r = request rate).
+///
+/// Like [`LineFit`], the t statistic of `c` discounts lag-1 autocorrelation of the residuals:
+/// memory that follows load with a lag or a hysteresis (an allocator that keeps the morning's
+/// peak) leaves long runs of same-signed residuals that a plain t would read as growth.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct PlaneFit {
+    /// Number of points.
+    pub n: usize,
+    /// Coefficient of `r` (y units per r unit).
+    pub b: f64,
+    /// Coefficient of `x` (y units per x unit): the growth at constant `r`.
+    pub c: f64,
+    /// t statistic of `c`, inflated for residual autocorrelation (+∞ for an exact rising fit,
+    /// 0 when undefined).
+    pub t_c: f64,
+    /// Effective sample size of the residuals.
+    pub n_eff: f64,
+    /// The load was (practically) constant: `b = 0` and `c` is the line's slope, so the load
+    /// explains nothing.
+    pub constant_load: bool,
+}
+
+impl PlaneFit {
+    /// Fits the plane to points given in x order. `None` with fewer than 5 points, constant x,
+    /// or collinear regressors. A constant `r` (relative RMS variation below 0.1 %) gives
+    /// `b = 0` and the line's slope as `c`.
+    pub fn fit(x: &[f64], r: &[f64], y: &[f64]) -> Option<PlaneFit> {
+        let n = x.len().min(r.len()).min(y.len());
+        if n < 5 {
+            return None;
+        }
+        let nf = n as f64;
+        let mean = |v: &[f64]| v[..n].iter().sum::<f64>() / nf;
+        let (mx, mr, my) = (mean(x), mean(r), mean(y));
+        let (mut sxx, mut srr, mut sxr, mut sxy, mut sry, mut syy) = (0.0, 0.0, 0.0, 0.0, 0.0, 0.0);
+        for i in 0..n {
+            let (dx, dr, dy) = (x[i] - mx, r[i] - mr, y[i] - my);
+            sxx += dx * dx;
+            srr += dr * dr;
+            sxr += dx * dr;
+            sxy += dx * dy;
+            sry += dr * dy;
+            syy += dy * dy;
+        }
+        if sxx <= 0.0 {
+            return None;
+        }
+        // A (practically) constant load explains nothing: the plane is the line in x.
+        let constant_load = srr <= (CONSTANT_LOAD * mr).powi(2) * nf;
+        let (b, c, factor) = if constant_load {
+            (0.0, sxy / sxx, 1.0 / sxx)
+        } else {
+            let det = sxx * srr - sxr * sxr;
+            // Collinear regressors: the split between load and time is undefined.
+            if det <= 1e-9 * sxx * srr {
+                return None;
+            }
+            (
+                (sxx * sry - sxr * sxy) / det,
+                (srr * sxy - sxr * sry) / det,
+                srr / det,
+            )
+        };
+        let (mut sse, mut lag, mut prev) = (0.0, 0.0, None::<f64>);
+        for i in 0..n {
+            let e = (y[i] - my) - b * (r[i] - mr) - c * (x[i] - mx);
+            sse += e * e;
+            if let Some(p) = prev {
+                lag += p * e;
+            }
+            prev = Some(e);
+        }
+        let exact = sse <= 1e-12 * syy.max(f64::MIN_POSITIVE);
+        let rho = if exact {
+            0.0
+        } else {
+            (lag / sse).clamp(0.0, 0.99)
+        };
+        let n_eff = nf * (1.0 - rho) / (1.0 + rho);
+        let t_c = if exact {
+            if c > 0.0 {
+                f64::INFINITY
+            } else if c < 0.0 {
+                f64::NEG_INFINITY
+            } else {
+                0.0
+            }
+        } else {
+            c / (sse / (nf - 3.0) * factor * (nf / n_eff)).sqrt()
+        };
+        Some(PlaneFit {
+            n,
+            b,
+            c,
+            t_c,
+            n_eff,
+            constant_load,
+        })
+    }
+
+    /// Whether `c` (growth at constant load) is significantly positive at one-sided
+    /// `confidence`, with at least `min_effective_samples` effective samples.
+    pub fn rising(&self, confidence: f64, min_effective_samples: f64) -> bool {
+        self.c > 0.0
+            && self.n_eff >= min_effective_samples.max(4.0)
+            && self.t_c >= student_t_quantile(confidence, self.n_eff - 3.0)
+    }
+}
+
 /// Standard normal quantile (Acklam's rational approximation, relative error < 1.2e-9).
 pub fn normal_quantile(p: f64) -> f64 {
     if p <= 0.0 {
@@ -496,5 +610,43 @@ mod tests {
         assert!(close(student_t_quantile(0.99, 10.0), 2.763_8, 1e-3));
         assert!(close(student_t_quantile(0.95, 30.0), 1.697_3, 1e-3));
         assert_eq!(student_t_quantile(0.99, 0.5), f64::INFINITY);
+    }
+
+    #[test]
+    fn plane_separates_load_from_time() {
+        // y = 5 + 2·r + 0·x exactly, with r varying independently of x.
+        let x: Vec<f64> = (0..10).map(f64::from).collect();
+        let r: Vec<f64> = (0..10).map(|i| f64::from((i * 7) % 5)).collect();
+        let y: Vec<f64> = r.iter().map(|r| 5.0 + 2.0 * r).collect();
+        let p = PlaneFit::fit(&x, &r, &y).unwrap_or_default();
+        assert!(close(p.b, 2.0, 1e-9) && close(p.c, 0.0, 1e-9), "{p:?}");
+        assert!(!p.rising(0.99, 3.0));
+        // Growth at constant load.
+        let y2: Vec<f64> = (0..10).map(|i| y[i] + 0.5 * x[i]).collect();
+        let p2 = PlaneFit::fit(&x, &r, &y2).unwrap_or_default();
+        assert!(close(p2.c, 0.5, 1e-9), "{p2:?}");
+        assert!(p2.rising(0.99, 3.0));
+    }
+
+    #[test]
+    fn collinear_regressors_do_not_fit() {
+        let x: Vec<f64> = (0..10).map(f64::from).collect();
+        let r: Vec<f64> = x.iter().map(|x| 3.0 * x + 1.0).collect();
+        assert_eq!(PlaneFit::fit(&x, &r, &x), None);
+        assert_eq!(PlaneFit::fit(&x[..4], &r[..4], &x[..4]), None);
+    }
+
+    #[test]
+    fn constant_load_leaves_the_line() {
+        let x: Vec<f64> = (0..10).map(f64::from).collect();
+        let r = vec![100.0; 10];
+        let y: Vec<f64> = (0..10)
+            .map(|i| 7.0 + 0.5 * x[i] + if i % 2 == 0 { 0.3 } else { -0.3 })
+            .collect();
+        let p = PlaneFit::fit(&x, &r, &y).unwrap_or_default();
+        let line = LineFit::fit(&x, &y).unwrap_or_default();
+        assert!(close(p.c, line.slope, 1e-12) && p.b == 0.0, "{p:?}");
+        assert!(p.constant_load);
+        assert!(p.rising(0.99, 3.0));
     }
 }

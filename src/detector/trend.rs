@@ -24,11 +24,17 @@
 //! 6. **New high**: the newest quarter of the window reaches above every older floor of the
 //!    segment, including history before the window. A floor that merely returns to yesterday's
 //!    level (daily cycle, nightly batch) is not new growth.
-//! 7. **Time to limit** (when a limit is known): the forecast to reach it is within
-//!    `max_time_to_limit`.
+//!
+//! The forecast to a known limit is not a gate: a significant slow leak on a big heap is still
+//! a leak, only not an urgent one. `within_horizon` says whether the limit is reached within
+//! `max_time_to_limit`; the resource detector gates only the fast, short-window route to the
+//! suspected level with it.
 //!
 //! `relaxed` is the hysteresis test that keeps an open incident open: slope positive with t and
-//! growth above `hysteresis` × their thresholds.
+//! growth above `hysteresis` × their thresholds. `persisting` says the floor still grows by at
+//! least the minimum effect size, significant or not: a long window that still climbs keeps an
+//! incident open even when autocorrelated residuals (a leak under a daily staircase) make the
+//! t-test inconclusive.
 
 use crate::detector::stats::{LineFit, Moments, QuadFit};
 use crate::detector::window::{Points, Ring};
@@ -76,12 +82,18 @@ pub struct Assessment {
     pub limit: Option<f64>,
     /// Seconds until the fitted floor reaches the limit.
     pub time_to_limit_secs: Option<f64>,
+    /// No limit is known, or the forecast reaches it within `max_time_to_limit`.
+    pub within_horizon: bool,
+    /// Growth at or above both minimum effect sizes (significant or not).
+    pub persisting: bool,
     /// All gates passed.
     pub leak: bool,
     /// The weaker test that keeps an open incident open.
     pub relaxed: bool,
     /// Span (in buckets) of the lower envelope the floor was read through.
     pub envelope_buckets: u32,
+    /// Absolute index of the first bucket fitted (after a step cut, the first after the step).
+    pub first_bucket: u64,
 }
 
 impl Assessment {
@@ -242,6 +254,7 @@ fn judge(cfg: &DetectorConfig, input: &TrendInput<'_>, all: &Points, w: u64) -> 
         }
     }
     a.fit = fit;
+    a.first_bucket = pts.idx[0];
     a.span_secs = span_secs(&pts, cfg.bucket_secs());
     a.level = fit.end_value;
     a.significant = fit.rising(cfg.confidence, cfg.min_effective_samples);
@@ -300,11 +313,12 @@ fn judge(cfg: &DetectorConfig, input: &TrendInput<'_>, all: &Points, w: u64) -> 
         .limit
         .filter(|_| fit.slope > 0.0)
         .map(|l| (l - a.level) / fit.slope);
-    let ttl_ok = match (a.time_to_limit_secs, cfg.max_time_to_limit_secs()) {
+    a.within_horizon = match (a.time_to_limit_secs, cfg.max_time_to_limit_secs()) {
         (Some(ttl), Some(max)) => ttl <= max,
         _ => true,
     };
-    a.leak = a.significant && a.growth_ok && !a.saturating && a.new_high && ttl_ok;
+    a.persisting = fit.slope > 0.0 && a.growth_ok;
+    a.leak = a.significant && a.growth_ok && !a.saturating && a.new_high;
     a.relaxed = relaxed(cfg, &fit, false)
         && !a.saturating
         && slope_h >= cfg.hysteresis * cfg.min_growth_bytes_per_hour
@@ -454,12 +468,13 @@ mod tests {
     }
 
     #[test]
-    fn distant_limit_gates_the_verdict() {
+    fn distant_limit_is_judged_by_effect_size_and_horizon() {
         let r = ring_of(32, |i| 200.0 * MB + 0.6 * MB * BUCKET_H * i as f64);
         assert!(run(&r, 0, None).unwrap_or_default().leak);
         // 600 KB/h against 100 GB: centuries to the limit, and 0.0006 %/h.
         let far = run(&r, 0, Some(100e9)).unwrap_or_default();
         assert!(!far.leak);
+        assert!(!far.within_horizon);
         let near = run(&r, 0, Some(512.0 * MB)).unwrap_or_default();
         assert!(near.leak, "{near:?}");
         let ttl = near.time_to_limit_secs.unwrap_or_default();
@@ -476,5 +491,27 @@ mod tests {
         assert_eq!(run(&r, 0, None), None);
         let c = DetectorConfig::with_windows(Duration::from_secs(60), Duration::from_secs(120));
         assert_eq!(c.short_buckets(), 16);
+    }
+
+    #[test]
+    fn slow_leak_on_a_big_heap_is_a_leak_beyond_the_horizon() {
+        // 1.5 MB/h on 760 MB under a 4 GB limit: about 90 days to the limit, but 0.037 %/h.
+        let r = ring_of(32, |i| {
+            760.0 * MB + 1.5 * MB * BUCKET_H * i as f64 + noise(i) * 0.3 * MB
+        });
+        let a = run(&r, 0, Some(4096.0 * MB)).unwrap_or_default();
+        assert!(a.leak, "{a:?}");
+        assert!(!a.within_horizon, "{a:?}");
+        assert!(a.time_to_limit_secs.is_some_and(|t| t > 60.0 * 86400.0));
+    }
+
+    #[test]
+    fn persisting_growth_ignores_significance() {
+        // A staircase: a 4 MB step every 8 buckets (~0.67 MB/h), strongly autocorrelated.
+        let r = ring_of(32, |i| 200.0 * MB + 4.0 * MB * (i / 8) as f64);
+        let a = run(&r, 0, None).unwrap_or_default();
+        assert!(a.persisting, "{a:?}");
+        let flat = run(&ring_of(32, |i| 200.0 * MB + noise(i) * MB), 0, None).unwrap_or_default();
+        assert!(!flat.persisting, "{flat:?}");
     }
 }
