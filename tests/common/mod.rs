@@ -288,8 +288,19 @@ impl Downstream {
     }
 
     pub async fn stop(self) {
+        self.stop_and_drain().await;
+    }
+
+    /// Stops the server and returns what it received that was not read yet
+    /// (requests can land between the last read and the stop).
+    pub async fn stop_and_drain(mut self) -> Vec<Received> {
         self.stop.cancel();
         let _ = self.task.await;
+        let mut rest = Vec::new();
+        while let Ok(r) = self.rx.try_recv() {
+            rest.push(r);
+        }
+        rest
     }
 }
 
