@@ -246,7 +246,7 @@ impl Default for DownstreamConfig {
             endpoint: None,
             compression: Compression::None,
             timeout: Duration::from_secs(10),
-            senders: 4,
+            senders: 10,
             queue: QueueConfig::default(),
             retry: RetryConfig::default(),
             tls: None,
