@@ -455,7 +455,12 @@ impl Engine {
                 if !observation.is_accepted() {
                     return;
                 }
-                tally.max_t_ns = tally.max_t_ns.max(p.t_ns);
+                // The first point of a series has nothing to be checked
+                // against (a far-future stamp would pass), so only points
+                // of known series move the event-time clock.
+                if !new {
+                    tally.max_t_ns = tally.max_t_ns.max(p.t_ns);
+                }
                 resource.latest_ns = resource.latest_ns.max(p.t_ns);
                 if let Some(event) = resource.detector.on_series(
                     &self.cfg.detector,
@@ -1047,16 +1052,20 @@ mod tests {
     #[test]
     fn watermark_moves_at_most_max_forward_jump() {
         let e = engine(10);
-        e.ingest_metrics(rss_request("a", 1_000_000_000, 1e8))
+        const S: u64 = 1_000_000_000;
+        // A series' first point does not move the clock: it cannot be checked.
+        e.ingest_metrics(rss_request("a", S, 1e8)).expect("valid");
+        assert_eq!(e.watermark_ns(), 0);
+        e.ingest_metrics(rss_request("a", 2 * S, 1e8))
             .expect("valid");
-        assert_eq!(e.watermark_ns(), 1_000_000_000);
-        // A point a year ahead moves the event-time clock by one hour only.
-        e.ingest_metrics(rss_request(
-            "b",
-            1_000_000_000 + 365 * 86_400 * 1_000_000_000,
-            1e8,
-        ))
-        .expect("valid");
-        assert_eq!(e.watermark_ns(), 1_000_000_000 + 3_600 * 1_000_000_000);
+        assert_eq!(e.watermark_ns(), 2 * S);
+        // A two-hour gap moves the event-time clock by one hour only.
+        e.ingest_metrics(rss_request("a", 2 * S + 7_200 * S, 1e8))
+            .expect("valid");
+        assert_eq!(e.watermark_ns(), 2 * S + 3_600 * S);
+        // A new series stamped a year ahead does not move it at all.
+        e.ingest_metrics(rss_request("b", 365 * 86_400 * S, 1e8))
+            .expect("valid");
+        assert_eq!(e.watermark_ns(), 2 * S + 3_600 * S);
     }
 }

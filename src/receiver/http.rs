@@ -147,24 +147,7 @@ async fn handle(
 
 /// Converts an OTLP/JSON request to protobuf bytes (the forwarded form).
 pub fn json_to_protobuf(signal: Signal, body: &[u8]) -> Result<Bytes, ExportError> {
-    let bad = |e: serde_json::Error| {
-        ExportError::Malformed(format!(
-            "invalid OTLP/JSON {} request: {e}",
-            signal.as_str()
-        ))
-    };
-    let encoded = match signal {
-        Signal::Metrics => serde_json::from_slice::<metrics::ExportMetricsServiceRequest>(body)
-            .map_err(bad)?
-            .encode_to_vec(),
-        Signal::Traces => serde_json::from_slice::<trace::ExportTraceServiceRequest>(body)
-            .map_err(bad)?
-            .encode_to_vec(),
-        Signal::Logs => serde_json::from_slice::<logs::ExportLogsServiceRequest>(body)
-            .map_err(bad)?
-            .encode_to_vec(),
-    };
-    Ok(Bytes::from(encoded))
+    super::otlp_json::to_protobuf(signal, body)
 }
 
 fn success_response(signal: Signal, accepted: &Accepted, format: Format) -> Response {

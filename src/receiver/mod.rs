@@ -10,6 +10,7 @@
 
 pub mod grpc;
 pub mod http;
+pub mod otlp_json;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -171,9 +172,16 @@ impl Ingress {
             let forward = if rejected == 0 {
                 body
             } else {
-                // Forward exactly what the client was told was accepted.
-                engine::without_points(&body, &outcome.rejected)
-                    .map_err(|e| ExportError::Malformed(e.to_string()))?
+                // Forward exactly what the client was told was accepted. The
+                // full decode is stricter than the lean one (e.g. nesting
+                // depth); a request it refuses is refused as a whole.
+                engine::without_points(&body, &outcome.rejected).map_err(|e| {
+                    self.refuse(
+                        Signal::Metrics,
+                        points,
+                        ExportError::Malformed(format!("invalid ExportMetricsServiceRequest: {e}")),
+                    )
+                })?
             };
             if forward.is_empty() && rejected > 0 {
                 // Nothing left to forward.

@@ -1,0 +1,228 @@
+//! OTLP/JSON to protobuf.
+//!
+//! The serde derives of `opentelemetry-proto` read most of OTLP/JSON (hex
+//! ids, camelCase, 64-bit integers as strings) but are lenient where the
+//! proto3 JSON mapping is not: a double sent as a string (`"NaN"`,
+//! `"Infinity"`, `"-Infinity"`, or a numeric string) in a data point's
+//! `asDouble` oneof is silently dropped, and a malformed integer string can
+//! become 0. This module checks and normalises the JSON tree first, so that a
+//! request is either converted faithfully or refused as malformed — never
+//! forwarded without its values.
+
+use bytes::Bytes;
+use prost::Message;
+use serde_json::{Map, Value};
+
+use super::ExportError;
+use crate::proto::otlp::collector::{logs::v1 as logs, metrics::v1 as metrics, trace::v1 as trace};
+use crate::signal::Signal;
+
+/// Fields that hold a 64-bit unsigned integer (a JSON number or a decimal string).
+const U64_FIELDS: &[&str] = &[
+    "timeUnixNano",
+    "startTimeUnixNano",
+    "endTimeUnixNano",
+    "observedTimeUnixNano",
+    "count",
+    "zeroCount",
+];
+/// Fields that hold a 64-bit signed integer.
+const I64_FIELDS: &[&str] = &["asInt", "intValue"];
+
+/// A non-finite `asDouble` of a number data point, restored after decoding
+/// (a JSON number cannot hold it): resource, scope, metric, point, value.
+type Patch = (usize, usize, usize, usize, f64);
+
+/// Converts an OTLP/JSON export request to protobuf bytes.
+pub fn to_protobuf(signal: Signal, body: &[u8]) -> Result<Bytes, ExportError> {
+    let bad = |e: String| {
+        ExportError::Malformed(format!(
+            "invalid OTLP/JSON {} request: {e}",
+            signal.as_str()
+        ))
+    };
+    let mut tree: Value = serde_json::from_slice(body).map_err(|e| bad(e.to_string()))?;
+    let mut patches = Vec::new();
+    if signal == Signal::Metrics {
+        take_special_doubles(&mut tree, &mut patches).map_err(bad)?;
+    }
+    check_integers(&tree, "").map_err(bad)?;
+    let encoded = match signal {
+        Signal::Metrics => {
+            let mut request: metrics::ExportMetricsServiceRequest =
+                serde_json::from_value(tree).map_err(|e| bad(e.to_string()))?;
+            apply(&mut request, &patches).map_err(bad)?;
+            request.encode_to_vec()
+        }
+        Signal::Traces => serde_json::from_value::<trace::ExportTraceServiceRequest>(tree)
+            .map_err(|e| bad(e.to_string()))?
+            .encode_to_vec(),
+        Signal::Logs => serde_json::from_value::<logs::ExportLogsServiceRequest>(tree)
+            .map_err(|e| bad(e.to_string()))?
+            .encode_to_vec(),
+    };
+    Ok(Bytes::from(encoded))
+}
+
+/// proto3 JSON's spellings of a double.
+fn parse_double(s: &str) -> Option<f64> {
+    match s {
+        "NaN" => Some(f64::NAN),
+        "Infinity" => Some(f64::INFINITY),
+        "-Infinity" => Some(f64::NEG_INFINITY),
+        other => other.trim().parse::<f64>().ok().filter(|v| v.is_finite()),
+    }
+}
+
+fn array<'a>(obj: &'a mut Value, key: &str) -> impl Iterator<Item = (usize, &'a mut Value)> {
+    obj.get_mut(key)
+        .and_then(Value::as_array_mut)
+        .into_iter()
+        .flatten()
+        .enumerate()
+}
+
+/// Rewrites string `asDouble`s of gauge and sum points: finite ones become
+/// numbers, non-finite ones are removed and recorded as patches.
+fn take_special_doubles(tree: &mut Value, patches: &mut Vec<Patch>) -> Result<(), String> {
+    for (r, rm) in array(tree, "resourceMetrics") {
+        for (s, sm) in array(rm, "scopeMetrics") {
+            for (m, metric) in array(sm, "metrics") {
+                for kind in ["gauge", "sum"] {
+                    let Some(data) = metric.get_mut(kind) else {
+                        continue;
+                    };
+                    for (p, point) in array(data, "dataPoints") {
+                        let Some(obj) = point.as_object_mut() else {
+                            continue;
+                        };
+                        let Some(Value::String(text)) = obj.get("asDouble") else {
+                            continue;
+                        };
+                        let value = parse_double(text).ok_or_else(|| {
+                            format!("resourceMetrics[{r}].scopeMetrics[{s}].metrics[{m}].{kind}.dataPoints[{p}].asDouble: {text:?} is not a double")
+                        })?;
+                        if value.is_finite() {
+                            let number = serde_json::Number::from_f64(value)
+                                .ok_or("unrepresentable double")?;
+                            obj.insert("asDouble".to_owned(), Value::Number(number));
+                        } else {
+                            obj.remove("asDouble");
+                            patches.push((r, s, m, p, value));
+                        }
+                    }
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Refuses integer fields that are neither integers nor decimal strings.
+fn check_integers(value: &Value, path: &str) -> Result<(), String> {
+    match value {
+        Value::Object(map) => check_object(map, path),
+        Value::Array(items) => items
+            .iter()
+            .enumerate()
+            .try_for_each(|(i, v)| check_integers(v, &format!("{path}[{i}]"))),
+        _ => Ok(()),
+    }
+}
+
+fn check_object(map: &Map<String, Value>, path: &str) -> Result<(), String> {
+    for (key, v) in map {
+        let here = if path.is_empty() {
+            key.clone()
+        } else {
+            format!("{path}.{key}")
+        };
+        let ok = if U64_FIELDS.contains(&key.as_str()) {
+            match v {
+                Value::String(s) => s.parse::<u64>().is_ok(),
+                Value::Number(n) => n.is_u64(),
+                _ => false,
+            }
+        } else if I64_FIELDS.contains(&key.as_str()) {
+            match v {
+                Value::String(s) => s.parse::<i64>().is_ok(),
+                Value::Number(n) => n.is_i64(),
+                _ => false,
+            }
+        } else {
+            true
+        };
+        if !ok {
+            return Err(format!("{here}: {v} is not an integer"));
+        }
+        check_integers(v, &here)?;
+    }
+    Ok(())
+}
+
+fn apply(
+    request: &mut metrics::ExportMetricsServiceRequest,
+    patches: &[Patch],
+) -> Result<(), String> {
+    use crate::proto::otlp::metrics::v1::{metric::Data, number_data_point::Value as V};
+    for &(r, s, m, p, value) in patches {
+        let point = request
+            .resource_metrics
+            .get_mut(r)
+            .and_then(|rm| rm.scope_metrics.get_mut(s))
+            .and_then(|sm| sm.metrics.get_mut(m))
+            .and_then(|metric| match metric.data.as_mut() {
+                Some(Data::Gauge(g)) => g.data_points.get_mut(p),
+                Some(Data::Sum(sum)) => sum.data_points.get_mut(p),
+                _ => None,
+            })
+            .ok_or("a data point vanished while decoding")?;
+        point.value = Some(V::AsDouble(value));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::proto::otlp::metrics::v1::{metric::Data, number_data_point::Value as V};
+
+    fn metrics_json(points: &str) -> Vec<u8> {
+        format!(r#"{{"resourceMetrics":[{{"scopeMetrics":[{{"metrics":[{{"name":"m","gauge":{{"dataPoints":[{points}]}}}}]}}]}}]}}"#).into_bytes()
+    }
+
+    fn values(body: &[u8]) -> Result<Vec<Option<V>>, ExportError> {
+        let bytes = to_protobuf(Signal::Metrics, body)?;
+        let request = metrics::ExportMetricsServiceRequest::decode(bytes).expect("protobuf");
+        let Some(Data::Gauge(g)) = &request.resource_metrics[0].scope_metrics[0].metrics[0].data
+        else {
+            panic!("gauge")
+        };
+        Ok(g.data_points.iter().map(|p| p.value).collect())
+    }
+
+    #[test]
+    fn doubles_as_strings_survive() {
+        let v = values(&metrics_json(r#"{"asDouble":"NaN"},{"asDouble":"-Infinity"},{"asDouble":"2.5"},{"asDouble":3},{"asInt":"-7"}"#)).expect("valid");
+        assert!(matches!(v[0], Some(V::AsDouble(x)) if x.is_nan()));
+        assert_eq!(v[1], Some(V::AsDouble(f64::NEG_INFINITY)));
+        assert_eq!(v[2], Some(V::AsDouble(2.5)));
+        assert_eq!(v[3], Some(V::AsDouble(3.0)));
+        assert_eq!(v[4], Some(V::AsInt(-7)));
+    }
+
+    #[test]
+    fn malformed_numbers_are_refused() {
+        for bad in [
+            r#"{"asDouble":"twelve"}"#,
+            r#"{"asInt":"x"}"#,
+            r#"{"asDouble":1,"timeUnixNano":"soon"}"#,
+            r#"{"asDouble":1,"timeUnixNano":-5}"#,
+        ] {
+            assert!(
+                matches!(values(&metrics_json(bad)), Err(ExportError::Malformed(_))),
+                "{bad}"
+            );
+        }
+    }
+}
