@@ -21,6 +21,7 @@ use leakwatch::codec::RawCodec;
 use leakwatch::config::Config;
 use leakwatch::engine::{Engine, EngineConfig};
 use leakwatch::events::EventSink;
+use leakwatch::limiter::MemoryLimiter;
 use leakwatch::proto::paths;
 use leakwatch::receiver::Ingress;
 use leakwatch::server::Bound;
@@ -69,6 +70,7 @@ fn in_process(c: &mut Criterion) {
             token: None,
             max_decompressed_bytes: 64 << 20,
             retry_after: Duration::from_secs(1),
+            limiter: Arc::new(MemoryLimiter::unlimited()),
         };
         let mut cursor = fixture.cursor(0);
         cursor.one_cycle(|b| {

@@ -106,18 +106,24 @@ fn bench(c: &mut Criterion) {
         // A table holding a fleet's worth of series (100k), the request's among them.
         let table = SeriesTable::new(1_100_000);
         for k in 0..100_000u64 {
-            let _ = table.with_series(k.wrapping_mul(0x9E37_79B9_7F4A_7C15), blank, |_, _| ());
+            let _ = table.with_series(
+                k.wrapping_mul(0x9E37_79B9_7F4A_7C15),
+                true,
+                blank,
+                |_, _| (),
+            );
         }
         for &k in &keys {
-            let _ = table.with_series(k, blank, |_, _| ());
+            let _ = table.with_series(k, true, blank, |_, _| ());
         }
         group.bench_function(BenchmarkId::new("lookup", fixture.name()), |b| {
             let mut t = 1u64;
             b.iter(|| {
                 t += 1;
                 for &k in &keys {
-                    let _ =
-                        table.with_series(k, blank, |s, _| s.last_seen_ns = s.last_seen_ns.max(t));
+                    let _ = table.with_series(k, true, blank, |s, _| {
+                        s.last_seen_ns = s.last_seen_ns.max(t)
+                    });
                 }
             })
         });
@@ -134,7 +140,7 @@ fn bench(c: &mut Criterion) {
                         s.spawn(move || {
                             for t in 0..iters {
                                 for &k in half {
-                                    let _ = table.with_series(k, blank, |s, _| {
+                                    let _ = table.with_series(k, true, blank, |s, _| {
                                         s.last_seen_ns = s.last_seen_ns.max(t)
                                     });
                                 }

@@ -14,3 +14,6 @@ bash scripts/setup-test-env.sh
 
 echo "== cargo test"
 cargo test --locked --all-targets -- --test-threads 2
+
+echo "== brief soak (the 30-minute run: bash scripts/soak.sh)"
+bash scripts/soak.sh --minutes 1 --binary target/debug/leakwatch

@@ -13,7 +13,8 @@
 //! advances event time by `interval`, so every series is a well-ordered
 //! stream of points.
 //!
-//! [`run`] sends the workload over OTLP/gRPC (tonic, raw bytes), OTLP/HTTP
+//! [`run`] sends the workload over OTLP/gRPC (tonic's client and raw-bytes
+//! codec, straight on hyper HTTP/2 connections), OTLP/HTTP
 //! 1.1 or h2c (hyper) with `concurrency` workers, each with one request in
 //! flight. Worker `w` owns requests `w, w + C, w + 2C, …` of a cycle, so no
 //! two workers ever send points of the same series. Without a rate it is a
@@ -50,7 +51,6 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::time::Instant;
 use tonic::codec::CompressionEncoding;
 use tonic::server::{NamedService, UnaryService};
-use tonic::transport::{Channel, Endpoint};
 
 use crate::codec::RawCodec;
 use crate::proto::otlp::collector::metrics::v1::ExportMetricsServiceRequest;
@@ -958,8 +958,9 @@ impl Target {
 type Http1Sender = hyper::client::conn::http1::SendRequest<Full<Bytes>>;
 type Http2Sender = hyper::client::conn::http2::SendRequest<Full<Bytes>>;
 
+/// One worker's client (the gRPC one boxed: it is the largest by far).
 enum Client {
-    Grpc(tonic::client::Grpc<Channel>),
+    Grpc(Box<tonic::client::Grpc<H2Service>>),
     Http1(Option<Http1Sender>),
     Http2(Http2Sender),
 }
@@ -1015,24 +1016,54 @@ async fn connect_http2(target: &Target) -> Result<Http2Sender, LoadgenError> {
     Ok(sender)
 }
 
-async fn connect_grpc(target: &Target) -> Result<Channel, LoadgenError> {
-    let err = |e: tonic::transport::Error| LoadgenError::Connect {
-        endpoint: target.uri.to_string(),
-        message: format!(
-            "{e}: {}",
-            std::error::Error::source(&e)
-                .map(|s| s.to_string())
-                .unwrap_or_default()
-        ),
-    };
-    Endpoint::from(target.uri.clone())
-        .tcp_nodelay(true)
-        .connect_timeout(Duration::from_secs(5))
+/// A gRPC transport straight on one hyper HTTP/2 connection: unlike
+/// tonic's `Channel` there is no buffer task between the caller and the
+/// connection, so a request wakes one task fewer (the generator's CPU per
+/// request is what it takes from the system under test).
+#[derive(Clone)]
+struct H2Service {
+    sender: hyper::client::conn::http2::SendRequest<tonic::body::Body>,
+    origin: Uri,
+}
+
+impl tower::Service<http::Request<tonic::body::Body>> for H2Service {
+    type Response = http::Response<hyper::body::Incoming>;
+    type Error = hyper::Error;
+    type Future = BoxFuture<'static, Result<Self::Response, hyper::Error>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), hyper::Error>> {
+        self.sender.poll_ready(cx)
+    }
+
+    fn call(&mut self, mut request: http::Request<tonic::body::Body>) -> Self::Future {
+        // tonic sets only the path; HTTP/2 needs the scheme and authority.
+        let mut parts = self.origin.clone().into_parts();
+        parts.path_and_query = request.uri().path_and_query().cloned();
+        if let Ok(uri) = Uri::from_parts(parts) {
+            *request.uri_mut() = uri;
+        }
+        Box::pin(self.sender.send_request(request))
+    }
+}
+
+async fn connect_grpc(target: &Target) -> Result<H2Service, LoadgenError> {
+    let io = connect_tcp(target).await?;
+    let (sender, conn) = hyper::client::conn::http2::Builder::new(TokioExecutor::new())
         .initial_stream_window_size(4 * 1024 * 1024)
         .initial_connection_window_size(16 * 1024 * 1024)
-        .connect()
+        .handshake(io)
         .await
-        .map_err(err)
+        .map_err(|e| LoadgenError::Connect {
+            endpoint: target.uri.to_string(),
+            message: e.to_string(),
+        })?;
+    tokio::spawn(async move {
+        let _ = conn.await;
+    });
+    Ok(H2Service {
+        sender,
+        origin: target.uri.clone(),
+    })
 }
 
 /// One client per worker; workers share `connections` connections where the
@@ -1055,7 +1086,7 @@ async fn connect(
                     .accept_compressed(CompressionEncoding::Gzip)
                     .max_decoding_message_size(16 * 1024 * 1024)
                     .max_encoding_message_size(usize::MAX);
-                clients.push(Client::Grpc(client));
+                clients.push(Client::Grpc(Box::new(client)));
             }
         }
         Protocol::Http => {
@@ -1293,6 +1324,10 @@ pub struct Report {
     /// Fewest full cycles a worker completed (each series got at least this
     /// many points, counting the warm-up).
     pub cycles: u64,
+    /// CPU time the generator itself used over the whole run, warm-up
+    /// included (Linux only): on a shared machine, what it took from the
+    /// system under test.
+    pub client_cpu_seconds: Option<f64>,
 }
 
 impl Report {
@@ -1324,7 +1359,8 @@ impl Report {
              \x20 points    {} ({}/s)\n\
              \x20 latency   p50 {:.3} ms  p90 {:.3} ms  p99 {:.3} ms  p99.9 {:.3} ms  max {:.3} ms  mean {:.3} ms\n\
              \x20 rejected  {} points\n\
-             \x20 errors    {errors}\n",
+             \x20 errors    {errors}\n\
+             \x20 client    {}\n",
             self.protocol.as_str(),
             self.endpoint,
             self.points_per_request,
@@ -1346,6 +1382,10 @@ impl Report {
             l.max,
             l.mean,
             self.rejected_points,
+            match self.client_cpu_seconds {
+                Some(cpu) => format!("{cpu:.2} CPU-seconds used by the generator itself"),
+                None => "CPU use unknown".to_owned(),
+            },
         )
     }
 }
@@ -1446,6 +1486,22 @@ async fn worker(w: usize, plan: Arc<Plan>, mut client: Client) -> WorkerStats {
     stats
 }
 
+/// CPU time of this process so far: the sum over its threads of the first
+/// field of `/proc/self/task/*/schedstat` (ns on CPU). `None` off Linux.
+fn own_cpu_seconds() -> Option<f64> {
+    let tasks = std::fs::read_dir("/proc/self/task").ok()?;
+    let mut ns: u64 = 0;
+    for task in tasks.flatten() {
+        let text = std::fs::read_to_string(task.path().join("schedstat")).unwrap_or_default();
+        ns += text
+            .split_whitespace()
+            .next()
+            .and_then(|v| v.parse::<u64>().ok())
+            .unwrap_or(0);
+    }
+    Some(ns as f64 / 1e9)
+}
+
 /// Runs the load described by `cfg` and reports what it measured.
 pub async fn run(cfg: LoadgenConfig) -> Result<Report, LoadgenError> {
     cfg.validate()?;
@@ -1456,6 +1512,7 @@ pub async fn run(cfg: LoadgenConfig) -> Result<Report, LoadgenError> {
         .map_err(|e| LoadgenError::Workload(e.to_string()))??;
     let workload = Arc::new(workload);
     let clients = connect(&target, cfg.concurrency, cfg.connections).await?;
+    let cpu_before = own_cpu_seconds();
     let start = Instant::now();
     let measure_from = start + cfg.warmup;
     let plan = Arc::new(Plan {
@@ -1527,6 +1584,9 @@ pub async fn run(cfg: LoadgenConfig) -> Result<Report, LoadgenError> {
         } else {
             total.cycles
         },
+        client_cpu_seconds: own_cpu_seconds()
+            .zip(cpu_before)
+            .map(|(after, before)| after - before),
     })
 }
 
@@ -1659,9 +1719,9 @@ pub struct LoadgenArgs {
     /// Data points per request.
     #[arg(long, value_name = "P")]
     points_per_request: Option<usize>,
-    /// Workers, each with one request in flight.
-    #[arg(long, default_value_t = 16)]
-    concurrency: usize,
+    /// Workers, each with one request in flight [default: 16, or the requests of a cycle if fewer].
+    #[arg(long)]
+    concurrency: Option<usize>,
     /// Connections the workers share (gRPC, h2c); HTTP/1.1 uses one per worker.
     #[arg(long, default_value_t = 2)]
     connections: usize,
@@ -1728,12 +1788,16 @@ impl LoadgenArgs {
                 Protocol::Grpc => "http://127.0.0.1:4317".to_owned(),
                 Protocol::Http | Protocol::H2c => "http://127.0.0.1:4318/v1/metrics".to_owned(),
             });
+        let requests_per_cycle = workload.series.div_ceil(workload.points_per_request.max(1));
+        let concurrency = self
+            .concurrency
+            .unwrap_or_else(|| requests_per_cycle.clamp(1, 16));
         let cfg = LoadgenConfig {
             protocol: self.protocol,
             endpoint,
             size: sized.then_some(self.size),
             workload,
-            concurrency: self.concurrency,
+            concurrency,
             connections: self.connections,
             rate: (self.rate != 0.0).then_some(self.rate),
             duration: self.duration,
@@ -1769,11 +1833,19 @@ async fn terminated() {
 /// succeeded, 1 when some failed, 64 on bad settings, 2 when it could not
 /// run at all.
 pub fn main(args: LoadgenArgs) -> ExitCode {
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(args.threads.max(1))
-        .enable_all()
-        .build()
-    {
+    // One thread: a current-thread runtime, so no request ever wakes another
+    // thread (cross-thread wake-ups cost the generator more than sending).
+    let built = if args.threads <= 1 {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+    } else {
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(args.threads)
+            .enable_all()
+            .build()
+    };
+    let runtime = match built {
         Ok(r) => r,
         Err(e) => {
             eprintln!("leakwatch loadgen: {}", LoadgenError::Runtime(e));
