@@ -251,7 +251,8 @@ impl Ingress {
     }
 }
 
-fn count_items(signal: Signal, body: Bytes) -> Result<u64, prost::DecodeError> {
+/// Items (points, spans, log records) in an export request, via the lean view.
+pub fn count_items(signal: Signal, body: Bytes) -> Result<u64, prost::DecodeError> {
     Ok(match signal {
         Signal::Traces => lean::ExportTraceRequest::decode(body)?
             .resource_spans
