@@ -225,6 +225,9 @@ wait "$load_pid" && load_rc=0 || load_rc=$?
 metrics=$(curl -fsS --max-time 10 "$admin/metrics") || fail "/metrics unreachable after the soak"
 leaks=$(curl -fsS --max-time 10 "$admin/api/v1/leaks") || fail "/api/v1/leaks unreachable"
 resources=$(curl -fsS --max-time 10 "$admin/api/v1/resources") || fail "/api/v1/resources unreachable"
+# For diagnosis: what leakwatch's detector saw of itself, and its events.
+curl -fsS --max-time 10 "$admin/api/v1/series?service.name=leakwatch" >"$work/self-series.json" || true
+grep '"service":"leakwatch"' "$work/leakwatch.log" >"$work/self-events.log" || true
 printf '%s\n' "$metrics" >"$work/metrics.txt"
 printf '%s\n' "$leaks" >"$work/leaks.json"
 printf '%s\n' "$resources" >"$work/resources.json"
@@ -303,6 +306,10 @@ if own:
     print(f"self-monitoring: state {own[0]['state']}, growth {s['growth_bytes_per_hour'] / 2**20:+.2f} MiB/h, "
           f"R² {s['r_squared']:.2f} over {s['window_seconds']:.0f} s; states seen: "
           f"{', '.join(sorted(set(states))) or 'none'}")
+    first = next((x for x, st in zip(t, states) if st not in ("ok", "unknown")), None)
+    if first is not None:
+        print(f"self-monitoring: first flagged at {first:.0f} s; RSS samples in {work}/samples.tsv, "
+              f"the detector's view in {work}/self-series.json, events in {work}/self-events.log")
 
 if load_rc != 0 and errors == 0:
     problems.append(f"loadgen exited {load_rc}")

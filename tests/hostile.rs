@@ -646,6 +646,12 @@ async fn otlp_json_is_converted_faithfully_or_refused() {
         r#"{"asDouble":1.5,"timeUnixNano":"not a number"}"#,
         r#"{"asDouble":1.5,"timeUnixNano":"1","attributes":[{"key":"k","value":{"intValue":"x"}}]}"#,
         r#"{"asDouble":"twelve","timeUnixNano":"1"}"#,
+        // A type error anywhere inside a data point must not drop the
+        // metric's data (serde's flattened oneofs turn errors into None).
+        r#"{"asDouble":1.5,"timeUnixNano":"1","exemplars":[0]}"#,
+        r#"{"asDouble":1.5,"timeUnixNano":"1","flags":"x"}"#,
+        r#"{"asDouble":1.5,"timeUnixNano":"1","attributes":[{"key":"k","value":{"boolValue":"yes"}}]}"#,
+        r#"{"asDouble":true,"timeUnixNano":"1"}"#,
     ] {
         let (status, body) = post(&lw, "/v1/metrics", "application/json", json(bad)).await;
         assert_eq!(

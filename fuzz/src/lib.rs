@@ -305,6 +305,7 @@ pub fn http_json(data: &[u8]) {
                 panic!("OTLP/JSON converted to protobuf that does not decode: {e}")
             });
             if signal == Signal::Metrics {
+                check_json_points_kept(body, &protobuf);
                 // Metric names come from JSON strings: always UTF-8, so the
                 // whole request must be accepted.
                 check_metrics(protobuf.clone(), Protocol::HttpJson);
@@ -316,6 +317,66 @@ pub fn http_json(data: &[u8]) {
         Err(ExportError::Malformed(_)) => {}
         Err(other) => panic!("OTLP/JSON refused as {other:?}"),
     }
+}
+
+/// A converted OTLP/JSON metrics request keeps every data point the JSON
+/// holds, and every value: nothing is dropped silently (the serde derives
+/// of `opentelemetry-proto` turn errors inside a flattened oneof into
+/// `None`).
+fn check_json_points_kept(body: &[u8], protobuf: &Bytes) {
+    use serde_json::Value;
+    let Ok(tree) = serde_json::from_slice::<Value>(body) else {
+        panic!("converted, yet not JSON");
+    };
+    let list = |v: &Value, key: &str| -> Vec<Value> {
+        v.get(key)
+            .and_then(Value::as_array)
+            .cloned()
+            .unwrap_or_default()
+    };
+    let (mut points, mut valued) = (0u64, 0u64);
+    for rm in list(&tree, "resourceMetrics") {
+        for sm in list(&rm, "scopeMetrics") {
+            for m in list(&sm, "metrics") {
+                for kind in [
+                    "gauge",
+                    "sum",
+                    "histogram",
+                    "exponentialHistogram",
+                    "summary",
+                ] {
+                    let Some(data) = m.get(kind).filter(|d| !d.is_null()) else {
+                        continue;
+                    };
+                    for p in list(data, "dataPoints") {
+                        points += 1;
+                        let has = |k: &str| p.get(k).is_some_and(|v| !v.is_null());
+                        if matches!(kind, "gauge" | "sum") && (has("asDouble") || has("asInt")) {
+                            valued += 1;
+                        }
+                    }
+                }
+            }
+        }
+    }
+    let request = ExportMetricsServiceRequest::decode(protobuf.clone())
+        .unwrap_or_else(|e| panic!("converted protobuf does not decode: {e}"));
+    let number_points = request
+        .resource_metrics
+        .iter()
+        .flat_map(|rm| &rm.scope_metrics)
+        .flat_map(|sm| &sm.metrics)
+        .flat_map(|m| match m.data.as_ref() {
+            Some(Data::Gauge(g)) => g.data_points.as_slice(),
+            Some(Data::Sum(s)) => s.data_points.as_slice(),
+            _ => &[],
+        });
+    let kept_values = number_points.filter(|p| p.value.is_some()).count() as u64;
+    assert_eq!(
+        (full_points(&request), kept_values),
+        (points, valued),
+        "OTLP/JSON (points, values) silently lost in the conversion"
+    );
 }
 
 // ------------------------------------------------------------- decompression

@@ -43,7 +43,9 @@ pub fn to_protobuf(signal: Signal, body: &[u8]) -> Result<Bytes, ExportError> {
     };
     let mut tree: Value = serde_json::from_slice(body).map_err(|e| bad(e.to_string()))?;
     let mut patches = Vec::new();
+    let mut expected = (0, 0);
     if signal == Signal::Metrics {
+        expected = json_points(&tree);
         take_special_doubles(&mut tree, &mut patches).map_err(bad)?;
     }
     check_integers(&tree, "").map_err(bad)?;
@@ -52,6 +54,18 @@ pub fn to_protobuf(signal: Signal, body: &[u8]) -> Result<Bytes, ExportError> {
             let mut request: metrics::ExportMetricsServiceRequest =
                 serde_json::from_value(tree).map_err(|e| bad(e.to_string()))?;
             apply(&mut request, &patches).map_err(bad)?;
+            // The serde derives turn an error inside a flattened oneof into
+            // `None`: refuse rather than forward a request missing points.
+            let decoded = decoded_points(&request);
+            if decoded != expected {
+                return Err(bad(format!(
+                    "{} of {} data points ({} of {} values) could not be read; check the types of their fields",
+                    expected.0.saturating_sub(decoded.0),
+                    expected.0,
+                    expected.1.saturating_sub(decoded.1),
+                    expected.1
+                )));
+            }
             request.encode_to_vec()
         }
         Signal::Traces => serde_json::from_value::<trace::ExportTraceServiceRequest>(tree)
@@ -62,6 +76,73 @@ pub fn to_protobuf(signal: Signal, body: &[u8]) -> Result<Bytes, ExportError> {
             .encode_to_vec(),
     };
     Ok(Bytes::from(encoded))
+}
+
+/// Data points, and number points with a value, as the JSON tree holds them.
+fn json_points(tree: &Value) -> (u64, u64) {
+    let list = |v: &Value, key: &str| {
+        v.get(key)
+            .and_then(Value::as_array)
+            .map(|a| a.as_slice())
+            .unwrap_or(&[])
+            .to_vec()
+    };
+    let (mut points, mut valued) = (0, 0);
+    for rm in list(tree, "resourceMetrics") {
+        for sm in list(&rm, "scopeMetrics") {
+            for m in list(&sm, "metrics") {
+                for kind in [
+                    "gauge",
+                    "sum",
+                    "histogram",
+                    "exponentialHistogram",
+                    "summary",
+                ] {
+                    let Some(data) = m.get(kind).filter(|d| !d.is_null()) else {
+                        continue;
+                    };
+                    for p in list(data, "dataPoints") {
+                        points += 1;
+                        let has = |k: &str| p.get(k).is_some_and(|v| !v.is_null());
+                        if matches!(kind, "gauge" | "sum") && (has("asDouble") || has("asInt")) {
+                            valued += 1;
+                        }
+                    }
+                }
+            }
+        }
+    }
+    (points, valued)
+}
+
+/// The same counts on the decoded request (non-finite `asDouble`s patched).
+fn decoded_points(request: &metrics::ExportMetricsServiceRequest) -> (u64, u64) {
+    use crate::proto::otlp::metrics::v1::metric::Data;
+    let (mut points, mut valued) = (0, 0);
+    for m in request
+        .resource_metrics
+        .iter()
+        .flat_map(|rm| &rm.scope_metrics)
+        .flat_map(|sm| &sm.metrics)
+    {
+        let (n, v) = match m.data.as_ref() {
+            None => (0, 0),
+            Some(Data::Gauge(g)) => (
+                g.data_points.len(),
+                g.data_points.iter().filter(|p| p.value.is_some()).count(),
+            ),
+            Some(Data::Sum(x)) => (
+                x.data_points.len(),
+                x.data_points.iter().filter(|p| p.value.is_some()).count(),
+            ),
+            Some(Data::Histogram(h)) => (h.data_points.len(), 0),
+            Some(Data::ExponentialHistogram(h)) => (h.data_points.len(), 0),
+            Some(Data::Summary(x)) => (x.data_points.len(), 0),
+        };
+        points += n as u64;
+        valued += v as u64;
+    }
+    (points, valued)
 }
 
 /// proto3 JSON's spellings of a double.
@@ -209,6 +290,20 @@ mod tests {
         assert_eq!(v[2], Some(V::AsDouble(2.5)));
         assert_eq!(v[3], Some(V::AsDouble(3.0)));
         assert_eq!(v[4], Some(V::AsInt(-7)));
+    }
+
+    #[test]
+    fn a_type_error_inside_a_point_is_refused_not_dropped() {
+        for bad in [
+            r#"{"asDouble":1.5,"flags":"x"}"#,
+            r#"{"asDouble":true}"#,
+            r#"{"asDouble":1,"exemplars":[0]}"#,
+        ] {
+            assert!(
+                matches!(values(&metrics_json(bad)), Err(ExportError::Malformed(_))),
+                "{bad}"
+            );
+        }
     }
 
     #[test]
