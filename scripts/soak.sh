@@ -138,6 +138,9 @@ long_s=$((2 * short_s))
 interval_ms=$((long_s * 1000 / 32 / 4))
 interval_ms=$((interval_ms < 250 ? 250 : interval_ms > 5000 ? 5000 : interval_ms))
 sample_s=$((seconds >= 600 ? 5 : 1))
+# leakwatch's own warm-up (tables, buffers, allocator arenas filling) is not
+# a leak: its self-monitoring starts after a sixth of the run (10 s .. 5 min).
+warmup_s=$((seconds / 6 < 10 ? 10 : seconds / 6 > 300 ? 300 : seconds / 6))
 
 config() {
     cat <<EOF
@@ -156,6 +159,7 @@ detector:
 self_monitoring:
   enabled: true
   interval: ${interval_ms}ms
+  warmup: ${warmup_s}s
 log:
   format: json
   level: info

@@ -468,6 +468,10 @@ pub struct SelfMonitoringConfig {
     /// How often (wall clock) it is sampled.
     #[serde(with = "humantime_serde")]
     pub interval: Duration,
+    /// Samples start this long after leakwatch starts: filling its tables,
+    /// buffers and allocator arenas is growth, not a leak.
+    #[serde(with = "humantime_serde")]
+    pub warmup: Duration,
 }
 
 impl Default for SelfMonitoringConfig {
@@ -475,6 +479,7 @@ impl Default for SelfMonitoringConfig {
         SelfMonitoringConfig {
             enabled: true,
             interval: Duration::from_secs(15),
+            warmup: Duration::from_secs(300),
         }
     }
 }

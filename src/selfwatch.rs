@@ -84,11 +84,16 @@ pub async fn run(
     engine: Arc<Engine>,
     events: EventSink,
     interval: Duration,
+    warmup: Duration,
     shutdown: CancellationToken,
 ) {
     let instance = format!("{}@{}", std::process::id(), hostname());
+    let started = tokio::time::Instant::now();
     let mut ticks = crate::periodic::Periodic::new(interval, shutdown);
     while ticks.tick().await {
+        if started.elapsed() < warmup {
+            continue;
+        }
         let Some(rss) = crate::telemetry::own_rss_bytes() else {
             continue;
         };

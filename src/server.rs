@@ -275,6 +275,7 @@ impl Bound {
                 Arc::clone(&engine),
                 ingress.events.clone(),
                 config.self_monitoring.interval,
+                config.self_monitoring.warmup,
                 shutdown.clone(),
             ));
         }

@@ -652,6 +652,7 @@ async fn leakwatch_watches_its_own_memory() {
     let mut config = test_config(None);
     config.self_monitoring.enabled = true;
     config.self_monitoring.interval = Duration::from_millis(20);
+    config.self_monitoring.warmup = Duration::ZERO;
     let lw = start(config).await;
     let mut seen = serde_json::Value::Null;
     for _ in 0..100 {
