@@ -26,6 +26,9 @@
 # Only loopback addresses are used; every loop is bounded in time.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# The whole script is one block, parsed before it runs: editing (or a git
+# checkout of) this file during a 30-minute soak cannot derail the run.
+{
 
 seconds=1800
 rate=""
@@ -339,3 +342,5 @@ if problems:
     sys.exit(1)
 print("soak: passed: leakwatch did not flag itself")
 EOF
+exit
+}
