@@ -296,6 +296,9 @@ impl Downstream {
     pub async fn stop_and_drain(mut self) -> Vec<Received> {
         self.stop.cancel();
         let _ = self.task.await;
+        // Connection tasks may still finish a request after the server task
+        // returned: give them a moment before the last read.
+        tokio::time::sleep(Duration::from_millis(300)).await;
         let mut rest = Vec::new();
         while let Ok(r) = self.rx.try_recv() {
             rest.push(r);
