@@ -238,24 +238,6 @@ pub fn traces_logs_export(data: &[u8]) {
     check_passthrough(signal, Bytes::copy_from_slice(body), Protocol::Grpc);
 }
 
-fn lean_items(signal: Signal, body: Bytes) -> Result<u64, prost::DecodeError> {
-    Ok(match signal {
-        Signal::Traces => lean::ExportTraceRequest::decode(body)?
-            .resource_spans
-            .iter()
-            .flat_map(|r| &r.scope_spans)
-            .map(|s| s.spans.len() as u64)
-            .sum(),
-        Signal::Logs => lean::ExportLogsRequest::decode(body)?
-            .resource_logs
-            .iter()
-            .flat_map(|r| &r.scope_logs)
-            .map(|s| s.log_records.len() as u64)
-            .sum(),
-        Signal::Metrics => engine::count_points(&lean::ExportMetricsRequest::decode(body)?),
-    })
-}
-
 fn full_items(signal: Signal, body: Bytes) -> Result<u64, prost::DecodeError> {
     Ok(match signal {
         Signal::Traces => ExportTraceServiceRequest::decode(body)?
@@ -275,7 +257,7 @@ fn full_items(signal: Signal, body: Bytes) -> Result<u64, prost::DecodeError> {
 }
 
 fn check_passthrough(signal: Signal, body: Bytes, protocol: Protocol) {
-    let lean = lean_items(signal, body.clone());
+    let lean = receiver::count_items(signal, body.clone());
     if let Ok(full) = full_items(signal, body.clone()) {
         match &lean {
             Ok(n) => assert_eq!(*n, full, "lean and full decodes count different items"),
@@ -312,7 +294,7 @@ pub fn http_json(data: &[u8]) {
             } else {
                 check_passthrough(signal, protobuf.clone(), Protocol::HttpJson);
             }
-            assert_eq!(lean_items(signal, protobuf).ok(), Some(items));
+            assert_eq!(receiver::count_items(signal, protobuf).ok(), Some(items));
         }
         Err(ExportError::Malformed(_)) => {}
         Err(other) => panic!("OTLP/JSON refused as {other:?}"),
