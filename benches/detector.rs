@@ -70,7 +70,7 @@ fn tracked(request: &lean::ExportMetricsRequest, catalog: &Catalog) -> Vec<Track
                         _ => Vec::new(),
                     };
                 for (attributes, value, start_ns, temporality) in points {
-                    let pairs = series::decode_attributes_text(attributes);
+                    let pairs = series::decode_attributes_text(attributes.iter().map(|a| &a[..]));
                     let borrowed: Vec<(&str, &str)> = pairs
                         .iter()
                         .map(|(k, v)| (k.as_str(), v.as_str()))
@@ -80,7 +80,8 @@ fn tracked(request: &lean::ExportMetricsRequest, catalog: &Catalog) -> Vec<Track
                     };
                     out.push(Tracked {
                         resource,
-                        key: series::hash_attributes(attributes) ^ out.len() as u64,
+                        key: series::hash_attributes(attributes.iter().map(|a| &a[..]))
+                            ^ out.len() as u64,
                         metric: name.clone(),
                         detector: SeriesDetector::new(classified),
                         value,

@@ -55,7 +55,9 @@ fn identify(request: &lean::ExportMetricsRequest, out: &mut Vec<SeriesKey>) {
             rm.resource
                 .as_ref()
                 .map(|r| r.attributes.as_slice())
-                .unwrap_or(&[]),
+                .unwrap_or(&[])
+                .iter()
+                .map(|a| &a[..]),
         );
         for sm in &rm.scope_metrics {
             let scope =
@@ -67,7 +69,7 @@ fn identify(request: &lean::ExportMetricsRequest, out: &mut Vec<SeriesKey>) {
                         resource,
                         scope,
                         name,
-                        series::hash_attributes(attributes),
+                        series::hash_attributes(attributes.iter().map(|a| &a[..])),
                     ));
                 }
             }

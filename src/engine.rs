@@ -3,7 +3,7 @@
 //! their detectors, in event time.
 //!
 //! `Engine::ingest_metrics` is the whole stage as one synchronous call on the
-//! request's bytes; the gRPC and HTTP receivers, the benchmarks and the
+//! request's bytes, read through the borrowed [`crate::view`] (no allocation per point); the gRPC and HTTP receivers, the benchmarks and the
 //! scenario suite all go through it, so a trace replayed at 10,000× gives the
 //! same answer as live traffic. It never blocks on I/O and holds each lock
 //! (one resource entry, one series shard) only while it updates that state.
@@ -30,6 +30,7 @@ use crate::series::{
     self, Prehashed, ResourceKey, Series, SeriesKey, SeriesLimitReached, SeriesTable, Tracked,
 };
 use crate::telemetry::{PointAnomaly, Telemetry};
+use crate::view::{Attrs, DataView, Kind, MetricsRequest, PointView};
 
 /// OTLP's `DataPointFlags.FLAG_NO_RECORDED_VALUE`.
 const FLAG_NO_RECORDED_VALUE: u32 = 1;
@@ -83,8 +84,11 @@ pub struct ResourceInfo {
 }
 
 impl ResourceInfo {
-    fn from_raw(key: ResourceKey, raw: &[Bytes]) -> Self {
-        let attributes = series::decode_attributes_full(raw);
+    fn from_raw(key: ResourceKey, raw: Attrs<'_>) -> Self {
+        Self::from_attributes(key, series::decode_attributes_full(raw.iter()))
+    }
+
+    fn from_attributes(key: ResourceKey, attributes: Vec<KeyValue>) -> Self {
         let text = |k: &str| {
             attributes.iter().find(|kv| kv.key == k).and_then(|kv| {
                 match kv.value.as_ref()?.value.as_ref()? {
@@ -180,15 +184,6 @@ impl Tally {
     }
 }
 
-/// One data point reduced to what detection reads.
-struct PointView<'a> {
-    attributes: &'a [Bytes],
-    start_ns: u64,
-    t_ns: u64,
-    value: f64,
-    flags: u32,
-}
-
 impl Engine {
     pub fn new(cfg: EngineConfig, telemetry: Arc<Telemetry>) -> Self {
         Engine {
@@ -239,9 +234,9 @@ impl Engine {
         self.watermark_ns.load(Ordering::Relaxed)
     }
 
-    /// Decodes the lean view of an `ExportMetricsServiceRequest` and ingests it.
+    /// Checks an `ExportMetricsServiceRequest` (the lean view) and ingests it.
     pub fn ingest_metrics(&self, body: Bytes) -> Result<IngestOutcome, IngestError> {
-        let request = lean::ExportMetricsRequest::decode(body)?;
+        let request = MetricsRequest::decode(body)?;
         self.ingest(&request)
     }
 
@@ -249,21 +244,18 @@ impl Engine {
     /// with the wall clock, so they do not move the event-time watermark:
     /// otherwise a replayed or backfilled trace would look idle and be evicted.
     pub fn ingest_own(&self, body: Bytes) -> Result<IngestOutcome, IngestError> {
-        let request = lean::ExportMetricsRequest::decode(body)?;
+        let request = MetricsRequest::decode(body)?;
         self.ingest_inner(&request, false)
     }
 
-    /// Ingests a decoded request.
-    pub fn ingest(
-        &self,
-        request: &lean::ExportMetricsRequest,
-    ) -> Result<IngestOutcome, IngestError> {
+    /// Ingests a checked request.
+    pub fn ingest(&self, request: &MetricsRequest) -> Result<IngestOutcome, IngestError> {
         self.ingest_inner(request, true)
     }
 
     fn ingest_inner(
         &self,
-        request: &lean::ExportMetricsRequest,
+        request: &MetricsRequest,
         advance_watermark: bool,
     ) -> Result<IngestOutcome, IngestError> {
         // Check the whole request first so a bad one changes no state.
@@ -271,26 +263,21 @@ impl Engine {
         let mut outcome = IngestOutcome::default();
         let mut tally = Tally::default();
         let mut ordinal: u32 = 0;
-        for rm in &request.resource_metrics {
-            let raw_resource: &[Bytes] = rm
-                .resource
-                .as_ref()
-                .map(|r| r.attributes.as_slice())
-                .unwrap_or(&[]);
-            let resource_key = series::hash_attributes(raw_resource);
+        for rm in request.resources() {
+            let raw_resource = rm.attributes;
+            let resource_key = series::hash_attributes(raw_resource.iter());
             // The resource entry is created only once a metric the catalog
             // knows shows up, and locked only while its points are applied.
             let mut resource = None;
-            for sm in &rm.scope_metrics {
-                let scope_name: &[u8] = sm.scope.as_ref().map(|s| s.name.as_ref()).unwrap_or(&[]);
-                let scope_hash = series::hash_name(scope_name);
-                for metric in &sm.metrics {
-                    let Ok(name) = std::str::from_utf8(&metric.name) else {
+            for sm in rm.scopes() {
+                let scope_hash = series::hash_name(sm.name);
+                for metric in sm.metrics() {
+                    let Ok(name) = std::str::from_utf8(metric.name) else {
                         continue;
                     };
-                    let n = point_count(metric);
+                    let n = metric.point_count();
                     outcome.points += n as u64;
-                    let metric_hash = series::hash_name(&metric.name);
+                    let metric_hash = series::hash_name(metric.name);
                     if n == 0 || !self.known_metrics.contains(&metric_hash) {
                         ordinal = ordinal.saturating_add(n);
                         continue;
@@ -317,7 +304,7 @@ impl Engine {
                             }
                         },
                     };
-                    let unit = std::str::from_utf8(&metric.unit).unwrap_or("");
+                    let unit = std::str::from_utf8(metric.unit).unwrap_or("");
                     let ctx = MetricCtx {
                         name,
                         unit,
@@ -346,7 +333,9 @@ impl Engine {
                                 outcome.rejected.push(ordinal);
                             }
                         };
-                    for_each_point(metric, &mut ordinal, &mut apply);
+                    if let Some(data) = metric.data {
+                        for_each_point(data, &mut ordinal, &mut apply);
+                    }
                 }
             }
         }
@@ -361,7 +350,7 @@ impl Engine {
     fn resource_entry(
         &self,
         key: ResourceKey,
-        raw: &[Bytes],
+        raw: Attrs<'_>,
     ) -> Option<dashmap::mapref::one::RefMut<'_, ResourceKey, ResourceEntry>> {
         if let Some(entry) = self.resources.get_mut(&key) {
             return Some(entry);
@@ -411,7 +400,7 @@ impl Engine {
             ctx.resource_key,
             ctx.scope_hash,
             ctx.hash,
-            series::hash_attributes(p.attributes),
+            series::hash_attributes(p.attributes.iter()),
         );
         let create = || Series {
             resource: ctx.resource_key,
@@ -479,8 +468,8 @@ impl Engine {
     }
 
     /// Classifies a new series (once per series, so decoding here is fine).
-    fn classify(&self, ctx: &MetricCtx<'_>, raw_attributes: &[Bytes]) -> Option<Box<Tracked>> {
-        let pairs = series::decode_attributes_text(raw_attributes);
+    fn classify(&self, ctx: &MetricCtx<'_>, raw_attributes: Attrs<'_>) -> Option<Box<Tracked>> {
+        let pairs = series::decode_attributes_text(raw_attributes.iter());
         let borrowed: Vec<(&str, &str)> = pairs
             .iter()
             .map(|(k, v)| (k.as_str(), v.as_str()))
@@ -607,11 +596,13 @@ impl Engine {
         }
         let mut report = RestoreReport::default();
         for r in snapshot.resources {
-            let raw: Vec<Bytes> = r.attributes.into_iter().map(Bytes::from).collect();
             self.resources.insert(
                 r.key,
                 ResourceEntry {
-                    info: Arc::new(ResourceInfo::from_raw(r.key, &raw)),
+                    info: Arc::new(ResourceInfo::from_attributes(
+                        r.key,
+                        series::decode_attributes_full(r.attributes.iter().map(|a| &a[..])),
+                    )),
                     detector: r.detector,
                     latest_ns: r.latest_ns,
                 },
@@ -738,11 +729,11 @@ pub struct ResourceView {
 }
 
 /// Checks what the lean decode cannot: metric names must be UTF-8.
-fn validate(request: &lean::ExportMetricsRequest) -> Result<(), IngestError> {
-    for (resource, rm) in request.resource_metrics.iter().enumerate() {
-        for (scope, sm) in rm.scope_metrics.iter().enumerate() {
-            for (metric, m) in sm.metrics.iter().enumerate() {
-                if std::str::from_utf8(&m.name).is_err() {
+fn validate(request: &MetricsRequest) -> Result<(), IngestError> {
+    for (resource, rm) in request.resources().enumerate() {
+        for (scope, sm) in rm.scopes().enumerate() {
+            for (metric, m) in sm.metrics().enumerate() {
+                if std::str::from_utf8(m.name).is_err() {
                     return Err(IngestError::InvalidMetricName {
                         resource,
                         scope,
@@ -755,7 +746,8 @@ fn validate(request: &lean::ExportMetricsRequest) -> Result<(), IngestError> {
     Ok(())
 }
 
-/// Data points in a request.
+/// Data points in a request decoded by prost (the oracle the view is tested
+/// against; the hot path reads [`MetricsRequest::points`]).
 pub fn count_points(request: &lean::ExportMetricsRequest) -> u64 {
     request
         .resource_metrics
@@ -779,107 +771,33 @@ fn point_count(metric: &lean::Metric) -> u32 {
     u32::try_from(n).unwrap_or(u32::MAX)
 }
 
-/// Calls `f` with every point of `metric` reduced to a [`PointView`], its
-/// temporality and its ordinal in the request.
+/// Calls `f` with every point of a metric's data, its temporality and its
+/// ordinal in the request.
 fn for_each_point(
-    metric: &lean::Metric,
+    data: DataView<'_>,
     ordinal: &mut u32,
     f: &mut impl FnMut(PointView<'_>, Temporality, u32),
 ) {
-    use lean::metric::Data;
-    let temporality_of = |t: i32| {
-        if t == TEMPORALITY_DELTA {
-            Temporality::Delta
-        } else {
-            Temporality::Cumulative
+    let temporality = match data.kind {
+        Kind::Gauge => Temporality::Gauge,
+        // A non-monotonic cumulative sum (an UpDownCounter such as heap
+        // used) is a level, not a counter.
+        Kind::Sum if !data.monotonic && data.temporality != TEMPORALITY_DELTA => Temporality::Gauge,
+        Kind::Summary => Temporality::Cumulative,
+        Kind::Sum | Kind::Histogram | Kind::ExponentialHistogram => {
+            if data.temporality == TEMPORALITY_DELTA {
+                Temporality::Delta
+            } else {
+                Temporality::Cumulative
+            }
         }
     };
-    let mut next = || {
+    for p in data.points() {
         let o = *ordinal;
         *ordinal = ordinal.saturating_add(1);
-        o
-    };
-    match metric.data.as_ref() {
-        None => {}
-        Some(Data::Gauge(g)) => {
-            for p in &g.data_points {
-                f(number_view(p), Temporality::Gauge, next());
-            }
-        }
-        Some(Data::Sum(s)) => {
-            // A non-monotonic cumulative sum (an UpDownCounter such as heap
-            // used) is a level, not a counter.
-            let temporality = if !s.is_monotonic && s.aggregation_temporality != TEMPORALITY_DELTA {
-                Temporality::Gauge
-            } else {
-                temporality_of(s.aggregation_temporality)
-            };
-            for p in &s.data_points {
-                f(number_view(p), temporality, next());
-            }
-        }
-        Some(Data::Histogram(h)) => {
-            let temporality = temporality_of(h.aggregation_temporality);
-            for p in &h.data_points {
-                f(p.count_view(), temporality, next());
-            }
-        }
-        Some(Data::ExponentialHistogram(h)) => {
-            let temporality = temporality_of(h.aggregation_temporality);
-            for p in &h.data_points {
-                f(p.count_view(), temporality, next());
-            }
-        }
-        Some(Data::Summary(s)) => {
-            for p in &s.data_points {
-                f(p.count_view(), Temporality::Cumulative, next());
-            }
-        }
+        f(p, temporality, o);
     }
 }
-
-fn number_view(p: &lean::NumberDataPoint) -> PointView<'_> {
-    use lean::number_data_point::Value;
-    let value = match p.value {
-        Some(Value::AsDouble(d)) => d,
-        Some(Value::AsInt(i)) => i as f64,
-        None => f64::NAN,
-    };
-    PointView {
-        attributes: &p.attributes,
-        start_ns: p.start_time_unix_nano,
-        t_ns: p.time_unix_nano,
-        value,
-        flags: p.flags,
-    }
-}
-
-/// Points whose detection value is their count (histograms, summaries).
-trait CountPoint {
-    fn count_view(&self) -> PointView<'_>;
-}
-
-macro_rules! count_point {
-    ($($t:ty),*) => {$(
-        impl CountPoint for $t {
-            fn count_view(&self) -> PointView<'_> {
-                PointView {
-                    attributes: &self.attributes,
-                    start_ns: self.start_time_unix_nano,
-                    t_ns: self.time_unix_nano,
-                    value: self.count as f64,
-                    flags: self.flags,
-                }
-            }
-        }
-    )*};
-}
-
-count_point!(
-    lean::HistogramDataPoint,
-    lean::ExponentialHistogramDataPoint,
-    lean::SummaryDataPoint
-);
 
 /// Re-encodes a metrics request without the points at `ordinals` (sorted
 /// ascending): the rare path taken when the series limit refused points, so
@@ -1039,7 +957,7 @@ mod tests {
                 ..Default::default()
             });
         assert!(matches!(
-            e.ingest(&bad),
+            e.ingest_metrics(Bytes::from(bad.encode_to_vec())),
             Err(IngestError::InvalidMetricName {
                 resource: 0,
                 scope: 0,

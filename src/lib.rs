@@ -16,7 +16,8 @@
 //! ```
 //!
 //! - [`receiver`]: OTLP/gRPC and OTLP/HTTP front ends over one export path.
-//! - [`engine`]: decodes the lean view once and feeds detection.
+//! - [`view`]: the checked, borrowed (allocation-free) view of a metrics request.
+//! - [`engine`]: feeds every point of that view to detection.
 //! - [`series`]: series identity (hashes of raw bytes) and the bounded table.
 //! - [`catalog`]: which runtime metrics mean what (heap, RSS, GC, requests).
 //! - [`detector`]: the pure numeric core: per-series trends, per-process lifecycle.
@@ -48,3 +49,4 @@ pub mod series;
 pub mod server;
 pub mod signal;
 pub mod telemetry;
+pub mod view;

@@ -117,6 +117,18 @@ fn full_points(request: &ExportMetricsServiceRequest) -> u64 {
 fn check_metrics(body: Bytes, protocol: Protocol) {
     let lean = lean::ExportMetricsRequest::decode(body.clone());
     let full = ExportMetricsServiceRequest::decode(body.clone());
+    // The hot path's borrowed view means what prost's lean decode means.
+    let view = leakwatch::view::MetricsRequest::decode(body.clone());
+    match (&lean, &view) {
+        (Ok(lean), Ok(view)) => assert_eq!(
+            view.points(),
+            engine::count_points(lean),
+            "the view and prost count different points"
+        ),
+        (Err(_), Err(_)) => {}
+        (Ok(_), Err(e)) => panic!("prost decodes it but the view refuses it: {e}"),
+        (Err(e), Ok(_)) => panic!("the view accepts what prost refuses: {e}"),
+    }
     if let Ok(full) = &full {
         let lean = lean.as_ref().unwrap_or_else(|e| {
             panic!("the full OTLP types decode it but the lean view fails: {e}")

@@ -25,6 +25,7 @@ use crate::limiter::MemoryLimiter;
 use crate::proto::lean;
 use crate::signal::{Protocol, Signal};
 use crate::telemetry::{RefusedReason, Telemetry};
+use crate::view::MetricsRequest;
 
 /// Why a request was refused as a whole.
 #[derive(Debug, thiserror::Error)]
@@ -136,7 +137,7 @@ impl Ingress {
     }
 
     fn export_metrics(&self, protocol: Protocol, body: Bytes) -> Result<Accepted, ExportError> {
-        let request = match lean::ExportMetricsRequest::decode(body.clone()) {
+        let request = match MetricsRequest::decode(body.clone()) {
             Ok(r) => r,
             Err(e) => {
                 self.telemetry.received(Signal::Metrics, protocol, 0);
@@ -147,7 +148,7 @@ impl Ingress {
                 ));
             }
         };
-        let points = engine::count_points(&request);
+        let points = request.points();
         self.telemetry.received(Signal::Metrics, protocol, points);
         let slot = match &self.queue {
             Some(q) => Some(
@@ -266,7 +267,7 @@ pub fn count_items(signal: Signal, body: Bytes) -> Result<u64, prost::DecodeErro
             .flat_map(|r| &r.scope_logs)
             .map(|s| s.log_records.len() as u64)
             .sum(),
-        Signal::Metrics => engine::count_points(&lean::ExportMetricsRequest::decode(body)?),
+        Signal::Metrics => MetricsRequest::decode(body)?.points(),
     })
 }
 
