@@ -415,7 +415,14 @@ impl Engine {
                 if new {
                     tally.created += 1;
                 }
-                series.last_seen_ns = series.last_seen_ns.max(p.t_ns);
+                // A point's time keeps its series from eviction, but a stamp
+                // beyond the watermark's reach (refused below) must not keep
+                // it alive for ever.
+                let horizon = match self.watermark_ns() {
+                    0 => p.t_ns,
+                    w => w.saturating_add(self.cfg.max_forward_jump.as_nanos() as u64),
+                };
+                series.last_seen_ns = series.last_seen_ns.max(p.t_ns.min(horizon));
                 let Some(tracked) = series.tracked.as_mut() else {
                     return;
                 };
@@ -985,5 +992,30 @@ mod tests {
         e.ingest_metrics(rss_request("b", 365 * 86_400 * S, 1e8))
             .expect("valid");
         assert_eq!(e.watermark_ns(), 2 * S + 3_600 * S);
+    }
+
+    #[test]
+    fn a_refused_far_future_point_does_not_keep_its_series_alive() {
+        let e = engine(10);
+        const S: u64 = 1_000_000_000;
+        const H: u64 = 3_600 * S;
+        e.ingest_metrics(rss_request("a", S, 1e8)).expect("valid");
+        e.ingest_metrics(rss_request("a", 2 * S, 1e8))
+            .expect("valid");
+        // Refused (too far ahead), yet it used to set the series' last-seen
+        // time a year ahead, so the series was never evicted.
+        e.ingest_metrics(rss_request("a", 365 * 86_400 * S, 1e8))
+            .expect("valid");
+        // Another process keeps the clock moving, an hour at a time.
+        for h in 1..=4 {
+            e.ingest_metrics(rss_request("b", h * H, 1e8))
+                .expect("valid");
+            e.ingest_metrics(rss_request("b", h * H + S, 1e8))
+                .expect("valid");
+        }
+        assert_eq!(e.series_count(), 2);
+        // The idle timeout is one hour: "a" was last really seen at 2 s.
+        assert_eq!(e.evict_idle(), 1);
+        assert_eq!(e.series_count(), 1);
     }
 }

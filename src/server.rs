@@ -211,7 +211,9 @@ impl Bound {
                     tracing::error!(error = %e, "OTLP/gRPC receiver failed.");
                 }
             });
-            info!(addr = ?addrs.grpc, "OTLP/gRPC receiver listening.");
+            if let Some(addr) = addrs.grpc {
+                info!(%addr, "OTLP/gRPC receiver listening.");
+            }
         }
         if let Some(listener) = http {
             let tls = config
@@ -232,7 +234,9 @@ impl Bound {
                 shutdown.clone(),
                 grace,
             ));
-            info!(addr = ?addrs.http, "OTLP/HTTP receiver listening.");
+            if let Some(addr) = addrs.http {
+                info!(%addr, "OTLP/HTTP receiver listening.");
+            }
         }
 
         // Admin listener: up until the very end.
@@ -251,7 +255,9 @@ impl Bound {
                 admin_stop.clone(),
                 Duration::from_secs(1),
             )));
-            info!(addr = ?addrs.admin, "Admin listener listening.");
+            if let Some(addr) = addrs.admin {
+                info!(%addr, "Admin listener listening.");
+            }
         }
 
         // Background tasks.

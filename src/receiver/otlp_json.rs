@@ -43,7 +43,7 @@ pub fn to_protobuf(signal: Signal, body: &[u8]) -> Result<Bytes, ExportError> {
     };
     let mut tree: Value = serde_json::from_slice(body).map_err(|e| bad(e.to_string()))?;
     let mut patches = Vec::new();
-    let mut expected = (0, 0);
+    let mut expected = Counts::default();
     if signal == Signal::Metrics {
         expected = json_points(&tree);
         take_special_doubles(&mut tree, &mut patches).map_err(bad)?;
@@ -59,11 +59,13 @@ pub fn to_protobuf(signal: Signal, body: &[u8]) -> Result<Bytes, ExportError> {
             let decoded = decoded_points(&request);
             if decoded != expected {
                 return Err(bad(format!(
-                    "{} of {} data points ({} of {} values) could not be read; check the types of their fields",
-                    expected.0.saturating_sub(decoded.0),
-                    expected.0,
-                    expected.1.saturating_sub(decoded.1),
-                    expected.1
+                    "{} of {} data points ({} of {} values, {} of {} exemplars with a value) could not be read; check the types of their fields",
+                    expected.points.saturating_sub(decoded.points),
+                    expected.points,
+                    expected.valued.saturating_sub(decoded.valued),
+                    expected.valued,
+                    expected.exemplars_valued.saturating_sub(decoded.exemplars_valued),
+                    expected.exemplars_valued,
                 )));
             }
             request.encode_to_vec()
@@ -78,8 +80,20 @@ pub fn to_protobuf(signal: Signal, body: &[u8]) -> Result<Bytes, ExportError> {
     Ok(Bytes::from(encoded))
 }
 
-/// Data points, and number points with a value, as the JSON tree holds them.
-fn json_points(tree: &Value) -> (u64, u64) {
+/// What the serde derives may silently lose: a type error inside a flattened
+/// oneof (a point's or an exemplar's value) becomes `None`, and one inside a
+/// point can drop it. Counted on the JSON tree and on the decoded request.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+struct Counts {
+    points: u64,
+    /// Number points with a value.
+    valued: u64,
+    /// Exemplars with a value.
+    exemplars_valued: u64,
+}
+
+/// [`Counts`] as the JSON tree holds them.
+fn json_points(tree: &Value) -> Counts {
     let list = |v: &Value, key: &str| {
         v.get(key)
             .and_then(Value::as_array)
@@ -87,7 +101,8 @@ fn json_points(tree: &Value) -> (u64, u64) {
             .unwrap_or(&[])
             .to_vec()
     };
-    let (mut points, mut valued) = (0, 0);
+    let has = |v: &Value, k: &str| v.get(k).is_some_and(|v| !v.is_null());
+    let mut counts = Counts::default();
     for rm in list(tree, "resourceMetrics") {
         for sm in list(&rm, "scopeMetrics") {
             for m in list(&sm, "metrics") {
@@ -102,47 +117,66 @@ fn json_points(tree: &Value) -> (u64, u64) {
                         continue;
                     };
                     for p in list(data, "dataPoints") {
-                        points += 1;
-                        let has = |k: &str| p.get(k).is_some_and(|v| !v.is_null());
-                        if matches!(kind, "gauge" | "sum") && (has("asDouble") || has("asInt")) {
-                            valued += 1;
+                        counts.points += 1;
+                        if matches!(kind, "gauge" | "sum")
+                            && (has(&p, "asDouble") || has(&p, "asInt"))
+                        {
+                            counts.valued += 1;
+                        }
+                        for e in list(&p, "exemplars") {
+                            if has(&e, "asDouble") || has(&e, "asInt") {
+                                counts.exemplars_valued += 1;
+                            }
                         }
                     }
                 }
             }
         }
     }
-    (points, valued)
+    counts
 }
 
 /// The same counts on the decoded request (non-finite `asDouble`s patched).
-fn decoded_points(request: &metrics::ExportMetricsServiceRequest) -> (u64, u64) {
+fn decoded_points(request: &metrics::ExportMetricsServiceRequest) -> Counts {
     use crate::proto::otlp::metrics::v1::metric::Data;
-    let (mut points, mut valued) = (0, 0);
+    use crate::proto::otlp::metrics::v1::Exemplar;
+    let valued = |e: &[Exemplar]| e.iter().filter(|e| e.value.is_some()).count() as u64;
+    let mut counts = Counts::default();
     for m in request
         .resource_metrics
         .iter()
         .flat_map(|rm| &rm.scope_metrics)
         .flat_map(|sm| &sm.metrics)
     {
-        let (n, v) = match m.data.as_ref() {
-            None => (0, 0),
+        let (n, v, e) = match m.data.as_ref() {
+            None => (0, 0, 0),
             Some(Data::Gauge(g)) => (
                 g.data_points.len(),
                 g.data_points.iter().filter(|p| p.value.is_some()).count(),
+                g.data_points.iter().map(|p| valued(&p.exemplars)).sum(),
             ),
             Some(Data::Sum(x)) => (
                 x.data_points.len(),
                 x.data_points.iter().filter(|p| p.value.is_some()).count(),
+                x.data_points.iter().map(|p| valued(&p.exemplars)).sum(),
             ),
-            Some(Data::Histogram(h)) => (h.data_points.len(), 0),
-            Some(Data::ExponentialHistogram(h)) => (h.data_points.len(), 0),
-            Some(Data::Summary(x)) => (x.data_points.len(), 0),
+            Some(Data::Histogram(h)) => (
+                h.data_points.len(),
+                0,
+                h.data_points.iter().map(|p| valued(&p.exemplars)).sum(),
+            ),
+            Some(Data::ExponentialHistogram(h)) => (
+                h.data_points.len(),
+                0,
+                h.data_points.iter().map(|p| valued(&p.exemplars)).sum(),
+            ),
+            Some(Data::Summary(x)) => (x.data_points.len(), 0, 0),
         };
-        points += n as u64;
-        valued += v as u64;
+        counts.points += n as u64;
+        counts.valued += v as u64;
+        counts.exemplars_valued += e;
     }
-    (points, valued)
+    counts
 }
 
 /// proto3 JSON's spellings of a double.
@@ -266,7 +300,9 @@ fn apply(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::proto::otlp::metrics::v1::{metric::Data, number_data_point::Value as V};
+    use crate::proto::otlp::metrics::v1::{
+        exemplar::Value as ExemplarValue, metric::Data, number_data_point::Value as V,
+    };
 
     fn metrics_json(points: &str) -> Vec<u8> {
         format!(r#"{{"resourceMetrics":[{{"scopeMetrics":[{{"metrics":[{{"name":"m","gauge":{{"dataPoints":[{points}]}}}}]}}]}}]}}"#).into_bytes()
@@ -298,12 +334,36 @@ mod tests {
             r#"{"asDouble":1.5,"flags":"x"}"#,
             r#"{"asDouble":true}"#,
             r#"{"asDouble":1,"exemplars":[0]}"#,
+            // Used to be forwarded without the exemplar's value.
+            r#"{"asDouble":1,"exemplars":[{"asDouble":true,"timeUnixNano":"1"}]}"#,
+            r#"{"asDouble":1,"exemplars":[{"asInt":"x"}]}"#,
         ] {
             assert!(
                 matches!(values(&metrics_json(bad)), Err(ExportError::Malformed(_))),
                 "{bad}"
             );
         }
+    }
+
+    #[test]
+    fn exemplars_keep_their_values() {
+        let body = metrics_json(
+            r#"{"asDouble":1,"exemplars":[{"asDouble":2.5,"timeUnixNano":"1"},{"asInt":"3"}]}"#,
+        );
+        let bytes = to_protobuf(Signal::Metrics, &body).expect("valid");
+        let request = metrics::ExportMetricsServiceRequest::decode(bytes).expect("protobuf");
+        let Some(Data::Gauge(g)) = &request.resource_metrics[0].scope_metrics[0].metrics[0].data
+        else {
+            panic!("gauge")
+        };
+        let values: Vec<_> = g.data_points[0].exemplars.iter().map(|e| e.value).collect();
+        assert_eq!(
+            values,
+            vec![
+                Some(ExemplarValue::AsDouble(2.5)),
+                Some(ExemplarValue::AsInt(3))
+            ]
+        );
     }
 
     #[test]
