@@ -2,8 +2,10 @@
 # Soak test: the release binary under half of its maximum throughput for a
 # long time, watching its own memory two ways — its RSS sampled from /proc by
 # this script, and its built-in self-monitoring (`self_monitoring`: leakwatch
-# feeds its own RSS as `process.memory.usage` of `service.name=leakwatch` to
-# its own detector), which must not flag leakwatch as leaking.
+# feeds its own RSS as `process.memory.usage`, and with the default `jemalloc`
+# feature its allocator's live bytes as `leakwatch.memory.heap.allocated`, of
+# `service.name=leakwatch` to its own detector), which must not flag
+# leakwatch as leaking.
 #
 #   bash scripts/soak.sh                 # 30 minutes (the figures in README)
 #   bash scripts/soak.sh --minutes 1     # the brief version scripts/test.sh runs
@@ -47,7 +49,7 @@ while [ $# -gt 0 ]; do
     --binary) binary=$2; shift 2 ;;
     --max-rss-mb) max_rss_mb=$2; shift 2 ;;
     --keep) keep=$2; shift 2 ;;
-    -h | --help) sed -n '2,27p' "$0"; exit 0 ;;
+    -h | --help) sed -n '2,29p' "$0"; exit 0 ;;
     *) echo "soak: unknown option $1" >&2; exit 64 ;;
     esac
 done

@@ -282,6 +282,8 @@ const BUILTIN: &[BuiltinRule] = &[
     ),
     ("cpython.gc.collections", &[], Some(Role::GcCount)),
     ("process.runtime.cpython.gc_count", &[], Some(Role::GcCount)),
+    // leakwatch's own allocator (self-monitoring, `selfwatch::HEAP_METRIC`): live bytes, no GC.
+    ("leakwatch.memory.heap.allocated", &[], Some(Role::HeapUsed)),
     // Any runtime / platform.
     ("process.memory.usage", &[], Some(Role::Rss)),
     (

@@ -358,10 +358,13 @@ impl Engine {
         if !self.limiter.admits_new_series() || self.resources.len() >= self.cfg.max_series {
             return None;
         }
-        Some(self.resources.entry(key).or_insert_with(|| ResourceEntry {
-            info: Arc::new(ResourceInfo::from_raw(key, raw)),
-            detector: ResourceDetector::new(),
-            latest_ns: 0,
+        Some(self.resources.entry(key).or_insert_with(|| {
+            self.limiter.charge(crate::limiter::RESOURCE_CHARGE_BYTES);
+            ResourceEntry {
+                info: Arc::new(ResourceInfo::from_raw(key, raw)),
+                detector: ResourceDetector::new(),
+                latest_ns: 0,
+            }
         }))
     }
 
@@ -414,6 +417,7 @@ impl Engine {
             |series, new| {
                 if new {
                     tally.created += 1;
+                    self.limiter.charge(crate::limiter::SERIES_CHARGE_BYTES);
                 }
                 // A point's time keeps its series from eviction, but a stamp
                 // beyond the watermark's reach (refused below) must not keep
@@ -927,6 +931,37 @@ mod tests {
             .expect("valid")
             .rejected
             .is_empty());
+    }
+
+    #[test]
+    fn new_series_stop_when_the_memory_budget_is_spent() {
+        let limiter = Arc::new(MemoryLimiter::new(1_000_000, 100_000));
+        let e = engine(1000).with_limiter(Arc::clone(&limiter));
+        // 17,000 bytes of room; each new process with its one series is charged 6 KiB, and
+        // what is admitted while some room is left may overdraw it.
+        limiter.observe(83_000);
+        let refused: Vec<bool> = ["a", "b", "c", "d", "e"]
+            .iter()
+            .map(|s| {
+                let o = e.ingest_metrics(rss_request(s, 1_000, 1e8)).expect("valid");
+                assert!(o.rejected.is_empty() || o.rejected_for_memory);
+                !o.rejected.is_empty()
+            })
+            .collect();
+        assert_eq!(refused, [false, false, false, true, true]);
+        // Existing series go on; the next sample refills the budget.
+        assert!(e
+            .ingest_metrics(rss_request("a", 2_000, 1e8))
+            .expect("valid")
+            .rejected
+            .is_empty());
+        limiter.observe(90_000);
+        assert!(e
+            .ingest_metrics(rss_request("d", 3_000, 1e8))
+            .expect("valid")
+            .rejected
+            .is_empty());
+        assert_eq!(e.resource_count(), 4);
     }
 
     #[test]

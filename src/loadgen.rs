@@ -136,7 +136,16 @@ pub struct WorkloadConfig {
     /// Buckets per histogram point (OTLP semantic conventions use 15 for
     /// `http.server.request.duration`).
     pub histogram_buckets: usize,
+    /// Every cycle is a new fleet: each resource carries a [`FLOOD_ATTRIBUTE`]
+    /// numbered by cycle and resource, so every point sent is the first point
+    /// of a new series (a cardinality flood, e.g. for the memory limiter).
+    pub distinct: bool,
 }
+
+/// The resource attribute that makes each cycle's fleet new in `distinct` mode.
+pub const FLOOD_ATTRIBUTE: &str = "loadgen.flood.id";
+/// Width of its value: zero-padded decimal digits, patched in place.
+const FLOOD_ID_WIDTH: usize = 16;
 
 impl WorkloadConfig {
     /// The named size with its default fleet: `sdk` is 100 processes × 40
@@ -158,6 +167,7 @@ impl WorkloadConfig {
             interval: Duration::from_secs(60),
             start_unix_nano: 1_700_000_000_000_000_000,
             histogram_buckets: 15,
+            distinct: false,
         }
     }
 
@@ -235,6 +245,8 @@ struct Site {
 pub struct Template {
     bytes: Vec<u8>,
     sites: Vec<Site>,
+    /// `distinct` mode: (offset of the [`FLOOD_ATTRIBUTE`] value, resource index).
+    ids: Vec<(u32, u32)>,
 }
 
 impl Template {
@@ -255,7 +267,24 @@ impl Template {
     /// The request of `cycle`, stamped `t_ns`: a copy of the template with
     /// its timestamps, values and counts patched in place.
     pub fn render(&self, cycle: u64, t_ns: u64) -> Bytes {
+        self.render_in(cycle, t_ns, 0)
+    }
+
+    /// [`Template::render`], with each resource's [`FLOOD_ATTRIBUTE`] (in
+    /// `distinct` mode) set to `cycle × resources + resource`.
+    fn render_in(&self, cycle: u64, t_ns: u64, resources: u64) -> Bytes {
         let mut buf = self.bytes.clone();
+        for &(at, r) in &self.ids {
+            let id = cycle.saturating_mul(resources).saturating_add(u64::from(r));
+            let digits = format!("{id:0width$}", width = FLOOD_ID_WIDTH);
+            let at = at as usize;
+            if let (Some(dst), true) = (
+                buf.get_mut(at..at + FLOOD_ID_WIDTH),
+                digits.len() == FLOOD_ID_WIDTH,
+            ) {
+                dst.copy_from_slice(digits.as_bytes());
+            }
+        }
         let time = t_ns.to_le_bytes();
         for site in &self.sites {
             put(&mut buf, site.time, time);
@@ -492,7 +521,12 @@ impl Workload {
     pub fn render(&self, index: usize, cycle: u64) -> Option<Bytes> {
         self.requests
             .get(index)
-            .map(|t| t.render(cycle, self.time_of(cycle)))
+            .map(|t| self.render_template(t, cycle))
+    }
+
+    /// `template` (one of [`Workload::requests`]) for `cycle`.
+    pub fn render_template(&self, template: &Template, cycle: u64) -> Bytes {
+        template.render_in(cycle, self.time_of(cycle), self.cfg.resources as u64)
     }
 
     /// Mean points per request.
@@ -529,6 +563,7 @@ fn build_request(cfg: &WorkloadConfig, series: Range<usize>) -> Result<Template,
     let mut dynamics = Vec::with_capacity(series.len());
     let mut r = resource_of(cfg, series.start);
     let mut current = None;
+    let mut id_resources: Vec<u32> = Vec::new();
     for s in series {
         while r + 1 < cfg.resources && resource_start(cfg, r + 1) <= s {
             r += 1;
@@ -538,9 +573,14 @@ fn build_request(cfg: &WorkloadConfig, series: Range<usize>) -> Result<Template,
         let (attributes, dyn_) = series_of(r, k);
         if current != Some(r) {
             current = Some(r);
+            let mut attributes = resource_attributes(r);
+            if cfg.distinct {
+                attributes.push(text(FLOOD_ATTRIBUTE, FLOOD_PLACEHOLDER.to_owned()));
+                id_resources.push(r as u32);
+            }
             request.resource_metrics.push(ResourceMetrics {
                 resource: Some(Resource {
-                    attributes: resource_attributes(r),
+                    attributes,
                     ..Default::default()
                 }),
                 scope_metrics: Vec::new(),
@@ -658,8 +698,29 @@ fn build_request(cfg: &WorkloadConfig, series: Range<usize>) -> Result<Template,
             })
         })
         .collect::<Result<Vec<_>, LoadgenError>>()?;
-    Ok(Template { bytes, sites })
+    // The placeholder is a run of '#' that nothing else in a request contains.
+    let found: Vec<usize> = bytes
+        .windows(FLOOD_ID_WIDTH)
+        .enumerate()
+        .filter(|(_, w)| *w == FLOOD_PLACEHOLDER.as_bytes())
+        .map(|(i, _)| i)
+        .collect();
+    if found.len() != id_resources.len() {
+        return Err(LoadgenError::Workload(format!(
+            "found {} flood ids in the encoded request, built {}",
+            found.len(),
+            id_resources.len()
+        )));
+    }
+    let ids = found
+        .into_iter()
+        .zip(id_resources)
+        .map(|(at, r)| Ok((offset(at)?, r)))
+        .collect::<Result<Vec<_>, LoadgenError>>()?;
+    Ok(Template { bytes, sites, ids })
 }
+
+const FLOOD_PLACEHOLDER: &str = "################";
 
 /// A minimal protobuf reader that finds the patchable fields of the
 /// requests built above (field numbers of `opentelemetry.proto.metrics.v1`).
@@ -1446,7 +1507,6 @@ async fn worker(w: usize, plan: Arc<Plan>, mut client: Client) -> WorkerStats {
     let max_cycles = plan.cycles.unwrap_or(u64::MAX);
     let mut cycle = 0;
     'run: while cycle < max_cycles {
-        let t_ns = workload.time_of(cycle);
         for &j in &mine {
             let Some(template) = workload.requests().get(j) else {
                 continue;
@@ -1459,7 +1519,7 @@ async fn worker(w: usize, plan: Arc<Plan>, mut client: Client) -> WorkerStats {
             if sent >= plan.deadline {
                 break 'run;
             }
-            let body = template.render(cycle, t_ns);
+            let body = workload.render_template(template, cycle);
             let outcome =
                 match tokio::time::timeout(plan.timeout, client.send(&plan.target, body)).await {
                     Ok(o) => o,
@@ -1744,6 +1804,12 @@ pub struct LoadgenArgs {
     /// Event time of the first points, in seconds since the epoch [default: now].
     #[arg(long, value_name = "UNIX_SECONDS")]
     start_time: Option<u64>,
+    /// Every point a new series: each cycle's processes get a new
+    /// `loadgen.flood.id` resource attribute (a cardinality flood; with
+    /// --cycles C, C × series distinct series in all). Refused points are
+    /// counted from partial_success.rejected_data_points as always.
+    #[arg(long)]
+    distinct: bool,
     /// Buckets per histogram point.
     #[arg(long, default_value_t = 15)]
     histogram_buckets: usize,
@@ -1773,6 +1839,7 @@ impl LoadgenArgs {
             .unwrap_or(workload.points_per_request);
         workload.interval = self.interval;
         workload.histogram_buckets = self.histogram_buckets;
+        workload.distinct = self.distinct;
         workload.start_unix_nano = match self.start_time {
             Some(s) => s.saturating_mul(1_000_000_000),
             None => SystemTime::now()
@@ -1925,6 +1992,7 @@ mod tests {
             interval: Duration::from_secs(10),
             start_unix_nano: 1_700_000_000_000_000_000,
             histogram_buckets: 15,
+            distinct: false,
         }
     }
 
@@ -1967,6 +2035,49 @@ mod tests {
         let r = decode(w.render(0, 0).expect("request"));
         assert_eq!(r.resource_metrics.len(), 100);
         assert_eq!(times(&r).len(), 5_000);
+    }
+
+    #[test]
+    fn distinct_mode_makes_every_cycle_a_new_fleet() {
+        let mut cfg = small(60, 3, 40);
+        cfg.distinct = true;
+        let w = Workload::build(&cfg).expect("builds");
+        let ids = |index: usize, cycle: u64| {
+            let r = decode(w.render(index, cycle).expect("request"));
+            r.resource_metrics
+                .iter()
+                .map(|rm| {
+                    let attrs = &rm.resource.as_ref().expect("resource").attributes;
+                    let kv = attrs
+                        .iter()
+                        .find(|kv| kv.key == FLOOD_ATTRIBUTE)
+                        .expect("flood id");
+                    match kv.value.as_ref().and_then(|v| v.value.as_ref()) {
+                        Some(any_value::Value::StringValue(s)) => s.clone(),
+                        other => panic!("unexpected {other:?}"),
+                    }
+                })
+                .collect::<Vec<_>>()
+        };
+        let mut seen = std::collections::BTreeSet::new();
+        for cycle in 0..4 {
+            for index in 0..w.requests().len() {
+                for id in ids(index, cycle) {
+                    assert_eq!(id.len(), FLOOD_ID_WIDTH);
+                    // A resource split over two requests keeps its id within a cycle.
+                    seen.insert(id);
+                }
+            }
+        }
+        assert_eq!(seen.len(), 3 * 4);
+        assert!(seen.contains("0000000000000011"));
+        // Without distinct mode there is no flood id.
+        let plain = Workload::build(&small(60, 3, 40)).expect("builds");
+        let r = decode(plain.render(0, 0).expect("request"));
+        assert!(r.resource_metrics.iter().all(|rm| rm
+            .resource
+            .as_ref()
+            .is_some_and(|res| res.attributes.iter().all(|kv| kv.key != FLOOD_ATTRIBUTE))));
     }
 
     #[test]

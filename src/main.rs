@@ -8,6 +8,29 @@ use clap::{Args, Parser, Subcommand};
 use leakwatch::config::{Config, LogFormat, ProcessEnv};
 use tokio_util::sync::CancellationToken;
 
+/// jemalloc rather than glibc malloc: glibc grows per-thread arenas under
+/// concurrent load and keeps their pages (RSS stepped 10 → 17 MiB in a
+/// 30-minute soak with no leak), while jemalloc returns unused pages by decay
+/// and reports its live bytes exactly, which self-monitoring reads.
+#[cfg(feature = "jemalloc")]
+#[global_allocator]
+static GLOBAL: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
+/// jemalloc's count of bytes allocated by the program and not yet freed.
+#[cfg(feature = "jemalloc")]
+struct JemallocHeap;
+
+#[cfg(feature = "jemalloc")]
+impl leakwatch::selfwatch::HeapProbe for JemallocHeap {
+    fn allocated_bytes(&self) -> Option<u64> {
+        // jemalloc's statistics are a snapshot refreshed by advancing the epoch.
+        tikv_jemalloc_ctl::epoch::advance().ok()?;
+        tikv_jemalloc_ctl::stats::allocated::read()
+            .ok()
+            .map(|b| b as u64)
+    }
+}
+
 /// Catches memory leaks in production before the OOM killer does: an OTLP
 /// endpoint that forwards everything and watches memory trends in the stream.
 #[derive(Parser, Debug)]
@@ -143,6 +166,8 @@ async fn run(config: Config) -> anyhow::Result<()> {
     let bound = leakwatch::server::Bound::bind(config)
         .await
         .context("starting leakwatch")?;
+    #[cfg(feature = "jemalloc")]
+    let bound = bound.with_heap_probe(std::sync::Arc::new(JemallocHeap));
     let shutdown = CancellationToken::new();
     tokio::spawn(wait_for_signal(shutdown.clone()));
     bound.run(shutdown).await.context("running leakwatch")?;

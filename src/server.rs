@@ -54,6 +54,7 @@ pub struct Bound {
     http: Option<TcpListener>,
     admin: Option<TcpListener>,
     probe: Arc<dyn MemoryProbe>,
+    heap: Option<Arc<dyn crate::selfwatch::HeapProbe>>,
 }
 
 /// The addresses actually bound (useful with port 0).
@@ -98,6 +99,7 @@ impl Bound {
             http,
             admin,
             probe: Arc::new(ProcessRss),
+            heap: None,
         })
     }
 
@@ -105,6 +107,13 @@ impl Bound {
     /// default); tests use it to drive the limiter's states.
     pub fn with_memory_probe(mut self, probe: Arc<dyn MemoryProbe>) -> Self {
         self.probe = probe;
+        self
+    }
+
+    /// Lets self-monitoring read the allocator's live heap bytes (the binary
+    /// installs one for its global allocator); without it, only RSS is fed.
+    pub fn with_heap_probe(mut self, heap: Arc<dyn crate::selfwatch::HeapProbe>) -> Self {
+        self.heap = Some(heap);
         self
     }
 
@@ -126,6 +135,7 @@ impl Bound {
             http,
             admin,
             probe,
+            heap,
         } = self;
         let telemetry = Arc::new(Telemetry::new());
         let limiter = Arc::new(match &config.receivers.memory_limiter {
@@ -280,6 +290,7 @@ impl Bound {
             background.spawn(crate::selfwatch::run(
                 Arc::clone(&engine),
                 ingress.events.clone(),
+                heap,
                 config.self_monitoring.interval,
                 config.self_monitoring.warmup,
                 shutdown.clone(),

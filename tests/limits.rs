@@ -70,12 +70,14 @@ async fn eventually<T, F: std::future::Future<Output = Option<T>>>(mut f: impl F
 async fn soft_limit_refuses_new_series_hard_limit_refuses_requests() {
     let mut config = test_config(None);
     config.receivers.memory_limiter = Some(MemoryLimiterConfig {
-        limit_bytes: 1000,
+        // Realistic sizes: each new series is charged ~2 KiB against the room
+        // left under the soft limit until the next sample.
+        limit_bytes: 1_000_000_000,
         soft_limit_percent: 80.0,
         check_interval: Duration::from_millis(10),
     });
     let memory = Arc::new(FakeMemory::default());
-    memory.0.store(100, Ordering::Relaxed);
+    memory.0.store(100_000_000, Ordering::Relaxed);
     let lw = start_with_probe(config, Arc::clone(&memory)).await;
     let t0 = now_ns();
 
@@ -86,7 +88,7 @@ async fn soft_limit_refuses_new_series_hard_limit_refuses_requests() {
     assert_eq!(r.partial_success, None);
 
     // Soft: the existing series keep working, the new one is refused.
-    memory.0.store(850, Ordering::Relaxed);
+    memory.0.store(850_000_000, Ordering::Relaxed);
     wait_pressure(&lw, 1).await;
     let r = export(&lw, &rss_request(&["a", "b", "c"], t0 + 10_000_000_000))
         .await
@@ -119,7 +121,7 @@ async fn soft_limit_refuses_new_series_hard_limit_refuses_requests() {
     );
 
     // Hard: whole requests are refused, retryably, on both protocols.
-    memory.0.store(5000, Ordering::Relaxed);
+    memory.0.store(5_000_000_000, Ordering::Relaxed);
     wait_pressure(&lw, 2).await;
     let status = export(&lw, &rss_request(&["a"], t0 + 20_000_000_000))
         .await
@@ -140,7 +142,7 @@ async fn soft_limit_refuses_new_series_hard_limit_refuses_requests() {
     assert!(headers.contains_key("retry-after"));
 
     // Back to normal: new series are admitted again.
-    memory.0.store(100, Ordering::Relaxed);
+    memory.0.store(100_000_000, Ordering::Relaxed);
     wait_pressure(&lw, 0).await;
     let r = export(&lw, &rss_request(&["a", "b", "c"], t0 + 30_000_000_000))
         .await
