@@ -78,6 +78,10 @@ pub enum Behaviour {
     Fail(tonic::Code),
     /// Accept after this long (a slow downstream).
     Delay(Duration),
+    /// Fail with the code the requests whose bytes the predicate picks; accept the others.
+    FailWhen(fn(&[u8]) -> bool, tonic::Code),
+    /// Accept, answering with a `partial_success` of this many rejected items.
+    PartialSuccess(i64),
 }
 
 /// A fake downstream collector: every export request's raw bytes go into a channel.
@@ -147,6 +151,33 @@ impl tonic::server::UnaryService<Bytes> for Handler {
                     Ok(tonic::Response::new(Bytes::new()))
                 }
                 Behaviour::Fail(code) => Err(Status::new(code, "fake downstream told to fail")),
+                Behaviour::PartialSuccess(rejected) => {
+                    let _ = sink.tx.send(Received {
+                        path,
+                        body: request.into_inner(),
+                    });
+                    // Field 1 of every Export*ServiceResponse: partial_success {rejected = 1,
+                    // error_message = 2}.
+                    let reply = leakwatch::proto::otlp::collector::logs::v1::ExportLogsServiceResponse {
+                        partial_success: Some(
+                            leakwatch::proto::otlp::collector::logs::v1::ExportLogsPartialSuccess {
+                                rejected_log_records: rejected,
+                                error_message: "fake downstream rejected some".into(),
+                            },
+                        ),
+                    };
+                    Ok(tonic::Response::new(Bytes::from(
+                        prost::Message::encode_to_vec(&reply),
+                    )))
+                }
+                Behaviour::FailWhen(pick, code) => {
+                    let body = request.into_inner();
+                    if pick(&body) {
+                        return Err(Status::new(code, "fake downstream told to fail this one"));
+                    }
+                    let _ = sink.tx.send(Received { path, body });
+                    Ok(tonic::Response::new(Bytes::new()))
+                }
                 Behaviour::Delay(d) => {
                     tokio::time::sleep(d).await;
                     let _ = sink.tx.send(Received {
