@@ -22,6 +22,12 @@
 //! down with it. A request of another signal met while gathering is the sender's next
 //! export.
 //!
+//! **Transport failures are retried.** An export that fails without a gRPC status from
+//! the downstream (the connection was reset or closed, a GOAWAY, an HTTP/2 or I/O error)
+//! may never have reached it; tonic reports those as INTERNAL or UNKNOWN, which the OTLP
+//! table would make permanent, so they are retried like UNAVAILABLE. A request counts as
+//! delivered only once the downstream's OK response has been received.
+//!
 //! With `downstream.queue.persistent` set, the queue is also written ahead to
 //! disk ([`wal`]): `send` returns only once the request is in the log (fsync'd
 //! with `sync: always`), a request is marked done there when it is delivered
@@ -713,8 +719,12 @@ impl Sender {
     }
 }
 
-/// Sorts a failed export by the OTLP specification's retry rules.
+/// Sorts a failed export by the OTLP specification's retry rules. A failure of the
+/// transport itself (no status from the downstream) is retryable whatever code tonic gave it.
 fn classify(status: Status) -> Attempt {
+    if from_transport(&status) {
+        return Attempt::Retry(None, status);
+    }
     let hint = status.get_details_retry_info().and_then(|r| r.retry_delay);
     match status.code() {
         Code::Cancelled
@@ -727,6 +737,21 @@ fn classify(status: Status) -> Attempt {
         Code::ResourceExhausted if hint.is_some() => Attempt::Retry(hint, status),
         _ => Attempt::Permanent(status),
     }
+}
+
+/// Whether tonic made `status` up from a connection failure (reset, closed, GOAWAY, an
+/// HTTP/2 or I/O error) rather than receiving it from the downstream: statuses the downstream
+/// sends carry no error source, those tonic derives from a transport error keep it. The
+/// request may or may not have been processed; OTLP is at-least-once, so it is sent again.
+fn from_transport(status: &Status) -> bool {
+    let mut source = std::error::Error::source(status);
+    while let Some(e) = source {
+        if e.is::<hyper::Error>() || e.is::<std::io::Error>() || e.is::<tonic::transport::Error>() {
+            return true;
+        }
+        source = e.source();
+    }
+    false
 }
 
 /// ±20 % jitter so that senders that failed together do not retry together.
@@ -863,6 +888,26 @@ mod tests {
         assert_eq!(q.requests(), 3);
         drop((b, next));
         assert_eq!((q.requests(), q.bytes()), (0, 0));
+    }
+
+    #[test]
+    fn transport_failures_are_retried_whatever_code_tonic_gave_them() {
+        // What tonic makes of a reset connection: UNKNOWN, with the I/O error as its source.
+        let reset = Status::from_error(Box::new(std::io::Error::new(
+            std::io::ErrorKind::ConnectionReset,
+            "connection reset by peer",
+        )));
+        assert_eq!(reset.code(), Code::Unknown);
+        assert!(matches!(classify(reset), Attempt::Retry(None, _)));
+        // The same codes sent by the downstream itself stay permanent.
+        assert!(matches!(
+            classify(Status::unknown("x")),
+            Attempt::Permanent(_)
+        ));
+        assert!(matches!(
+            classify(Status::internal("x")),
+            Attempt::Permanent(_)
+        ));
     }
 
     #[test]

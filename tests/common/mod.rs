@@ -323,13 +323,13 @@ impl Downstream {
     }
 
     /// Stops the server and returns what it received that was not read yet
-    /// (requests can land between the last read and the stop).
+    /// (requests can land between the last read and the stop). Nothing more can
+    /// land after: tonic's graceful stop returns only once every connection has
+    /// closed, a connection closes only once its streams are done, and the
+    /// handler puts a request in the channel before it answers OK.
     pub async fn stop_and_drain(mut self) -> Vec<Received> {
         self.stop.cancel();
         let _ = self.task.await;
-        // Connection tasks may still finish a request after the server task
-        // returned: give them a moment before the last read.
-        tokio::time::sleep(Duration::from_millis(300)).await;
         let mut rest = Vec::new();
         while let Ok(r) = self.rx.try_recv() {
             rest.push(r);
