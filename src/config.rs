@@ -702,6 +702,12 @@ impl Config {
             );
         }
         if let Some(p) = &self.downstream.queue.persistent {
+            // Nothing is ever queued without a downstream: the directory would stay empty
+            // while the operator believes data is kept safe.
+            check(
+                self.downstream.endpoint.is_some(),
+                "downstream.queue.persistent: set but downstream.endpoint is not: nothing is forwarded, so nothing would be queued on disk (set an endpoint or remove the persistent queue)",
+            );
             check(
                 !p.dir.as_os_str().is_empty(),
                 "downstream.queue.persistent.dir: must not be empty",
@@ -956,7 +962,7 @@ mod tests {
         let c = Config::load(None, &env(&[]), &[]).expect("defaults");
         assert!(c.downstream.queue.persistent.is_none());
         assert!(c.checkpoint.is_none());
-        let f = file("downstream:\n  queue:\n    persistent:\n      dir: /var/lib/leakwatch/queue\n      sync: batch\ncheckpoint:\n  path: /var/lib/leakwatch/state.ckpt\n");
+        let f = file("downstream:\n  endpoint: http://127.0.0.1:14317\n  queue:\n    persistent:\n      dir: /var/lib/leakwatch/queue\n      sync: batch\ncheckpoint:\n  path: /var/lib/leakwatch/state.ckpt\n");
         let c = Config::load(Some(&f.0), &env(&[]), &[]).expect("valid");
         let p = c.downstream.queue.persistent.expect("persistent");
         assert_eq!(p.dir, PathBuf::from("/var/lib/leakwatch/queue"));
@@ -986,6 +992,26 @@ mod tests {
         let f = file("checkpoint:\n  interval: 5s\n");
         let err = Config::load(Some(&f.0), &env(&[]), &[]).expect_err("path required");
         assert!(err.to_string().contains("checkpoint"), "{err}");
+    }
+
+    #[test]
+    fn a_persistent_queue_without_a_downstream_is_an_error() {
+        let f = file("downstream:\n  queue:\n    persistent:\n      dir: /q\n");
+        let err = Config::load(Some(&f.0), &env(&[]), &[]).expect_err("no endpoint");
+        assert!(
+            err.0
+                .iter()
+                .any(|m| m.starts_with("downstream.queue.persistent: set but downstream.endpoint")),
+            "{err}"
+        );
+        // The endpoint may come from any layer.
+        let c = Config::load(
+            Some(&f.0),
+            &env(&[("LEAKWATCH_DOWNSTREAM", "http://127.0.0.1:14317")]),
+            &[],
+        )
+        .expect("endpoint from the environment");
+        assert!(c.downstream.queue.persistent.is_some());
     }
 
     #[test]

@@ -466,3 +466,43 @@ async fn persistent_queue_costs_are_measured_and_everything_is_delivered() {
         println!("  {f}");
     }
 }
+
+/// Two leakwatch processes on one queue directory would interleave records and each replay the
+/// other's requests: the second is refused at start with a clear error, and the directory is
+/// free again once the first has stopped.
+#[tokio::test]
+async fn a_second_leakwatch_on_the_same_queue_directory_is_refused() {
+    let dir = TempDir::new("lock");
+    let downstream = Downstream::start().await;
+    let mut config = test_config(Some(downstream.endpoint()));
+    config.downstream.queue.persistent = Some(leakwatch::config::PersistentQueueConfig {
+        dir: dir.0.clone(),
+        max_bytes: 1 << 20,
+        sync: SyncMode::Always,
+    });
+    let lw = start(config.clone()).await;
+    // Once a request is accepted, the first one's exporter (and its queue) has started.
+    grpc_raw(&lw.grpc_endpoint(), paths::LOGS, numbered(1, 0), None, None)
+        .await
+        .expect("the first instance runs");
+    let second = leakwatch::server::Bound::bind(config.clone())
+        .await
+        .expect("its listeners bind (ports of its own)");
+    let Err(err) = tokio::time::timeout(
+        Duration::from_secs(10),
+        second.run(tokio_util::sync::CancellationToken::new()),
+    )
+    .await
+    .expect("refused at start, not run") else {
+        panic!("a second instance on the same directory is refused");
+    };
+    let text = err.to_string();
+    assert!(
+        text.contains("in use by another process") && text.contains(&dir.0.display().to_string()),
+        "{text}"
+    );
+    lw.stop().await;
+    let again = start(config).await;
+    again.stop().await;
+    downstream.stop().await;
+}
