@@ -365,10 +365,10 @@ fmt() { python3 -c "print(f'{$1:,.0f}')"; }
     for sys in "${SYSTEMS[@]}"; do
       ratio="–"; eff="–"
       if [ "$HAS_ROTEL" = 1 ]; then
-        ratio="$(calc "round(${MAX[$size,$sys]} / max(1, ${MAX[$size,rotel]}), 2)")"
-        eff="$(calc "round(${CPU_PER_M[$size,rotel]} / max(1e-9, ${CPU_PER_M[$size,$sys]}), 2)")"
+        ratio="$(calc "round(${MAX[$size,$sys]} / max(1, ${MAX[$size,rotel]}), 2)")×"
+        eff="$(calc "round(${CPU_PER_M[$size,rotel]} / max(1e-9, ${CPU_PER_M[$size,$sys]}), 2)")×"
       fi
-      echo "| $size | $sys | $(fmt "${MAX[$size,$sys]}") | ${ratio}× | ${ERRS[$size,$sys]} | ${CPU_PER_M[$size,$sys]} | ${eff}× | ${CLIENT_CPU[$size,$sys]} | $(calc "round(${P50[$size,$sys]}, 3)") | $(calc "round(${P99[$size,$sys]}, 3)") |"
+      echo "| $size | $sys | $(fmt "${MAX[$size,$sys]}") | ${ratio} | ${ERRS[$size,$sys]} | ${CPU_PER_M[$size,$sys]} | ${eff} | ${CLIENT_CPU[$size,$sys]} | $(calc "round(${P50[$size,$sys]}, 3)") | $(calc "round(${P99[$size,$sys]}, 3)") |"
     done
   done
   echo
