@@ -19,9 +19,13 @@
 # (raw loadgen reports: target/bench/*.json). Everything listens on 127.0.0.1 only; every wait
 # is bounded in time; only processes this script started are stopped.
 #
-# Usage: scripts/bench.sh [--quick] [--no-build] [--duration SECONDS]
+# Usage: scripts/bench.sh [--quick] [--no-build] [--duration SECONDS] [--systems LIST] [--sizes LIST] [--no-rss]
 #   --quick     one round of a few seconds per run, smaller series counts (smoke test of the script)
 #   --no-build  use the existing target/release/leakwatch
+#   --systems   comma-separated subset of leakwatch,leakwatch+fwd,rotel (default: all three);
+#               ratios "vs rotel" need rotel in the list
+#   --sizes     comma-separated subset of sdk,collector (default: both)
+#   --no-rss    skip the memory-per-series runs (they also run only when leakwatch is in --systems)
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -31,6 +35,9 @@ mkdir -p "$OUT"
 
 QUICK=0
 BUILD=1
+RSS=1
+SYSTEMS=(leakwatch leakwatch+fwd rotel)
+SIZES=(sdk collector)
 DURATION=15
 WARMUP=3
 while [ $# -gt 0 ]; do
@@ -38,7 +45,10 @@ while [ $# -gt 0 ]; do
     --quick) QUICK=1 ;;
     --no-build) BUILD=0 ;;
     --duration) DURATION="$2"; shift ;;
-    -h|--help) sed -n '2,24p' "$0"; exit 0 ;;
+    --systems) IFS=, read -r -a SYSTEMS <<<"$2"; shift ;;
+    --sizes) IFS=, read -r -a SIZES <<<"$2"; shift ;;
+    --no-rss) RSS=0 ;;
+    -h|--help) sed -n '2,29p' "$0"; exit 0 ;;
     *) echo "bench: unknown argument $1" >&2; exit 64 ;;
   esac
   shift
@@ -237,8 +247,15 @@ if python3 -c "import sys; sys.exit(0 if float('${LOAD_BEFORE%% *}') > 0.5 else 
 fi
 : >"$OUT/leakwatch.log"; : >"$OUT/rotel.log"
 
-SYSTEMS=(leakwatch leakwatch+fwd rotel)
-SIZES=(sdk collector)
+for sys in "${SYSTEMS[@]}"; do
+  case "$sys" in leakwatch|leakwatch+fwd|rotel) ;; *) die "unknown system $sys" ;; esac
+done
+for size in "${SIZES[@]}"; do
+  case "$size" in sdk|collector) ;; *) die "unknown size $size" ;; esac
+done
+has() { local x; for x in "${@:2}"; do [ "$x" = "$1" ] && return 0; done; return 1; }
+has leakwatch "${SYSTEMS[@]}" || RSS=0
+HAS_ROTEL=0; has rotel "${SYSTEMS[@]}" && HAS_ROTEL=1
 declare -A MAX P99 P50 ERRS CPU RATE_DONE CPU_PER_M CLIENT_CPU ROUND_FIGS
 
 # ---------------------------------------------------------------- 1: throughput (best of ROUNDS)
@@ -305,7 +322,8 @@ done
 
 # ---------------------------------------------------------------- 4: RSS per tracked series
 declare -A RSS_BASE RSS_AFTER RSS_SERIES_GOT RSS_TOTAL BPS
-for n in "${RSS_SERIES[@]}"; do
+[ "$RSS" = 1 ] || RSS_SERIES=()
+for n in "${RSS_SERIES[@]+"${RSS_SERIES[@]}"}"; do
   start_leakwatch
   say "rss: $n series"
   # Warm-up: 5,000 series, so transport buffers and allocator arenas exist before the baseline.
@@ -333,7 +351,7 @@ fmt() { python3 -c "print(f'{$1:,.0f}')"; }
 {
   echo "## Benchmark results"
   echo
-  echo "Command: \`scripts/bench.sh$([ "$QUICK" = 1 ] && echo ' --quick')\` — $(date -u +%Y-%m-%dT%H:%MZ), leakwatch $("$LEAKWATCH" --version | awk '{print $2}') ($(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo '?')), $ROTEL_VERSION."
+  echo "Command: \`scripts/bench.sh$([ "$QUICK" = 1 ] && echo ' --quick')$([ "$DURATION" != 15 ] && [ "$QUICK" = 0 ] && echo " --duration $DURATION") --systems $(IFS=,; echo "${SYSTEMS[*]}") --sizes $(IFS=,; echo "${SIZES[*]}")$([ "$RSS" = 0 ] && echo ' (no RSS runs)')\` — $(date -u +%Y-%m-%dT%H:%MZ), leakwatch $("$LEAKWATCH" --version | awk '{print $2}') ($(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo '?')), $ROTEL_VERSION."
   echo "Machine: $(nproc) CPUs ($CPU_MODEL); load average before $LOAD_BEFORE, after $LOAD_AFTER."
   echo "Load: \`leakwatch loadgen\`, OTLP/gRPC on loopback, on the same machine as the system under test; ${DURATION}s measured after ${WARMUP}s warm-up per run."
   echo "sdk: 40 points/request, 1 process per request, 40,000 series, 128 workers on 8 connections; collector: 5,000 points/request over 100 processes, 80,000 series, 16 workers on 4 connections."
@@ -345,9 +363,12 @@ fmt() { python3 -c "print(f'{$1:,.0f}')"; }
   echo "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"
   for size in "${SIZES[@]}"; do
     for sys in "${SYSTEMS[@]}"; do
-      ratio="$(calc "round(${MAX[$size,$sys]} / max(1, ${MAX[$size,rotel]}), 2)")"
-      eff="$(calc "round(${CPU_PER_M[$size,rotel]} / max(1e-9, ${CPU_PER_M[$size,$sys]}), 2)")"
-      echo "| $size | $sys | $(fmt "${MAX[$size,$sys]}") | ${ratio}× | ${ERRS[$size,$sys]} | ${CPU_PER_M[$size,$sys]} | ${eff}× | ${CLIENT_CPU[$size,$sys]} | $(calc "round(${P50[$size,$sys]}, 3)") | $(calc "round(${P99[$size,$sys]}, 3)") |"
+      ratio="–"; eff="–"
+      if [ "$HAS_ROTEL" = 1 ]; then
+        ratio="$(calc "round(${MAX[$size,$sys]} / max(1, ${MAX[$size,rotel]}), 2)")×"
+        eff="$(calc "round(${CPU_PER_M[$size,rotel]} / max(1e-9, ${CPU_PER_M[$size,$sys]}), 2)")×"
+      fi
+      echo "| $size | $sys | $(fmt "${MAX[$size,$sys]}") | ${ratio} | ${ERRS[$size,$sys]} | ${CPU_PER_M[$size,$sys]} | ${eff} | ${CLIENT_CPU[$size,$sys]} | $(calc "round(${P50[$size,$sys]}, 3)") | $(calc "round(${P99[$size,$sys]}, 3)") |"
     done
   done
   echo
@@ -366,6 +387,7 @@ fmt() { python3 -c "print(f'{$1:,.0f}')"; }
     done
   done
   echo
+  if [ "$RSS" = 1 ]; then
   echo "### Memory per tracked series (leakwatch)"
   echo
   echo "| series tracked | of which new | RSS before (MiB) | RSS after (MiB) | bytes per new series |"
@@ -376,23 +398,31 @@ fmt() { python3 -c "print(f'{$1:,.0f}')"; }
   echo
   echo "RSS before: after a warm-up of 5,000 series (transport buffers and allocator arenas exist); after: once every series got 2 points."
   echo
+  fi
   echo "### Targets"
   echo
   for size in "${SIZES[@]}"; do
+    [ "$HAS_ROTEL" = 1 ] || continue
+    if has leakwatch "${SYSTEMS[@]}"; then
     r="$(calc "round(${MAX[$size,leakwatch]} / max(1, ${MAX[$size,rotel]}), 2)")"
     echo "- $(pf "$r >= $MIN_RATIO") throughput ≥ ${MIN_RATIO}× rotel, $size, detection on: ${r}×"
+    fi
+    if has leakwatch+fwd "${SYSTEMS[@]}"; then
     r="$(calc "round(${MAX[$size,leakwatch+fwd]} / max(1, ${MAX[$size,rotel]}), 2)")"
     echo "- $(pf "$r >= $MIN_RATIO") throughput ≥ ${MIN_RATIO}× rotel, $size, detection on and forwarding: ${r}×"
+    fi
   done
-  for n in "${RSS_SERIES[@]}"; do
+  for n in "${RSS_SERIES[@]+"${RSS_SERIES[@]}"}"; do
     echo "- $(pf "${BPS[$n]} <= $MAX_BYTES_PER_SERIES") ≤ $MAX_BYTES_PER_SERIES bytes per tracked series at $(fmt "${RSS_TOTAL[$n]}") series: ${BPS[$n]}"
   done
   for size in "${SIZES[@]}"; do
     for sys in leakwatch leakwatch+fwd; do
+      has "$sys" "${SYSTEMS[@]}" || continue
       echo "- $(pf "${CPU[$size,$sys]} <= $MAX_CPU_PERCENT") CPU ≤ ${MAX_CPU_PERCENT}% of one core at $(fmt $CPU_RATE) points/s, $size, $sys: ${CPU[$size,$sys]}%"
     done
   done
   for sys in leakwatch leakwatch+fwd; do
+    has "$sys" "${SYSTEMS[@]}" && has sdk "${SIZES[@]}" || continue
     echo "- $(pf "${P99[sdk,$sys]} <= $MAX_P99_MS") p99 ≤ ${MAX_P99_MS} ms at half load, sdk, $sys: $(calc "round(${P99[sdk,$sys]}, 3)") ms"
   done
 } | tee "$OUT/latest.md"

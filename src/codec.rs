@@ -47,3 +47,40 @@ impl Decoder for RawCodec {
         Ok(Some(src.copy_to_bytes(n)))
     }
 }
+
+/// Encodes a list of byte strings as their concatenation, one gRPC message; decodes as
+/// [`RawCodec`]. The exporter sends several queued export requests of one signal with it as
+/// one export: an `Export*ServiceRequest` is a single `repeated` field, and protobuf parses
+/// concatenated encodings as the merge of the messages, so the concatenation *is* the encoding
+/// of the merged request — nothing is decoded or re-encoded, and the parts are copied once,
+/// into tonic's encode buffer, as a single request would be.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct ConcatCodec;
+
+impl Codec for ConcatCodec {
+    type Encode = Vec<Bytes>;
+    type Decode = Bytes;
+    type Encoder = ConcatCodec;
+    type Decoder = RawCodec;
+
+    fn encoder(&mut self) -> Self::Encoder {
+        ConcatCodec
+    }
+
+    fn decoder(&mut self) -> Self::Decoder {
+        RawCodec
+    }
+}
+
+impl Encoder for ConcatCodec {
+    type Item = Vec<Bytes>;
+    type Error = Status;
+
+    fn encode(&mut self, parts: Vec<Bytes>, dst: &mut EncodeBuf<'_>) -> Result<(), Status> {
+        dst.reserve(parts.iter().map(Bytes::len).sum());
+        for part in parts {
+            dst.put(part);
+        }
+        Ok(())
+    }
+}

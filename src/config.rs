@@ -232,6 +232,8 @@ pub struct DownstreamConfig {
     pub timeout: Duration,
     /// Concurrent senders.
     pub senders: usize,
+    /// Merging of queued requests into one export.
+    pub batch: BatchConfig,
     /// The in-memory queue.
     pub queue: QueueConfig,
     /// Retries of failed exports.
@@ -247,12 +249,41 @@ impl Default for DownstreamConfig {
             compression: Compression::None,
             timeout: Duration::from_secs(10),
             senders: 10,
+            batch: BatchConfig::default(),
             queue: QueueConfig::default(),
             retry: RetryConfig::default(),
             tls: None,
         }
     }
 }
+
+/// How a sender merges queued requests into one export. A sender that takes a request from
+/// the queue also takes the requests of the same signal queued right behind it, up to these
+/// bounds, and sends them as one `Export*ServiceRequest` (the concatenation of their encodings:
+/// the request is one `repeated` field, so nothing is decoded or re-encoded). It never waits
+/// for a batch to fill: an idle sender sends what it finds at once.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct BatchConfig {
+    /// Most bytes of one merged export. A single request larger than this is sent alone.
+    /// Keep it well under the downstream's receive limit (4 MiB by default in collectors).
+    pub max_bytes: usize,
+    /// Most requests merged into one export (1: no merging).
+    pub max_requests: usize,
+}
+
+impl Default for BatchConfig {
+    fn default() -> Self {
+        BatchConfig {
+            max_bytes: 1024 * 1024,
+            max_requests: 512,
+        }
+    }
+}
+
+/// The largest `downstream.batch.max_bytes` accepted: 4 MiB, the default receive limit of
+/// OTLP/gRPC collectors (grpc-go, tonic); a merged export above it would be refused.
+pub const MAX_BATCH_BYTES: usize = 4 * 1024 * 1024;
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -519,6 +550,11 @@ pub const OVERRIDES: &[(&str, &str, &str)] = &[
     ),
     ("admin-listen", "LEAKWATCH_ADMIN_LISTEN", "admin.listen"),
     ("downstream", "LEAKWATCH_DOWNSTREAM", "downstream.endpoint"),
+    (
+        "batch-max-bytes",
+        "LEAKWATCH_BATCH_MAX_BYTES",
+        "downstream.batch.max_bytes",
+    ),
     ("log-format", "LEAKWATCH_LOG_FORMAT", "log.format"),
     ("log-level", "LEAKWATCH_LOG_LEVEL", "log.level"),
     ("max-series", "LEAKWATCH_MAX_SERIES", "series.max_series"),
@@ -602,6 +638,14 @@ impl Config {
             "downstream.senders: must be > 0",
         );
         check(
+            self.downstream.batch.max_bytes > 0 && self.downstream.batch.max_bytes <= MAX_BATCH_BYTES,
+            "downstream.batch.max_bytes: must be in 1..=4194304 (4 MiB, collectors' default receive limit)",
+        );
+        check(
+            self.downstream.batch.max_requests > 0,
+            "downstream.batch.max_requests: must be > 0 (1 turns merging off)",
+        );
+        check(
             self.downstream.queue.max_requests > 0,
             "downstream.queue.max_requests: must be > 0",
         );
@@ -658,6 +702,12 @@ impl Config {
             );
         }
         if let Some(p) = &self.downstream.queue.persistent {
+            // Nothing is ever queued without a downstream: the directory would stay empty
+            // while the operator believes data is kept safe.
+            check(
+                self.downstream.endpoint.is_some(),
+                "downstream.queue.persistent: set but downstream.endpoint is not: nothing is forwarded, so nothing would be queued on disk (set an endpoint or remove the persistent queue)",
+            );
             check(
                 !p.dir.as_os_str().is_empty(),
                 "downstream.queue.persistent.dir: must not be empty",
@@ -912,7 +962,7 @@ mod tests {
         let c = Config::load(None, &env(&[]), &[]).expect("defaults");
         assert!(c.downstream.queue.persistent.is_none());
         assert!(c.checkpoint.is_none());
-        let f = file("downstream:\n  queue:\n    persistent:\n      dir: /var/lib/leakwatch/queue\n      sync: batch\ncheckpoint:\n  path: /var/lib/leakwatch/state.ckpt\n");
+        let f = file("downstream:\n  endpoint: http://127.0.0.1:14317\n  queue:\n    persistent:\n      dir: /var/lib/leakwatch/queue\n      sync: batch\ncheckpoint:\n  path: /var/lib/leakwatch/state.ckpt\n");
         let c = Config::load(Some(&f.0), &env(&[]), &[]).expect("valid");
         let p = c.downstream.queue.persistent.expect("persistent");
         assert_eq!(p.dir, PathBuf::from("/var/lib/leakwatch/queue"));
@@ -942,5 +992,60 @@ mod tests {
         let f = file("checkpoint:\n  interval: 5s\n");
         let err = Config::load(Some(&f.0), &env(&[]), &[]).expect_err("path required");
         assert!(err.to_string().contains("checkpoint"), "{err}");
+    }
+
+    #[test]
+    fn a_persistent_queue_without_a_downstream_is_an_error() {
+        let f = file("downstream:\n  queue:\n    persistent:\n      dir: /q\n");
+        let err = Config::load(Some(&f.0), &env(&[]), &[]).expect_err("no endpoint");
+        assert!(
+            err.0
+                .iter()
+                .any(|m| m.starts_with("downstream.queue.persistent: set but downstream.endpoint")),
+            "{err}"
+        );
+        // The endpoint may come from any layer.
+        let c = Config::load(
+            Some(&f.0),
+            &env(&[("LEAKWATCH_DOWNSTREAM", "http://127.0.0.1:14317")]),
+            &[],
+        )
+        .expect("endpoint from the environment");
+        assert!(c.downstream.queue.persistent.is_some());
+    }
+
+    #[test]
+    fn batch_bounds_default_layer_and_validate() {
+        let c = Config::load(None, &env(&[]), &[]).expect("defaults");
+        assert_eq!(c.downstream.batch.max_bytes, 1024 * 1024);
+        assert_eq!(c.downstream.batch.max_requests, 512);
+        let f = file("downstream:\n  batch:\n    max_bytes: 65536\n    max_requests: 8\n");
+        let c = Config::load(Some(&f.0), &env(&[]), &[]).expect("file");
+        assert_eq!(
+            (
+                c.downstream.batch.max_bytes,
+                c.downstream.batch.max_requests
+            ),
+            (65536, 8)
+        );
+        let e = env(&[("LEAKWATCH_BATCH_MAX_BYTES", "131072")]);
+        let c = Config::load(Some(&f.0), &e, &[]).expect("env over file");
+        assert_eq!(c.downstream.batch.max_bytes, 131072);
+        let c = Config::load(Some(&f.0), &e, &[("batch-max-bytes", "262144".to_owned())])
+            .expect("flag over env");
+        assert_eq!(c.downstream.batch.max_bytes, 262144);
+        assert_eq!(c.downstream.batch.max_requests, 8, "file value kept");
+        let f = file("downstream:\n  batch:\n    max_bytes: 8388608\n    max_requests: 0\n");
+        let err = Config::load(Some(&f.0), &env(&[]), &[]).expect_err("bad bounds");
+        assert!(
+            err.0
+                .iter()
+                .any(|m| m.starts_with("downstream.batch.max_bytes"))
+                && err
+                    .0
+                    .iter()
+                    .any(|m| m.starts_with("downstream.batch.max_requests")),
+            "{err}"
+        );
     }
 }

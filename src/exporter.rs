@@ -10,6 +10,24 @@
 //! logged and counted. On shutdown the queue is closed and drained within the
 //! grace period; whatever is still queued then is counted as dropped.
 //!
+//! **Merged exports.** A sender that takes a request from the queue also takes the
+//! requests of the same signal already queued behind it (up to `downstream.batch`:
+//! bytes and count) and sends them as one export: the concatenation of their
+//! encodings, which is the encoding of the merged `Export*ServiceRequest` (one
+//! `repeated` field), so nothing is decoded or re-encoded and the data is unchanged.
+//! It never waits for more: an idle sender sends what it finds at once. The requests of
+//! a merged export are done together — delivered, retried and counted as a group — except
+//! that a merged export the downstream refuses for good is sent again one request at a
+//! time, so that one request the downstream cannot take does not take its neighbours
+//! down with it. A request of another signal met while gathering is the sender's next
+//! export.
+//!
+//! **Transport failures are retried.** An export that fails without a gRPC status from
+//! the downstream (the connection was reset or closed, a GOAWAY, an HTTP/2 or I/O error)
+//! may never have reached it; tonic reports those as INTERNAL or UNKNOWN, which the OTLP
+//! table would make permanent, so they are retried like UNAVAILABLE. A request counts as
+//! delivered only once the downstream's OK response has been received.
+//!
 //! With `downstream.queue.persistent` set, the queue is also written ahead to
 //! disk ([`wal`]): `send` returns only once the request is in the log (fsync'd
 //! with `sync: always`), a request is marked done there when it is delivered
@@ -35,8 +53,8 @@ use tonic::{Code, Status};
 use tonic_types::StatusExt;
 use tracing::{debug, info, warn};
 
-use crate::codec::RawCodec;
-use crate::config::{Compression, DownstreamConfig, SyncMode};
+use crate::codec::ConcatCodec;
+use crate::config::{BatchConfig, Compression, DownstreamConfig, SyncMode};
 use crate::proto::lean;
 use crate::signal::Signal;
 use crate::telemetry::{ExportOutcome, Telemetry};
@@ -316,6 +334,7 @@ impl Exporter {
         for _ in 0..cfg.senders.max(1) {
             let sender = Sender {
                 client: tonic::client::Grpc::new(channel.clone()),
+                batch: cfg.batch.clone(),
                 compression: cfg.compression,
                 timeout: cfg.timeout,
                 retry: cfg.retry.clone(),
@@ -324,7 +343,13 @@ impl Exporter {
             };
             senders.spawn(sender.run(rx.clone()));
         }
-        info!(endpoint, senders = cfg.senders.max(1), "Exporter started.");
+        info!(
+            endpoint,
+            senders = cfg.senders.max(1),
+            batch_max_bytes = cfg.batch.max_bytes,
+            batch_max_requests = cfg.batch.max_requests,
+            "Exporter started."
+        );
         Ok(Exporter {
             queue: ExportQueue { tx, usage, wal },
             senders,
@@ -451,11 +476,50 @@ fn build_channel(cfg: &DownstreamConfig, endpoint: &str) -> Result<Channel, Expo
 
 struct Sender {
     client: tonic::client::Grpc<Channel>,
+    batch: BatchConfig,
     compression: Compression,
     timeout: Duration,
     retry: crate::config::RetryConfig,
     telemetry: Arc<Telemetry>,
     hard_stop: CancellationToken,
+}
+
+/// Queued requests of one signal, sent downstream as one export.
+struct Batch {
+    signal: Signal,
+    items: Vec<Item>,
+    bytes: usize,
+}
+
+impl Batch {
+    fn new(first: Item) -> Batch {
+        Batch {
+            signal: first.signal,
+            bytes: first.body.len(),
+            items: vec![first],
+        }
+    }
+
+    fn requests(&self) -> u64 {
+        self.items.len() as u64
+    }
+
+    /// The export's message: the requests' encodings, in queue order, to be concatenated.
+    fn parts(&self) -> Vec<Bytes> {
+        self.items.iter().map(|i| i.body.clone()).collect()
+    }
+
+    /// Every request of the batch is done (the persistent queue no longer needs them).
+    fn done(&mut self) {
+        for item in &mut self.items {
+            item.done();
+        }
+    }
+
+    /// Requests lost if the batch is abandoned now: those a persistent queue does not keep.
+    fn unkept(&self) -> u64 {
+        self.items.iter().filter(|i| i.ticket.is_none()).count() as u64
+    }
 }
 
 /// How one delivery attempt ended.
@@ -465,18 +529,35 @@ enum Attempt {
     Permanent(Status),
 }
 
+/// How delivering a batch ended, retries included.
+enum Final {
+    Delivered,
+    Permanent(Status),
+    /// Out of retries (or retries disabled).
+    Exhausted(Status),
+    /// The hard stop at the end of the shutdown grace period.
+    Stopped,
+}
+
 impl Sender {
     async fn run(mut self, rx: async_channel::Receiver<Item>) {
+        // A request of another signal, or one that did not fit, met while gathering: the
+        // first of the next batch.
+        let mut next: Option<Item> = None;
         loop {
-            let item = tokio::select! {
-                biased;
-                _ = self.hard_stop.cancelled() => break,
-                item = rx.recv() => match item {
-                    Ok(item) => item,
-                    Err(_) => return, // closed and drained
+            let first = match next.take() {
+                Some(item) => item,
+                None => tokio::select! {
+                    biased;
+                    _ = self.hard_stop.cancelled() => break,
+                    item = rx.recv() => match item {
+                        Ok(item) => item,
+                        Err(_) => return, // closed and drained
+                    },
                 },
             };
-            self.deliver(item).await;
+            let batch = self.gather(first, &rx, &mut next);
+            self.deliver(batch).await;
         }
         // Hard stop: count what is left (a persistent queue keeps it for the next start).
         while let Ok(item) = rx.try_recv() {
@@ -486,36 +567,87 @@ impl Sender {
         }
     }
 
-    async fn deliver(&mut self, mut item: Item) {
+    /// Adds to `first` the requests of its signal already queued, within the batch bounds,
+    /// without waiting for any. The first request that does not belong goes to `next`.
+    fn gather(
+        &self,
+        first: Item,
+        rx: &async_channel::Receiver<Item>,
+        next: &mut Option<Item>,
+    ) -> Batch {
+        let mut batch = Batch::new(first);
+        while batch.items.len() < self.batch.max_requests {
+            let Ok(item) = rx.try_recv() else { break };
+            if item.signal != batch.signal || batch.bytes + item.body.len() > self.batch.max_bytes {
+                *next = Some(item);
+                break;
+            }
+            batch.bytes += item.body.len();
+            batch.items.push(item);
+        }
+        batch
+    }
+
+    async fn deliver(&mut self, batch: Batch) {
+        let outcome = self.send(&batch).await;
+        match outcome {
+            Final::Permanent(status) if batch.items.len() > 1 => {
+                // The merge is not at fault (it is what the requests would be, one after the
+                // other), but one request the downstream refuses must not take the others
+                // down with it: send them again one by one, as they came.
+                warn!(signal = batch.signal.as_str(), requests = batch.items.len(), code = ?status.code(), message = status.message(), "Downstream refused a merged export permanently; sending its requests one by one.");
+                for item in batch.items {
+                    let single = Batch::new(item);
+                    let outcome = self.send(&single).await;
+                    self.settle(single, outcome);
+                }
+            }
+            outcome => self.settle(batch, outcome),
+        }
+    }
+
+    /// Marks the batch's requests done and counts them, by how their delivery ended.
+    fn settle(&self, mut batch: Batch, outcome: Final) {
+        let (signal, n) = (batch.signal, batch.requests());
+        match outcome {
+            Final::Delivered => {
+                batch.done();
+                self.telemetry.export_n(signal, ExportOutcome::Delivered, n);
+                self.telemetry.exported_batch(signal, batch.bytes as u64);
+            }
+            Final::Permanent(status) => {
+                warn!(signal = signal.as_str(), requests = n, code = ?status.code(), message = status.message(), "Downstream refused the request permanently; dropping it.");
+                batch.done();
+                self.telemetry
+                    .export_n(signal, ExportOutcome::FailedPermanent, n);
+            }
+            Final::Exhausted(status) => {
+                warn!(signal = signal.as_str(), requests = n, code = ?status.code(), message = status.message(), "Retries exhausted; dropping the request.");
+                batch.done();
+                self.telemetry.export_n(signal, ExportOutcome::Dropped, n);
+            }
+            Final::Stopped => {
+                self.telemetry
+                    .export_n(signal, ExportOutcome::Dropped, batch.unkept());
+            }
+        }
+    }
+
+    /// Sends the batch as one export, retrying with backoff until it is delivered, refused
+    /// for good, out of retries, or the hard stop.
+    async fn send(&mut self, batch: &Batch) -> Final {
         let started = Instant::now();
         let mut backoff = self.retry.initial_interval;
         let hard_stop = self.hard_stop.clone();
         loop {
             let attempt = tokio::select! {
                 biased;
-                _ = hard_stop.cancelled() => {
-                    if item.ticket.is_none() {
-                        self.telemetry.export(item.signal, ExportOutcome::Dropped);
-                    }
-                    return;
-                }
-                a = self.attempt(item.signal, item.body.clone()) => a,
+                _ = hard_stop.cancelled() => return Final::Stopped,
+                a = self.attempt(batch.signal, batch.requests(), batch.parts()) => a,
             };
             match attempt {
-                Attempt::Delivered => {
-                    item.done();
-                    self.telemetry.export(item.signal, ExportOutcome::Delivered);
-                    self.telemetry
-                        .exported_bytes(item.signal, item.body.len() as u64);
-                    return;
-                }
-                Attempt::Permanent(status) => {
-                    warn!(signal = item.signal.as_str(), code = ?status.code(), message = status.message(), "Downstream refused the request permanently; dropping it.");
-                    item.done();
-                    self.telemetry
-                        .export(item.signal, ExportOutcome::FailedPermanent);
-                    return;
-                }
+                Attempt::Delivered => return Final::Delivered,
+                Attempt::Permanent(status) => return Final::Permanent(status),
                 Attempt::Retry(hint, status) => {
                     let delay = hint
                         .unwrap_or_else(|| jittered(backoff))
@@ -523,21 +655,14 @@ impl Sender {
                     if !self.retry.enabled
                         || started.elapsed() + delay > self.retry.max_elapsed_time
                     {
-                        warn!(signal = item.signal.as_str(), code = ?status.code(), message = status.message(), "Retries exhausted; dropping the request.");
-                        item.done();
-                        self.telemetry.export(item.signal, ExportOutcome::Dropped);
-                        return;
+                        return Final::Exhausted(status);
                     }
-                    debug!(signal = item.signal.as_str(), code = ?status.code(), delay_ms = delay.as_millis() as u64, "Retrying export.");
-                    self.telemetry.export(item.signal, ExportOutcome::Retried);
+                    debug!(signal = batch.signal.as_str(), requests = batch.items.len(), code = ?status.code(), delay_ms = delay.as_millis() as u64, "Retrying export.");
+                    self.telemetry
+                        .export_n(batch.signal, ExportOutcome::Retried, batch.requests());
                     tokio::select! {
                         biased;
-                        _ = self.hard_stop.cancelled() => {
-                            if item.ticket.is_none() {
-                                self.telemetry.export(item.signal, ExportOutcome::Dropped);
-                            }
-                            return;
-                        }
+                        _ = hard_stop.cancelled() => return Final::Stopped,
                         _ = tokio::time::sleep(delay) => {}
                     }
                     backoff = (backoff.mul_f64(self.retry.multiplier)).min(self.retry.max_interval);
@@ -546,7 +671,7 @@ impl Sender {
         }
     }
 
-    async fn attempt(&mut self, signal: Signal, body: Bytes) -> Attempt {
+    async fn attempt(&mut self, signal: Signal, requests: u64, parts: Vec<Bytes>) -> Attempt {
         let mut client = self.client.clone();
         client = match self.compression {
             Compression::None => client,
@@ -561,13 +686,13 @@ impl Sender {
                 .ready()
                 .await
                 .map_err(|e| Status::unavailable(format!("downstream not ready: {e}")))?;
-            let mut request = tonic::Request::new(body);
+            let mut request = tonic::Request::new(parts);
             request.set_timeout(self.timeout);
             client
-                .unary::<Bytes, Bytes, _>(
+                .unary::<Vec<Bytes>, Bytes, _>(
                     request,
                     PathAndQuery::from_static(signal.grpc_path()),
-                    RawCodec,
+                    ConcatCodec,
                 )
                 .await
         };
@@ -582,7 +707,9 @@ impl Sender {
                         .partial_success
                         .filter(|p| p.rejected > 0 || !p.error_message.is_empty())
                     {
-                        warn!(signal = signal.as_str(), rejected = ps.rejected, message = %ps.error_message, "Downstream accepted the request partially.");
+                        warn!(signal = signal.as_str(), requests, rejected = ps.rejected, message = %ps.error_message, "Downstream accepted the export partially.");
+                        self.telemetry
+                            .downstream_rejected(signal, ps.rejected.max(0) as u64);
                     }
                 }
                 Attempt::Delivered
@@ -592,8 +719,12 @@ impl Sender {
     }
 }
 
-/// Sorts a failed export by the OTLP specification's retry rules.
+/// Sorts a failed export by the OTLP specification's retry rules. A failure of the
+/// transport itself (no status from the downstream) is retryable whatever code tonic gave it.
 fn classify(status: Status) -> Attempt {
+    if from_transport(&status) {
+        return Attempt::Retry(None, status);
+    }
     let hint = status.get_details_retry_info().and_then(|r| r.retry_delay);
     match status.code() {
         Code::Cancelled
@@ -606,6 +737,21 @@ fn classify(status: Status) -> Attempt {
         Code::ResourceExhausted if hint.is_some() => Attempt::Retry(hint, status),
         _ => Attempt::Permanent(status),
     }
+}
+
+/// Whether tonic made `status` up from a connection failure (reset, closed, GOAWAY, an
+/// HTTP/2 or I/O error) rather than receiving it from the downstream: statuses the downstream
+/// sends carry no error source, those tonic derives from a transport error keep it. The
+/// request may or may not have been processed; OTLP is at-least-once, so it is sent again.
+fn from_transport(status: &Status) -> bool {
+    let mut source = std::error::Error::source(status);
+    while let Some(e) = source {
+        if e.is::<hyper::Error>() || e.is::<std::io::Error>() || e.is::<tonic::transport::Error>() {
+            return true;
+        }
+        source = e.source();
+    }
+    false
 }
 
 /// ±20 % jitter so that senders that failed together do not retry together.
@@ -672,6 +818,96 @@ mod tests {
         assert_eq!(q.requests(), 1);
         drop(item);
         assert_eq!((q.requests(), q.bytes()), (0, 0));
+    }
+
+    fn sender(batch: BatchConfig) -> Sender {
+        let channel = Endpoint::from_static("http://127.0.0.1:1").connect_lazy();
+        Sender {
+            client: tonic::client::Grpc::new(channel),
+            batch,
+            compression: Compression::None,
+            timeout: Duration::from_secs(1),
+            retry: crate::config::RetryConfig::default(),
+            telemetry: Arc::new(Telemetry::new()),
+            hard_stop: CancellationToken::new(),
+        }
+    }
+
+    fn enqueue(q: &ExportQueue, signal: Signal, body: &'static [u8]) {
+        let slot = q.reserve(body.len()).expect("room");
+        q.send(slot, signal, Bytes::from_static(body))
+            .expect("open");
+    }
+
+    #[tokio::test]
+    async fn gathering_takes_what_is_queued_of_one_signal_within_the_bounds() {
+        let (q, rx) = queue(100, 1 << 20);
+        for body in [b"a1" as &[u8], b"a2", b"a3", b"a4"] {
+            enqueue(&q, Signal::Logs, body);
+        }
+        enqueue(&q, Signal::Traces, b"t1");
+        enqueue(&q, Signal::Logs, b"a5");
+        let s = sender(BatchConfig {
+            max_bytes: 1 << 20,
+            max_requests: 3,
+        });
+        let mut next = None;
+        {
+            let first = rx.try_recv().expect("queued");
+            // The count bound.
+            let b = s.gather(first, &rx, &mut next);
+            assert_eq!(b.parts(), vec![&b"a1"[..], b"a2", b"a3"]);
+            assert_eq!((b.signal, b.bytes, b.requests()), (Signal::Logs, 6, 3));
+            assert!(next.is_none());
+            // Another signal ends the batch and starts the next one.
+            let first = rx.try_recv().expect("queued");
+            let b = s.gather(first, &rx, &mut next);
+            assert_eq!(b.parts(), vec![&b"a4"[..]]);
+            let b = s.gather(next.take().expect("the traces request"), &rx, &mut next);
+            assert_eq!(b.signal, Signal::Traces);
+            assert_eq!(b.parts(), vec![&b"t1"[..]]);
+            let b = s.gather(next.take().expect("the last logs request"), &rx, &mut next);
+            assert_eq!(b.parts(), vec![&b"a5"[..]]);
+            assert!(next.is_none() && rx.is_empty());
+        }
+        // The byte bound: 2 + 2 fit in 5, the third does not.
+        for body in [b"b1" as &[u8], b"b2", b"b3"] {
+            enqueue(&q, Signal::Metrics, body);
+        }
+        let s = sender(BatchConfig {
+            max_bytes: 5,
+            max_requests: 100,
+        });
+        let b = s.gather(rx.try_recv().expect("queued"), &rx, &mut next);
+        assert_eq!(b.parts(), vec![&b"b1"[..], b"b2"]);
+        assert_eq!(
+            next.as_ref().map(|i| i.body.clone()),
+            Some(Bytes::from_static(b"b3"))
+        );
+        // The queue's room is held until the batch and the carried request are gone.
+        assert_eq!(q.requests(), 3);
+        drop((b, next));
+        assert_eq!((q.requests(), q.bytes()), (0, 0));
+    }
+
+    #[test]
+    fn transport_failures_are_retried_whatever_code_tonic_gave_them() {
+        // What tonic makes of a reset connection: UNKNOWN, with the I/O error as its source.
+        let reset = Status::from_error(Box::new(std::io::Error::new(
+            std::io::ErrorKind::ConnectionReset,
+            "connection reset by peer",
+        )));
+        assert_eq!(reset.code(), Code::Unknown);
+        assert!(matches!(classify(reset), Attempt::Retry(None, _)));
+        // The same codes sent by the downstream itself stay permanent.
+        assert!(matches!(
+            classify(Status::unknown("x")),
+            Attempt::Permanent(_)
+        ));
+        assert!(matches!(
+            classify(Status::internal("x")),
+            Attempt::Permanent(_)
+        ));
     }
 
     #[test]

@@ -71,6 +71,9 @@ struct ServeArgs {
     /// Downstream OTLP/gRPC endpoint, e.g. http://127.0.0.1:14317 [env: LEAKWATCH_DOWNSTREAM].
     #[arg(long, value_name = "URL")]
     downstream: Option<String>,
+    /// Most bytes of one merged downstream export [env: LEAKWATCH_BATCH_MAX_BYTES] [default: 1048576].
+    #[arg(long, value_name = "BYTES")]
+    batch_max_bytes: Option<String>,
     /// Log format: text or json [env: LEAKWATCH_LOG_FORMAT].
     #[arg(long, value_name = "FORMAT")]
     log_format: Option<String>,
@@ -89,6 +92,7 @@ impl ServeArgs {
             ("http-listen", &self.http_listen),
             ("admin-listen", &self.admin_listen),
             ("downstream", &self.downstream),
+            ("batch-max-bytes", &self.batch_max_bytes),
             ("log-format", &self.log_format),
             ("log-level", &self.log_level),
             ("max-series", &self.max_series),

@@ -186,6 +186,8 @@ pub struct Telemetry {
     point_anomalies: [Counter; NA],
     exports: [[Counter; NE]; NS],
     exported_bytes: [Counter; NS],
+    exported_batches: [Counter; NS],
+    downstream_rejected: [Counter; NS],
     series_created: Counter,
     series_evicted: Counter,
     leak_events: [Counter; 3],
@@ -241,7 +243,31 @@ impl Telemetry {
     }
 
     pub fn export(&self, signal: Signal, outcome: ExportOutcome) {
-        add(&self.exports[signal.index()][outcome as usize], 1);
+        self.export_n(signal, outcome, 1);
+    }
+
+    /// `n` forwarded requests (of one merged export) ended with `outcome`.
+    pub fn export_n(&self, signal: Signal, outcome: ExportOutcome, n: u64) {
+        add(&self.exports[signal.index()][outcome as usize], n);
+    }
+
+    /// One export (one or more merged requests, `bytes` in all) was delivered.
+    pub fn exported_batch(&self, signal: Signal, bytes: u64) {
+        add(&self.exported_batches[signal.index()], 1);
+        self.exported_bytes(signal, bytes);
+    }
+
+    pub fn exported_batches(&self, signal: Signal) -> u64 {
+        self.exported_batches[signal.index()].load(Ordering::Relaxed)
+    }
+
+    /// Items the downstream reported rejected in an export's `partial_success`.
+    pub fn downstream_rejected(&self, signal: Signal, items: u64) {
+        add(&self.downstream_rejected[signal.index()], items);
+    }
+
+    pub fn downstream_rejected_items(&self, signal: Signal) -> u64 {
+        self.downstream_rejected[signal.index()].load(Ordering::Relaxed)
     }
 
     pub fn exports(&self, signal: Signal, outcome: ExportOutcome) -> u64 {
@@ -404,7 +430,7 @@ impl Telemetry {
             &mut out,
             "leakwatch_exporter_requests_total",
             "counter",
-            "Forwarded requests by signal and outcome (retried counts each retry).",
+            "Forwarded requests (as received; several may share one export) by signal and outcome (retried counts each retry of each request).",
         );
         for s in Signal::ALL {
             for e in ExportOutcome::ALL {
@@ -432,6 +458,36 @@ impl Telemetry {
                 "signal",
                 s.as_str(),
                 load(&self.exported_bytes[s.index()]),
+            );
+        }
+        header(
+            &mut out,
+            "leakwatch_exporter_exports_total",
+            "counter",
+            "Exports delivered downstream, by signal; each carries one or more merged requests.",
+        );
+        for s in Signal::ALL {
+            sample1(
+                &mut out,
+                "leakwatch_exporter_exports_total",
+                "signal",
+                s.as_str(),
+                load(&self.exported_batches[s.index()]),
+            );
+        }
+        header(
+            &mut out,
+            "leakwatch_exporter_downstream_rejected_items_total",
+            "counter",
+            "Items the downstream accepted an export without (partial_success.rejected_*), by signal.",
+        );
+        for s in Signal::ALL {
+            sample1(
+                &mut out,
+                "leakwatch_exporter_downstream_rejected_items_total",
+                "signal",
+                s.as_str(),
+                load(&self.downstream_rejected[s.index()]),
             );
         }
         gauge(

@@ -124,6 +124,12 @@ async fn every_accepted_request_arrives_after_a_downstream_outage() {
     }
     let down_at = Instant::now();
     tokio::time::sleep(outage).await;
+    // On a starved machine the clients may not have filled the queue yet: keep the downstream
+    // down until they have been refused at least once (the refusal path is under test too).
+    let longest = down_at + outage + Duration::from_secs(60);
+    while refused.load(Ordering::Relaxed) == 0 && Instant::now() < longest {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
     let mut downstream =
         Downstream::start_on(tokio::net::TcpListener::bind(addr).await.expect("rebind")).await;
     let down_for = down_at.elapsed();
@@ -165,5 +171,61 @@ async fn every_accepted_request_arrives_after_a_downstream_outage() {
         "load kept being accepted around the outage"
     );
     lw.stop().await;
+    downstream.stop().await;
+}
+
+/// The downstream's connection dies in the middle of an export (the process is killed, a
+/// proxy resets it): no gRPC status comes back, and tonic reports the failure as INTERNAL or
+/// UNKNOWN. The request may never have been processed, so it must be retried, not dropped as
+/// refused for good.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_export_cut_off_by_a_dying_connection_is_retried() {
+    use tokio::io::AsyncReadExt;
+    // A "downstream" that reads the start of whatever arrives, then drops the connection.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let mut config = test_config(Some(format!("http://{addr}")));
+    config.downstream.senders = 1;
+    config.downstream.retry.initial_interval = Duration::from_millis(300);
+    config.downstream.retry.max_interval = Duration::from_millis(300);
+    let lw = start(config).await;
+    let body = numbered(7);
+    grpc_raw(&lw.grpc_endpoint(), paths::LOGS, body.clone(), None, None)
+        .await
+        .expect("accepted");
+    // Read until the request's own bytes have arrived (headers and body), then cut.
+    let (mut socket, _) = tokio::time::timeout(Duration::from_secs(10), listener.accept())
+        .await
+        .expect("the exporter connects")
+        .expect("accept");
+    let mut seen = Vec::new();
+    let mut buf = [0u8; 4096];
+    while !seen.windows(body.len()).any(|w| w == &body[..]) {
+        let n = tokio::time::timeout(Duration::from_secs(10), socket.read(&mut buf))
+            .await
+            .expect("the request arrives")
+            .expect("read");
+        assert!(n > 0, "the exporter closed first");
+        seen.extend_from_slice(&buf[..n]);
+    }
+    drop(socket);
+    drop(listener);
+    // The real downstream comes up on the same address: the request must reach it.
+    let mut downstream =
+        Downstream::start_on(tokio::net::TcpListener::bind(addr).await.expect("rebind")).await;
+    let got = downstream.next_on(paths::LOGS).await;
+    assert_eq!(id_of(&got.body), vec![7]);
+    let (_, _, m) = http_request("GET", &lw.admin_url("/metrics"), &[], vec![]).await;
+    let text = String::from_utf8_lossy(&m);
+    assert!(
+        text.contains(
+            "leakwatch_exporter_requests_total{signal=\"logs\",outcome=\"failed_permanent\"} 0\n"
+        ),
+        "{text}"
+    );
+    let report = lw.stop().await;
+    assert_eq!(report.dropped_requests, 0);
     downstream.stop().await;
 }

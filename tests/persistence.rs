@@ -68,26 +68,28 @@ fn numbered(id: usize, pad: usize) -> Bytes {
 }
 
 /// The id a request built by [`numbered`] carries.
-fn id_of(body: &Bytes) -> Option<usize> {
-    let request = ExportLogsServiceRequest::decode(body.clone()).ok()?;
-    let record = request
+/// The ids of the requests an export carries (several when the exporter merged them).
+fn ids_of(body: &Bytes) -> Vec<usize> {
+    let Ok(request) = ExportLogsServiceRequest::decode(body.clone()) else {
+        return Vec::new();
+    };
+    request
         .resource_logs
-        .first()?
-        .scope_logs
-        .first()?
-        .log_records
-        .first()?;
-    match record.body.as_ref()?.value.as_ref()? {
-        any_value::Value::StringValue(s) => s.strip_prefix("req-")?.parse().ok(),
-        _ => None,
-    }
+        .iter()
+        .flat_map(|r| &r.scope_logs)
+        .flat_map(|s| &s.log_records)
+        .filter_map(|record| match record.body.as_ref()?.value.as_ref()? {
+            any_value::Value::StringValue(s) => s.strip_prefix("req-")?.parse().ok(),
+            _ => None,
+        })
+        .collect()
 }
 
 /// Counts, per id, the log requests the downstream received so far (non-blocking).
 fn drain(downstream: &mut Downstream, seen: &mut BTreeMap<usize, usize>) {
     while let Ok(r) = downstream.rx.try_recv() {
         if r.path == paths::LOGS {
-            if let Some(id) = id_of(&r.body) {
+            for id in ids_of(&r.body) {
                 *seen.entry(id).or_default() += 1;
             }
         }
@@ -117,9 +119,12 @@ async fn wait_for_ids(
     }
 }
 
+/// Most requests the exporter merges into one export in these runs (`downstream.batch`).
+const BATCH: usize = 8;
+
 fn persistent_yaml(dir: &TempDir, max_bytes: u64, sync: &str, grace: &str) -> String {
     format!(
-        "downstream:\n  senders: 2\n  retry:\n    initial_interval: 20ms\n    max_interval: 100ms\n    max_elapsed_time: 10m\n  queue:\n    persistent:\n      dir: {}\n      max_bytes: {max_bytes}\n      sync: {sync}\nevents:\n  logs: false\n  derived_metrics: false\nshutdown:\n  grace_period: {grace}\n",
+        "downstream:\n  senders: 2\n  batch:\n    max_requests: {BATCH}\n  retry:\n    initial_interval: 20ms\n    max_interval: 100ms\n    max_elapsed_time: 10m\n  queue:\n    persistent:\n      dir: {}\n      max_bytes: {max_bytes}\n      sync: {sync}\nevents:\n  logs: false\n  derived_metrics: false\nshutdown:\n  grace_period: {grace}\n",
         dir.0.display()
     )
 }
@@ -140,9 +145,10 @@ async fn every_acknowledged_request_survives_kill_9() {
     const SENDERS: usize = 2;
     let dir = TempDir::new("kill9");
     let mut downstream = Downstream::start().await;
-    // A slow downstream (one request at a time, 4 ms each): the queue fills while
-    // clients send, so the kill finds requests queued, in flight, and delivered.
-    *downstream.behaviour.lock().await = Behaviour::Delay(Duration::from_millis(4));
+    // A slow downstream (40 ms per export: at most SENDERS × BATCH requests per 40 ms, about
+    // half what the clients send): the queue fills while clients send, so the kill finds
+    // requests queued, in flight, and delivered.
+    *downstream.behaviour.lock().await = Behaviour::Delay(Duration::from_millis(40));
     let yaml = persistent_yaml(&dir, 256 << 20, "always", "5s");
     let mut lw = start_binary(&downstream, &yaml).await;
     let endpoint = lw.grpc_endpoint();
@@ -241,10 +247,10 @@ async fn every_acknowledged_request_survives_kill_9() {
         seen.len()
     );
     // Duplicates come only from requests in flight at the kill: delivered but not yet
-    // marked done (at most one per sender), or written but not acknowledged and then
-    // retried by their client (at most one per client).
+    // marked done (at most one export per sender, of up to BATCH merged requests), or
+    // written but not acknowledged and then retried by their client (at most one per client).
     assert!(
-        duplicates <= SENDERS + CLIENTS,
+        duplicates <= SENDERS * BATCH + CLIENTS,
         "{duplicates} duplicates: more than the requests in flight at the kill"
     );
     drop(lw2);
@@ -459,4 +465,44 @@ async fn persistent_queue_costs_are_measured_and_everything_is_delivered() {
     for f in figures {
         println!("  {f}");
     }
+}
+
+/// Two leakwatch processes on one queue directory would interleave records and each replay the
+/// other's requests: the second is refused at start with a clear error, and the directory is
+/// free again once the first has stopped.
+#[tokio::test]
+async fn a_second_leakwatch_on_the_same_queue_directory_is_refused() {
+    let dir = TempDir::new("lock");
+    let downstream = Downstream::start().await;
+    let mut config = test_config(Some(downstream.endpoint()));
+    config.downstream.queue.persistent = Some(leakwatch::config::PersistentQueueConfig {
+        dir: dir.0.clone(),
+        max_bytes: 1 << 20,
+        sync: SyncMode::Always,
+    });
+    let lw = start(config.clone()).await;
+    // Once a request is accepted, the first one's exporter (and its queue) has started.
+    grpc_raw(&lw.grpc_endpoint(), paths::LOGS, numbered(1, 0), None, None)
+        .await
+        .expect("the first instance runs");
+    let second = leakwatch::server::Bound::bind(config.clone())
+        .await
+        .expect("its listeners bind (ports of its own)");
+    let Err(err) = tokio::time::timeout(
+        Duration::from_secs(10),
+        second.run(tokio_util::sync::CancellationToken::new()),
+    )
+    .await
+    .expect("refused at start, not run") else {
+        panic!("a second instance on the same directory is refused");
+    };
+    let text = err.to_string();
+    assert!(
+        text.contains("in use by another process") && text.contains(&dir.0.display().to_string()),
+        "{text}"
+    );
+    lw.stop().await;
+    let again = start(config).await;
+    again.stop().await;
+    downstream.stop().await;
 }

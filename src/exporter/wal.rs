@@ -28,6 +28,12 @@
 //!   retry) until a restart re-reads the files, because after a failed fsync Linux may have
 //!   dropped the dirty pages and nothing written since can be trusted to be on disk.
 //!
+//! # One process per directory
+//! `open` takes an exclusive lock on `<dir>/lock` (`File::try_lock`: `flock` on Linux) and holds it
+//! until `close` (the end of the graceful shutdown) or the log is dropped; a second leakwatch on the same directory fails to start instead of
+//! interleaving records with the first and replaying its requests. The lock is released by the
+//! kernel when the process dies, so a crash never leaves a stale lock behind.
+//!
 //! Only `std::fs`; blocking calls are made by the callers' threads (see `ExportQueue::send`).
 
 use std::collections::{BTreeMap, HashSet};
@@ -51,6 +57,8 @@ pub const HEADER_BYTES: u64 = 21;
 const ACK_BYTES: usize = 12;
 const SEGMENT_EXT: &str = "wal";
 const ACK_EXT: &str = "ack";
+/// The lock file that keeps a second process out of the directory.
+const LOCK_FILE: &str = "lock";
 
 /// Errors of the write-ahead queue.
 #[derive(Debug, thiserror::Error)]
@@ -64,6 +72,8 @@ pub enum WalError {
     },
     #[error("persistent queue: disabled after an earlier write or fsync failure ({0}); restart leakwatch")]
     Poisoned(String),
+    #[error("persistent queue: {} is in use by another process (it holds the lock on {}); give each leakwatch its own downstream.queue.persistent.dir", .dir.display(), .lock.display())]
+    Locked { dir: PathBuf, lock: PathBuf },
 }
 
 /// Settings of a [`Wal`].
@@ -185,6 +195,8 @@ pub struct Wal {
     pending: AtomicU64,
     poisoned: AtomicBool,
     poison_reason: Mutex<String>,
+    /// `<dir>/lock`, locked exclusively until [`Wal::close`] (or the log is dropped).
+    lock: Mutex<Option<File>>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -295,6 +307,23 @@ impl Wal {
     pub fn open(opts: WalOptions) -> Result<(Arc<Wal>, Vec<Recovered>, RecoveryReport), WalError> {
         let dir = opts.dir.clone();
         fs::create_dir_all(&dir).map_err(io_err("creating directory", &dir))?;
+        let lock_path = dir.join(LOCK_FILE);
+        let lock_file = OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&lock_path)
+            .map_err(io_err("opening", &lock_path))?;
+        match lock_file.try_lock() {
+            Ok(()) => {}
+            Err(fs::TryLockError::WouldBlock) => {
+                return Err(WalError::Locked {
+                    dir: dir.clone(),
+                    lock: lock_path,
+                })
+            }
+            Err(fs::TryLockError::Error(e)) => return Err(io_err("locking", &lock_path)(e)),
+        }
         let mut wal_ids = Vec::new();
         let mut ack_ids = Vec::new();
         for entry in fs::read_dir(&dir).map_err(io_err("listing", &dir))? {
@@ -319,6 +348,7 @@ impl Wal {
             pending: AtomicU64::new(0),
             poisoned: AtomicBool::new(false),
             poison_reason: Mutex::new(String::new()),
+            lock: Mutex::new(Some(lock_file)),
             opts,
         });
         // Ack files whose segment is gone (a crash between the two deletions).
@@ -701,7 +731,10 @@ impl Wal {
         }
         let mut inner = lock(&self.inner);
         self.seal_active(&mut inner);
-        inner.segments.values().map(|s| s.pending).sum()
+        let left = inner.segments.values().map(|s| s.pending).sum();
+        // Closing the lock file releases the lock: the directory is free for the next start.
+        lock(&self.lock).take();
+        left
     }
 }
 
@@ -751,6 +784,25 @@ mod tests {
 
     fn bodies(recovered: &[Recovered]) -> Vec<Vec<u8>> {
         recovered.iter().map(|r| r.body.to_vec()).collect()
+    }
+
+    #[test]
+    fn a_second_open_of_the_same_directory_is_refused_until_close() {
+        let dir = TempDir::new("lock");
+        let (wal, _, _) = Wal::open(opts(&dir, 1 << 20, 1 << 16)).expect("open");
+        let err = Wal::open(opts(&dir, 1 << 20, 1 << 16))
+            .err()
+            .expect("the directory is locked");
+        assert!(matches!(err, WalError::Locked { .. }), "{err}");
+        assert!(
+            err.to_string().contains("in use by another process"),
+            "{err}"
+        );
+        wal.close();
+        let (again, _, _) = Wal::open(opts(&dir, 1 << 20, 1 << 16)).expect("free after close");
+        drop(again);
+        drop(wal);
+        Wal::open(opts(&dir, 1 << 20, 1 << 16)).expect("free after drop");
     }
 
     #[test]
@@ -822,10 +874,11 @@ mod tests {
         data[last] ^= 0x40; // a bit flip in the second payload
         data.extend_from_slice(&[0xff; 40]); // and garbage after it
         fs::write(&seg, &data).expect("write");
-        let (_wal, rec, report) = Wal::open(opts(&dir, 1 << 20, 1 << 16)).expect("reopen");
+        let (wal, rec, report) = Wal::open(opts(&dir, 1 << 20, 1 << 16)).expect("reopen");
         assert_eq!(bodies(&rec), vec![b"good".to_vec()]);
         assert_eq!(report.truncated_bytes, HEADER_BYTES + 7 + 40);
-        // A file of pure garbage (e.g. a half-created segment) is handled the same way.
+        drop((wal, rec)); // the directory's lock goes with the last reference
+                          // A file of pure garbage (e.g. a half-created segment) is handled the same way.
         fs::write(dir.0.join(format!("{:020}.wal", 999_999)), [7u8; 3]).expect("write");
         fs::write(dir.0.join("not-a-segment.txt"), b"x").expect("write");
         let (_wal, rec, _) = Wal::open(opts(&dir, 1 << 20, 1 << 16)).expect("reopen");

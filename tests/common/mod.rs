@@ -78,6 +78,10 @@ pub enum Behaviour {
     Fail(tonic::Code),
     /// Accept after this long (a slow downstream).
     Delay(Duration),
+    /// Fail with the code the requests whose bytes the predicate picks; accept the others.
+    FailWhen(fn(&[u8]) -> bool, tonic::Code),
+    /// Accept, answering with a `partial_success` of this many rejected items.
+    PartialSuccess(i64),
 }
 
 /// A fake downstream collector: every export request's raw bytes go into a channel.
@@ -147,6 +151,33 @@ impl tonic::server::UnaryService<Bytes> for Handler {
                     Ok(tonic::Response::new(Bytes::new()))
                 }
                 Behaviour::Fail(code) => Err(Status::new(code, "fake downstream told to fail")),
+                Behaviour::PartialSuccess(rejected) => {
+                    let _ = sink.tx.send(Received {
+                        path,
+                        body: request.into_inner(),
+                    });
+                    // Field 1 of every Export*ServiceResponse: partial_success {rejected = 1,
+                    // error_message = 2}.
+                    let reply = leakwatch::proto::otlp::collector::logs::v1::ExportLogsServiceResponse {
+                        partial_success: Some(
+                            leakwatch::proto::otlp::collector::logs::v1::ExportLogsPartialSuccess {
+                                rejected_log_records: rejected,
+                                error_message: "fake downstream rejected some".into(),
+                            },
+                        ),
+                    };
+                    Ok(tonic::Response::new(Bytes::from(
+                        prost::Message::encode_to_vec(&reply),
+                    )))
+                }
+                Behaviour::FailWhen(pick, code) => {
+                    let body = request.into_inner();
+                    if pick(&body) {
+                        return Err(Status::new(code, "fake downstream told to fail this one"));
+                    }
+                    let _ = sink.tx.send(Received { path, body });
+                    Ok(tonic::Response::new(Bytes::new()))
+                }
                 Behaviour::Delay(d) => {
                     tokio::time::sleep(d).await;
                     let _ = sink.tx.send(Received {
@@ -292,13 +323,13 @@ impl Downstream {
     }
 
     /// Stops the server and returns what it received that was not read yet
-    /// (requests can land between the last read and the stop).
+    /// (requests can land between the last read and the stop). Nothing more can
+    /// land after: tonic's graceful stop returns only once every connection has
+    /// closed, a connection closes only once its streams are done, and the
+    /// handler puts a request in the channel before it answers OK.
     pub async fn stop_and_drain(mut self) -> Vec<Received> {
         self.stop.cancel();
         let _ = self.task.await;
-        // Connection tasks may still finish a request after the server task
-        // returned: give them a moment before the last read.
-        tokio::time::sleep(Duration::from_millis(300)).await;
         let mut rest = Vec::new();
         while let Ok(r) = self.rx.try_recv() {
             rest.push(r);
