@@ -250,18 +250,38 @@ impl Proc {
         timeout: Duration,
         pred: impl Fn(&str) -> bool,
     ) -> String {
+        self.wait_for_output(what, timeout, Proc::stdout, pred)
+    }
+
+    /// Polls stderr (where leakwatch logs) until `pred` holds; panics on timeout.
+    pub fn wait_for_stderr(
+        &mut self,
+        what: &str,
+        timeout: Duration,
+        pred: impl Fn(&str) -> bool,
+    ) -> String {
+        self.wait_for_output(what, timeout, Proc::stderr, pred)
+    }
+
+    fn wait_for_output(
+        &mut self,
+        what: &str,
+        timeout: Duration,
+        read: fn(&Proc) -> String,
+        pred: impl Fn(&str) -> bool,
+    ) -> String {
         let deadline = Instant::now() + timeout;
         loop {
-            let out = self.stdout();
+            let out = read(self);
             if pred(&out) {
                 return out;
             }
             let status = self.try_status();
             if Instant::now() > deadline || status.is_some() {
                 panic!(
-                    "{}: never saw {what} (status {status:?}).\n--- stdout (last 4000 chars):\n{}\n--- stderr:\n{}",
+                    "{}: never saw {what} (status {status:?}).\n--- stdout (last 4000 chars):\n{}\n--- stderr (last 4000 chars):\n{}",
                     self.name,
-                    tail(&out, 4000),
+                    tail(&self.stdout(), 4000),
                     tail(&self.stderr(), 4000)
                 );
             }
@@ -1083,24 +1103,26 @@ impl Drop for TempFile {
 
 impl Leakwatch {
     /// Starts leakwatch forwarding to `downstream` (an `http://` OTLP/gRPC endpoint) with
-    /// `config_yaml` as its configuration file; returns once all three ports accept.
+    /// `config_yaml` as its configuration file; returns once all three listeners are bound.
+    /// They bind port 0 and the ports are read from leakwatch's "listening" log lines, so no
+    /// other process can take a port between choosing and binding it.
     pub fn start(downstream: &str, config_yaml: &str) -> Leakwatch {
         let config = TempFile::new("config.yaml", config_yaml);
-        let (grpc, http, admin) = (free_port(), free_port(), free_port());
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_leakwatch"));
         cmd.arg("--config")
             .arg(&config.0)
-            .args(["--grpc-listen", &format!("127.0.0.1:{grpc}")])
-            .args(["--http-listen", &format!("127.0.0.1:{http}")])
-            .args(["--admin-listen", &format!("127.0.0.1:{admin}")])
+            .args(["--grpc-listen", "127.0.0.1:0"])
+            .args(["--http-listen", "127.0.0.1:0"])
+            .args(["--admin-listen", "127.0.0.1:0"])
             .args(["--downstream", downstream])
             .args(["--log-format", "json"]);
         let mut proc = Proc::spawn("leakwatch", cmd);
-        for port in [grpc, http, admin] {
-            if let Err(e) = wait_for_port(port, &mut proc, READY_TIMEOUT) {
-                panic!("leakwatch did not start: {e}");
-            }
-        }
+        let out = proc.wait_for_stderr("its three listening addresses", READY_TIMEOUT, |out| {
+            listening_ports(out).is_some()
+        });
+        let Some((grpc, http, admin)) = listening_ports(&out) else {
+            unreachable!("checked by wait_for_stdout")
+        };
         Leakwatch {
             proc,
             grpc,
@@ -1122,6 +1144,25 @@ impl Leakwatch {
     pub fn admin_get(&self, path: &str) -> (u16, String) {
         http_get(self.admin, path)
     }
+}
+
+/// The gRPC, HTTP and admin ports leakwatch logged (JSON log lines) as listening on.
+fn listening_ports(stdout: &str) -> Option<(u16, u16, u16)> {
+    let port_of = |message: &str| {
+        stdout.lines().find_map(|line| {
+            let v: serde_json::Value = serde_json::from_str(line).ok()?;
+            if v.get("message")?.as_str()? != message {
+                return None;
+            }
+            let addr: SocketAddr = v.get("addr")?.as_str()?.parse().ok()?;
+            Some(addr.port())
+        })
+    };
+    Some((
+        port_of("OTLP/gRPC receiver listening.")?,
+        port_of("OTLP/HTTP receiver listening.")?,
+        port_of("Admin listener listening.")?,
+    ))
 }
 
 /// A minimal HTTP/1.0 GET on 127.0.0.1:`port` (std only).
