@@ -232,6 +232,11 @@ impl Engine {
         self.series.len()
     }
 
+    /// The interned names of the tracked series (for memory figures).
+    pub fn series_names(&self) -> &series::Names {
+        self.series.names()
+    }
+
     pub fn resource_count(&self) -> usize {
         self.resources.len()
     }
@@ -992,6 +997,30 @@ mod tests {
             },
             Arc::new(Telemetry::new()),
         )
+    }
+
+    #[test]
+    fn series_of_a_fleet_share_their_names() {
+        use crate::loadgen::{Size, Workload, WorkloadConfig};
+        // 50 processes reporting the same 100 series each (the load generator's fleet).
+        let mut cfg = WorkloadConfig::fleet(Size::Collector, 5_000);
+        cfg.resources = 50;
+        let workload = Workload::build(&cfg).expect("workload");
+        let e = engine(10_000);
+        for i in 0..workload.requests().len() {
+            let body = workload.render(i, 0).expect("request");
+            e.ingest_metrics(body).expect("ingest");
+        }
+        assert_eq!(e.series_count(), 5_000);
+        let tracked = e.series_views(None).len();
+        assert!(tracked > 4_000, "{tracked} tracked");
+        // One name per series of a process, whatever the number of processes.
+        let names = e.series_names().len();
+        assert!(names <= 100, "{names} names for {tracked} series");
+        // Evicting every series releases every name.
+        e.watermark_ns.store(u64::MAX / 2, Ordering::Relaxed);
+        assert_eq!(e.evict_idle(), 5_000);
+        assert!(e.series_names().is_empty());
     }
 
     #[test]
