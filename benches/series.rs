@@ -1,15 +1,24 @@
 //! Series identification and lookup: hashing each point's identity from the
 //! raw bytes of its resource, scope, metric name and attributes, then finding
 //! its entry in the sharded series table.
+//!
+//! Also prints the deterministic part of the memory per series (`series/memory`):
+//! the bytes each tracked series holds by construction (its boxed state, its
+//! table slot, its share of the interned names) for the fleet that
+//! `scripts/bench.sh --only memory` measures by RSS, 100 series per process.
 
 mod fixtures;
 
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use criterion::{black_box, criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
+use leakwatch::engine::{Engine, EngineConfig};
+use leakwatch::loadgen::{Size, Workload, WorkloadConfig};
 use leakwatch::proto::lean;
-use leakwatch::series::{self, Series, SeriesKey, SeriesTable};
+use leakwatch::series::{self, Series, SeriesKey, SeriesTable, Tracked};
+use leakwatch::telemetry::Telemetry;
 use prost::Message;
 
 use fixtures::{Fixture, SIZES};
@@ -157,5 +166,73 @@ fn bench(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, bench);
+/// The chunk glibc malloc serves for `size` bytes: the request plus an 8-byte
+/// header, rounded up to 16, at least 32.
+fn glibc_chunk(size: usize) -> usize {
+    ((size + 8 + 15) & !15).max(32)
+}
+
+/// jemalloc's size class for `size` bytes (small classes, up to 14 KiB): four
+/// classes per doubling above 64 bytes.
+fn jemalloc_class(size: usize) -> usize {
+    if size <= 16 {
+        return size.next_power_of_two().max(8);
+    }
+    if size <= 64 {
+        return size.div_ceil(16) * 16;
+    }
+    // The power of two below `size`: e.g. 256 for 257..=512, whose classes are 320..=512.
+    let group = 1usize << (usize::BITS - 1 - (size - 1).leading_zeros());
+    let step = group / 4;
+    size.div_ceil(step) * step
+}
+
+/// Bytes per tracked series that do not depend on the allocator's history.
+fn memory(_c: &mut Criterion) {
+    let series = 100_000;
+    let mut cfg = WorkloadConfig::fleet(Size::Collector, series);
+    cfg.resources = series / 100;
+    let workload = Workload::build(&cfg).expect("the workload builds");
+    let engine = Engine::new(
+        EngineConfig {
+            max_series: 2 * series,
+            ..EngineConfig::default()
+        },
+        Arc::new(Telemetry::new()),
+    );
+    for i in 0..workload.requests().len() {
+        let body = workload.render(i, 0).expect("request");
+        engine.ingest_metrics(body).expect("ingest");
+    }
+    let tracked = engine.series_views(None).len();
+    let names = engine.series_names();
+    let boxed = std::mem::size_of::<Tracked>();
+    let slot = std::mem::size_of::<(SeriesKey, Series)>();
+    let names_per_series = names.heap_bytes() as f64 / tracked.max(1) as f64;
+    println!(
+        "series/memory: {} series ({tracked} tracked) of {} processes",
+        engine.series_count(),
+        cfg.resources
+    );
+    println!(
+        "series/memory: per tracked series: boxed state {boxed} B (glibc chunk {}, jemalloc class {}), \
+         table slot {slot} B + 1 control byte before hashbrown's slack (load 7/16..7/8), \
+         interned names {names_per_series:.1} B ({} names, {} B)",
+        glibc_chunk(boxed),
+        jemalloc_class(boxed),
+        names.len(),
+        names.heap_bytes(),
+    );
+    println!(
+        "series/memory: by construction {:.0} B (glibc) / {:.0} B (jemalloc) per tracked series \
+         at a table load of 7/8, {:.0} / {:.0} at 7/16; RSS adds the processes' state and the \
+         allocator's overhead (scripts/bench.sh --only memory)",
+        glibc_chunk(boxed) as f64 + (slot + 1) as f64 * 8.0 / 7.0 + names_per_series,
+        jemalloc_class(boxed) as f64 + (slot + 1) as f64 * 8.0 / 7.0 + names_per_series,
+        glibc_chunk(boxed) as f64 + (slot + 1) as f64 * 16.0 / 7.0 + names_per_series,
+        jemalloc_class(boxed) as f64 + (slot + 1) as f64 * 16.0 / 7.0 + names_per_series,
+    );
+}
+
+criterion_group!(benches, memory, bench);
 criterion_main!(benches);

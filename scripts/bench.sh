@@ -19,13 +19,18 @@
 # (raw loadgen reports: target/bench/*.json). Everything listens on 127.0.0.1 only; every wait
 # is bounded in time; only processes this script started are stopped.
 #
-# Usage: scripts/bench.sh [--quick] [--no-build] [--duration SECONDS] [--systems LIST] [--sizes LIST] [--no-rss]
-#   --quick     one round of a few seconds per run, smaller series counts (smoke test of the script)
-#   --no-build  use the existing target/release/leakwatch
-#   --systems   comma-separated subset of leakwatch,leakwatch+fwd,rotel (default: all three);
-#               ratios "vs rotel" need rotel in the list
-#   --sizes     comma-separated subset of sdk,collector (default: both)
-#   --no-rss    skip the memory-per-series runs (they also run only when leakwatch is in --systems)
+# Usage: scripts/bench.sh [--quick] [--no-build] [--duration SECONDS] [--systems LIST] [--sizes LIST]
+#                         [--no-rss] [--only memory] [--binary PATH]
+#   --quick        one round of a few seconds per run, smaller series counts (smoke test of the script)
+#   --no-build     use the existing target/release/leakwatch
+#   --systems      comma-separated subset of leakwatch,leakwatch+fwd,rotel (default: all three);
+#                  ratios "vs rotel" need rotel in the list
+#   --sizes        comma-separated subset of sdk,collector (default: both)
+#   --no-rss       skip the memory-per-series runs (they also run only when leakwatch is in --systems)
+#   --only memory  run part 4 only (RSS per series, leakwatch alone; no rotel needed), ~2 minutes;
+#                  the report goes to target/bench/latest-memory.md
+#   --binary PATH  measure this leakwatch binary instead of target/release/leakwatch (implies
+#                  --no-build), e.g. a copy built from another commit for a before/after figure
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -33,11 +38,14 @@ cd "$ROOT"
 OUT="$ROOT/target/bench"
 mkdir -p "$OUT"
 
+ARGS="$*"
 QUICK=0
 BUILD=1
 RSS=1
 SYSTEMS=(leakwatch leakwatch+fwd rotel)
 SIZES=(sdk collector)
+ONLY=all
+LEAKWATCH=""
 DURATION=15
 WARMUP=3
 while [ $# -gt 0 ]; do
@@ -48,7 +56,14 @@ while [ $# -gt 0 ]; do
     --systems) IFS=, read -r -a SYSTEMS <<<"$2"; shift ;;
     --sizes) IFS=, read -r -a SIZES <<<"$2"; shift ;;
     --no-rss) RSS=0 ;;
-    -h|--help) sed -n '2,29p' "$0"; exit 0 ;;
+    --only)
+      case "${2:-}" in
+        memory) ONLY=memory ;;
+        *) echo "bench: --only takes: memory" >&2; exit 64 ;;
+      esac
+      shift ;;
+    --binary) LEAKWATCH="$(realpath "$2")"; BUILD=0; shift ;;
+    -h|--help) sed -n '2,34p' "$0"; exit 0 ;;
     *) echo "bench: unknown argument $1" >&2; exit 64 ;;
   esac
   shift
@@ -80,7 +95,7 @@ if [ "$BUILD" = 1 ]; then
   say "building leakwatch (release)"
   cargo build --release --locked --bin leakwatch >&2
 fi
-LEAKWATCH="$ROOT/target/release/leakwatch"
+LEAKWATCH="${LEAKWATCH:-$ROOT/target/release/leakwatch}"
 [ -x "$LEAKWATCH" ] || die "$LEAKWATCH not found (run without --no-build)"
 
 find_rotel() {
@@ -91,13 +106,16 @@ find_rotel() {
   done
   return 1
 }
-ROTEL="$(find_rotel || true)"
-if [ -z "$ROTEL" ]; then
-  say "rotel not found; running scripts/setup-test-env.sh"
-  bash "$ROOT/scripts/setup-test-env.sh" >&2
-  ROTEL="$(find_rotel)" || die "rotel-agent still not found after setup-test-env.sh"
+ROTEL_VERSION="rotel not run"
+if [ "$ONLY" = all ]; then
+  ROTEL="$(find_rotel || true)"
+  if [ -z "$ROTEL" ]; then
+    say "rotel not found; running scripts/setup-test-env.sh"
+    bash "$ROOT/scripts/setup-test-env.sh" >&2
+    ROTEL="$(find_rotel)" || die "rotel-agent still not found after setup-test-env.sh"
+  fi
+  ROTEL_VERSION="$("$ROTEL" --version 2>/dev/null | head -n1)"
 fi
-ROTEL_VERSION="$("$ROTEL" --version 2>/dev/null | head -n1)"
 
 # ---------------------------------------------------------------- process helpers
 PIDS=()
@@ -258,67 +276,69 @@ has leakwatch "${SYSTEMS[@]}" || RSS=0
 HAS_ROTEL=0; has rotel "${SYSTEMS[@]}" && HAS_ROTEL=1
 declare -A MAX P99 P50 ERRS CPU RATE_DONE CPU_PER_M CLIENT_CPU ROUND_FIGS
 
-# ---------------------------------------------------------------- 1: throughput (best of ROUNDS)
-# Noise from other work only ever lowers a max, so each system keeps its best round; the rounds
-# alternate the systems so that a noisy minute does not hit one system only.
-for round in $(seq 1 "$ROUNDS"); do
+if [ "$ONLY" = all ]; then
+  # ---------------------------------------------------------------- 1: throughput (best of ROUNDS)
+  # Noise from other work only ever lowers a max, so each system keeps its best round; the rounds
+  # alternate the systems so that a noisy minute does not hit one system only.
+  for round in $(seq 1 "$ROUNDS"); do
+    for size in "${SIZES[@]}"; do
+      read -r -a sargs <<<"$(size_args "$size")"
+      for sys in "${SYSTEMS[@]}"; do
+        start_system "$sys"
+        f="$OUT/max-$size-$sys-$round.json"
+        say "throughput (round $round/$ROUNDS): $sys, $size, ${WARMUP}s warm-up + ${DURATION}s closed loop"
+        loadgen "$OUT/warmup.json" "${sargs[@]}" --duration "${WARMUP}s" --warmup 0s
+        t0="$(cpu_ticks "$SYS_PID")"
+        loadgen "$f" "${sargs[@]}" --duration "${DURATION}s" --warmup 0s
+        t1="$(cpu_ticks "$SYS_PID")"
+        stop_system
+        got="$(json "$f" points_per_sec)"
+        ROUND_FIGS[$size,$sys]="${ROUND_FIGS[$size,$sys]:-}$(fmt0 "$got") "
+        if [ -n "${MAX[$size,$sys]:-}" ] && python3 -c "import sys; sys.exit(0 if $got <= ${MAX[$size,$sys]} else 1)"; then
+          continue
+        fi
+        MAX[$size,$sys]="$got"
+        ERRS[$size,$sys]="$(python3 -c "import json; print(sum(json.load(open('$f'))['errors'].values()))")"
+        # CPU the system used per million points accepted, and the generator's share of the machine.
+        CPU_PER_M[$size,$sys]="$(calc "round(($t1 - $t0) / $CLK_TCK / max(1, $(json "$f" points)) * 1e6, 3)")"
+        CLIENT_CPU[$size,$sys]="$(calc "round(100 * $(json "$f" client_cpu_seconds) / $(json "$f" seconds), 1)")"
+      done
+    done
+  done
+
+  # ---------------------------------------------------------------- 2: latency at half of max
   for size in "${SIZES[@]}"; do
     read -r -a sargs <<<"$(size_args "$size")"
     for sys in "${SYSTEMS[@]}"; do
       start_system "$sys"
-      f="$OUT/max-$size-$sys-$round.json"
-      say "throughput (round $round/$ROUNDS): $sys, $size, ${WARMUP}s warm-up + ${DURATION}s closed loop"
-      loadgen "$OUT/warmup.json" "${sargs[@]}" --duration "${WARMUP}s" --warmup 0s
-      t0="$(cpu_ticks "$SYS_PID")"
-      loadgen "$f" "${sargs[@]}" --duration "${DURATION}s" --warmup 0s
-      t1="$(cpu_ticks "$SYS_PID")"
+      half="$(calc "round(${MAX[$size,$sys]} / 2)")"
+      f="$OUT/half-$size-$sys.json"
+      say "latency: $sys, $size, open loop at $half points/s"
+      loadgen "$f" "${sargs[@]}" --rate "$half" --duration "${DURATION}s" --warmup "${WARMUP}s"
+      P99[$size,$sys]="$(json "$f" latency_ms.p99)"
+      P50[$size,$sys]="$(json "$f" latency_ms.p50)"
       stop_system
-      got="$(json "$f" points_per_sec)"
-      ROUND_FIGS[$size,$sys]="${ROUND_FIGS[$size,$sys]:-}$(fmt0 "$got") "
-      if [ -n "${MAX[$size,$sys]:-}" ] && python3 -c "import sys; sys.exit(0 if $got <= ${MAX[$size,$sys]} else 1)"; then
-        continue
-      fi
-      MAX[$size,$sys]="$got"
-      ERRS[$size,$sys]="$(python3 -c "import json; print(sum(json.load(open('$f'))['errors'].values()))")"
-      # CPU the system used per million points accepted, and the generator's share of the machine.
-      CPU_PER_M[$size,$sys]="$(calc "round(($t1 - $t0) / $CLK_TCK / max(1, $(json "$f" points)) * 1e6, 3)")"
-      CLIENT_CPU[$size,$sys]="$(calc "round(100 * $(json "$f" client_cpu_seconds) / $(json "$f" seconds), 1)")"
     done
   done
-done
 
-# ---------------------------------------------------------------- 2: latency at half of max
-for size in "${SIZES[@]}"; do
-  read -r -a sargs <<<"$(size_args "$size")"
-  for sys in "${SYSTEMS[@]}"; do
-    start_system "$sys"
-    half="$(calc "round(${MAX[$size,$sys]} / 2)")"
-    f="$OUT/half-$size-$sys.json"
-    say "latency: $sys, $size, open loop at $half points/s"
-    loadgen "$f" "${sargs[@]}" --rate "$half" --duration "${DURATION}s" --warmup "${WARMUP}s"
-    P99[$size,$sys]="$(json "$f" latency_ms.p99)"
-    P50[$size,$sys]="$(json "$f" latency_ms.p50)"
-    stop_system
+  # ---------------------------------------------------------------- 3: CPU at 70k points/s
+  for size in "${SIZES[@]}"; do
+    read -r -a sargs <<<"$(size_args "$size")"
+    for sys in "${SYSTEMS[@]}"; do
+      start_system "$sys"
+      f="$OUT/cpu-$size-$sys.json"
+      say "cpu: $sys, $size, $CPU_RATE points/s for ${DURATION}s"
+      # Warm up (series created, connections open) before the measured run.
+      loadgen "$OUT/cpu-warmup.json" "${sargs[@]}" --rate "$CPU_RATE" --duration 1s --warmup 0s
+      t0="$(cpu_ticks "$SYS_PID")"; s0="$(date +%s.%N)"
+      loadgen "$f" "${sargs[@]}" --rate "$CPU_RATE" --duration "${DURATION}s" --warmup 0s
+      t1="$(cpu_ticks "$SYS_PID")"; s1="$(date +%s.%N)"
+      CPU[$size,$sys]="$(calc "round(100 * ($t1 - $t0) / $CLK_TCK / ($s1 - $s0), 2)")"
+      RATE_DONE[$size,$sys]="$(json "$f" points_per_sec)"
+      stop_system
+    done
   done
-done
-
-# ---------------------------------------------------------------- 3: CPU at 70k points/s
-for size in "${SIZES[@]}"; do
-  read -r -a sargs <<<"$(size_args "$size")"
-  for sys in "${SYSTEMS[@]}"; do
-    start_system "$sys"
-    f="$OUT/cpu-$size-$sys.json"
-    say "cpu: $sys, $size, $CPU_RATE points/s for ${DURATION}s"
-    # Warm up (series created, connections open) before the measured run.
-    loadgen "$OUT/cpu-warmup.json" "${sargs[@]}" --rate "$CPU_RATE" --duration 1s --warmup 0s
-    t0="$(cpu_ticks "$SYS_PID")"; s0="$(date +%s.%N)"
-    loadgen "$f" "${sargs[@]}" --rate "$CPU_RATE" --duration "${DURATION}s" --warmup 0s
-    t1="$(cpu_ticks "$SYS_PID")"; s1="$(date +%s.%N)"
-    CPU[$size,$sys]="$(calc "round(100 * ($t1 - $t0) / $CLK_TCK / ($s1 - $s0), 2)")"
-    RATE_DONE[$size,$sys]="$(json "$f" points_per_sec)"
-    stop_system
-  done
-done
+fi  # parts 1–3
 
 # ---------------------------------------------------------------- 4: RSS per tracked series
 declare -A RSS_BASE RSS_AFTER RSS_SERIES_GOT RSS_TOTAL BPS
@@ -346,13 +366,16 @@ done
 LOAD_AFTER="$(cut -d' ' -f1-3 /proc/loadavg)"
 
 # ---------------------------------------------------------------- report
+# A partial run does not overwrite the full report.
+if [ "$ONLY" = all ]; then REPORT="$OUT/latest.md"; else REPORT="$OUT/latest-$ONLY.md"; fi
 pf() { if python3 -c "import sys; sys.exit(0 if $1 else 1)"; then echo PASS; else echo FAIL; fi; }
 fmt() { python3 -c "print(f'{$1:,.0f}')"; }
 {
   echo "## Benchmark results"
   echo
-  echo "Command: \`scripts/bench.sh$([ "$QUICK" = 1 ] && echo ' --quick')$([ "$DURATION" != 15 ] && [ "$QUICK" = 0 ] && echo " --duration $DURATION") --systems $(IFS=,; echo "${SYSTEMS[*]}") --sizes $(IFS=,; echo "${SIZES[*]}")$([ "$RSS" = 0 ] && echo ' (no RSS runs)')\` — $(date -u +%Y-%m-%dT%H:%MZ), leakwatch $("$LEAKWATCH" --version | awk '{print $2}') ($(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo '?')), $ROTEL_VERSION."
+  echo "Command: \`scripts/bench.sh${ARGS:+ $ARGS}\` — $(date -u +%Y-%m-%dT%H:%MZ), leakwatch $("$LEAKWATCH" --version | awk '{print $2}') ($(if [ "$LEAKWATCH" = "$ROOT/target/release/leakwatch" ]; then git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo '?'; else echo "binary $LEAKWATCH"; fi)), $ROTEL_VERSION."
   echo "Machine: $(nproc) CPUs ($CPU_MODEL); load average before $LOAD_BEFORE, after $LOAD_AFTER."
+  if [ "$ONLY" = all ]; then
   echo "Load: \`leakwatch loadgen\`, OTLP/gRPC on loopback, on the same machine as the system under test; ${DURATION}s measured after ${WARMUP}s warm-up per run."
   echo "sdk: 40 points/request, 1 process per request, 40,000 series, 128 workers on 8 connections; collector: 5,000 points/request over 100 processes, 80,000 series, 16 workers on 4 connections."
   echo "leakwatch+fwd forwards to a blackhole gRPC sink (\`leakwatch loadgen --sink\`) on the same machine."
@@ -371,22 +394,23 @@ fmt() { python3 -c "print(f'{$1:,.0f}')"; }
       echo "| $size | $sys | $(fmt "${MAX[$size,$sys]}") | ${ratio} | ${ERRS[$size,$sys]} | ${CPU_PER_M[$size,$sys]} | ${eff} | ${CLIENT_CPU[$size,$sys]} | $(calc "round(${P50[$size,$sys]}, 3)") | $(calc "round(${P99[$size,$sys]}, 3)") |"
     done
   done
-  echo
-  echo "CPU-s per M points: CPU time (all threads, /proc/PID/stat) the system used per million points it accepted at max rate;"
-  echo "its inverse ratio is the throughput ratio the two would have if neither shared the machine with the load generator."
-  echo "loadgen CPU %: the generator's own CPU use during that run, in % of one core (taken from the same 2 cores)."
-  echo "Best of $ROUNDS rounds (points/s of each round:$(for size in "${SIZES[@]}"; do for sys in "${SYSTEMS[@]}"; do printf ' %s %s: %s;' "$size" "$sys" "${ROUND_FIGS[$size,$sys]% }"; done; done))."
-  echo
-  echo "### CPU at $(fmt $CPU_RATE) points/s (% of one core)"
-  echo
-  echo "| size | system | achieved points/s | CPU % |"
-  echo "| --- | --- | ---: | ---: |"
-  for size in "${SIZES[@]}"; do
-    for sys in "${SYSTEMS[@]}"; do
-      echo "| $size | $sys | $(fmt "${RATE_DONE[$size,$sys]}") | ${CPU[$size,$sys]} |"
+    echo
+    echo "CPU-s per M points: CPU time (all threads, /proc/PID/stat) the system used per million points it accepted at max rate;"
+    echo "its inverse ratio is the throughput ratio the two would have if neither shared the machine with the load generator."
+    echo "loadgen CPU %: the generator's own CPU use during that run, in % of one core (taken from the same 2 cores)."
+    echo "Best of $ROUNDS rounds (points/s of each round:$(for size in "${SIZES[@]}"; do for sys in "${SYSTEMS[@]}"; do printf ' %s %s: %s;' "$size" "$sys" "${ROUND_FIGS[$size,$sys]% }"; done; done))."
+    echo
+    echo "### CPU at $(fmt $CPU_RATE) points/s (% of one core)"
+    echo
+    echo "| size | system | achieved points/s | CPU % |"
+    echo "| --- | --- | ---: | ---: |"
+    for size in "${SIZES[@]}"; do
+      for sys in "${SYSTEMS[@]}"; do
+        echo "| $size | $sys | $(fmt "${RATE_DONE[$size,$sys]}") | ${CPU[$size,$sys]} |"
+      done
     done
-  done
   echo
+  fi  # parts 1-3
   if [ "$RSS" = 1 ]; then
   echo "### Memory per tracked series (leakwatch)"
   echo
@@ -402,7 +426,7 @@ fmt() { python3 -c "print(f'{$1:,.0f}')"; }
   echo "### Targets"
   echo
   for size in "${SIZES[@]}"; do
-    [ "$HAS_ROTEL" = 1 ] || continue
+    [ "$HAS_ROTEL" = 1 ] && [ "$ONLY" = all ] || continue
     if has leakwatch "${SYSTEMS[@]}"; then
     r="$(calc "round(${MAX[$size,leakwatch]} / max(1, ${MAX[$size,rotel]}), 2)")"
     echo "- $(pf "$r >= $MIN_RATIO") throughput ≥ ${MIN_RATIO}× rotel, $size, detection on: ${r}×"
@@ -417,13 +441,13 @@ fmt() { python3 -c "print(f'{$1:,.0f}')"; }
   done
   for size in "${SIZES[@]}"; do
     for sys in leakwatch leakwatch+fwd; do
-      has "$sys" "${SYSTEMS[@]}" || continue
+      has "$sys" "${SYSTEMS[@]}" && [ "$ONLY" = all ] || continue
       echo "- $(pf "${CPU[$size,$sys]} <= $MAX_CPU_PERCENT") CPU ≤ ${MAX_CPU_PERCENT}% of one core at $(fmt $CPU_RATE) points/s, $size, $sys: ${CPU[$size,$sys]}%"
     done
   done
   for sys in leakwatch leakwatch+fwd; do
-    has "$sys" "${SYSTEMS[@]}" && has sdk "${SIZES[@]}" || continue
+    has "$sys" "${SYSTEMS[@]}" && has sdk "${SIZES[@]}" && [ "$ONLY" = all ] || continue
     echo "- $(pf "${P99[sdk,$sys]} <= $MAX_P99_MS") p99 ≤ ${MAX_P99_MS} ms at half load, sdk, $sys: $(calc "round(${P99[sdk,$sys]}, 3)") ms"
   done
-} | tee "$OUT/latest.md"
-say "report written to $OUT/latest.md"
+} | tee "$REPORT"
+say "report written to $REPORT"

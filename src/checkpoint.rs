@@ -38,8 +38,10 @@ use crate::telemetry::CheckpointRestore;
 
 /// First bytes of every checkpoint file.
 pub const MAGIC: [u8; 8] = *b"LWCHKPT\0";
-/// The format version this build writes and reads.
-pub const VERSION: u32 = 2;
+/// The format version this build writes and reads. 3: the series detector state lost
+/// `restart_t_ns` and `last_inc_secs` and gained `restarted`, and bucket counts are packed
+/// 2 bits each (see `detector::series`, `detector::window`).
+pub const VERSION: u32 = 3;
 /// Bytes before the body.
 pub const HEADER_BYTES: usize = 28;
 /// Flag: the body is zstd-compressed.

@@ -27,7 +27,8 @@ use crate::limiter::MemoryLimiter;
 use crate::proto::lean;
 use crate::proto::otlp::common::v1::{any_value, KeyValue};
 use crate::series::{
-    self, Prehashed, ResourceKey, Series, SeriesKey, SeriesLimitReached, SeriesTable, Tracked,
+    self, Prehashed, ResourceKey, Series, SeriesKey, SeriesLimitReached, SeriesName, SeriesTable,
+    Tracked,
 };
 use crate::telemetry::{PointAnomaly, Telemetry};
 use crate::view::{Attrs, DataView, Kind, MetricsRequest, PointView};
@@ -160,7 +161,8 @@ pub struct Engine {
     cfg: EngineConfig,
     series: SeriesTable,
     resources: DashMap<ResourceKey, ResourceEntry, Prehashed>,
-    names: DashMap<u64, Arc<str>, Prehashed>,
+    /// Metric names, one shared copy each (the catalog bounds them).
+    metric_names: DashMap<u64, Arc<str>, Prehashed>,
     /// Hashes of the metric names the catalog has rules for.
     known_metrics: HashSet<u64, Prehashed>,
     /// Newest event time seen, advanced at most `max_forward_jump` per request
@@ -189,7 +191,7 @@ impl Engine {
         Engine {
             series: SeriesTable::new(cfg.max_series),
             resources: DashMap::with_hasher(Prehashed::default()),
-            names: DashMap::with_hasher(Prehashed::default()),
+            metric_names: DashMap::with_hasher(Prehashed::default()),
             known_metrics: cfg
                 .catalog
                 .metric_names()
@@ -223,6 +225,11 @@ impl Engine {
 
     pub fn series_count(&self) -> usize {
         self.series.len()
+    }
+
+    /// The interned names of the tracked series (for memory figures).
+    pub fn series_names(&self) -> &series::Names {
+        self.series.names()
     }
 
     pub fn resource_count(&self) -> usize {
@@ -465,7 +472,7 @@ impl Engine {
                 if let Some(event) = resource.detector.on_series(
                     &self.cfg.detector,
                     key,
-                    &tracked.metric,
+                    &tracked.name.metric,
                     &tracked.detector,
                     p.t_ns,
                 ) {
@@ -487,14 +494,17 @@ impl Engine {
             .collect();
         let classified = self.cfg.catalog.classify(ctx.name, ctx.unit, &borrowed)?;
         let metric = self
-            .names
+            .metric_names
             .entry(ctx.hash)
             .or_insert_with(|| Arc::from(ctx.name))
             .value()
             .clone();
-        Some(Box::new(Tracked {
+        let name = self.series.names().intern(SeriesName {
             metric,
             labels: series::labels_text(&pairs).into_boxed_str(),
+        });
+        Some(Box::new(Tracked {
+            name,
             detector: SeriesDetector::new(classified),
         }))
     }
@@ -524,8 +534,7 @@ impl Engine {
                     key,
                     s.resource,
                     s.last_seen_ns,
-                    t.metric.clone(),
-                    t.labels.to_string(),
+                    Arc::clone(&t.name),
                     t.detector.summary(&self.cfg.detector),
                 ));
             }
@@ -533,7 +542,7 @@ impl Engine {
         // Resources are looked up after the series shards are released:
         // the ingest path locks resource → series, never the other way.
         raw.into_iter()
-            .filter_map(|(key, rk, last_seen_ns, metric, labels, trend)| {
+            .filter_map(|(key, rk, last_seen_ns, name, trend)| {
                 let info = self.resources.get(&rk).map(|r| Arc::clone(&r.info))?;
                 if service.is_some_and(|s| s != info.service_name) {
                     return None;
@@ -542,8 +551,8 @@ impl Engine {
                     key: format!("{key:016x}"),
                     service_name: info.service_name.clone(),
                     instance: info.instance.clone(),
-                    metric: metric.to_string(),
-                    attributes: labels,
+                    metric: name.metric.to_string(),
+                    attributes: name.labels.to_string(),
                     last_seen_unix_nano: last_seen_ns,
                     trend,
                 })
@@ -562,8 +571,8 @@ impl Engine {
                 series.push(SeriesSnapshot {
                     key,
                     resource: s.resource,
-                    metric: t.metric.to_string(),
-                    labels: t.labels.to_string(),
+                    metric: t.name.metric.to_string(),
+                    labels: t.name.labels.to_string(),
                     last_seen_ns: s.last_seen_ns,
                     detector: t.detector.clone(),
                 });
@@ -622,7 +631,7 @@ impl Engine {
         }
         for s in snapshot.series {
             let metric = self
-                .names
+                .metric_names
                 .entry(series::hash_name(s.metric.as_bytes()))
                 .or_insert_with(|| Arc::from(s.metric.as_str()))
                 .value()
@@ -631,8 +640,10 @@ impl Engine {
                 resource: s.resource,
                 last_seen_ns: s.last_seen_ns,
                 tracked: Some(Box::new(Tracked {
-                    metric,
-                    labels: s.labels.into_boxed_str(),
+                    name: self.series.names().intern(SeriesName {
+                        metric,
+                        labels: s.labels.into_boxed_str(),
+                    }),
                     detector: s.detector,
                 })),
             };
@@ -641,6 +652,8 @@ impl Engine {
                 Err(_) => report.series_refused += 1,
             }
         }
+        // The names of series refused at the bound.
+        self.series.names().release_unused();
         self.watermark_ns
             .fetch_max(snapshot.watermark_ns, Ordering::AcqRel);
         Ok(report)
@@ -913,6 +926,30 @@ mod tests {
             },
             Arc::new(Telemetry::new()),
         )
+    }
+
+    #[test]
+    fn series_of_a_fleet_share_their_names() {
+        use crate::loadgen::{Size, Workload, WorkloadConfig};
+        // 50 processes reporting the same 100 series each (the load generator's fleet).
+        let mut cfg = WorkloadConfig::fleet(Size::Collector, 5_000);
+        cfg.resources = 50;
+        let workload = Workload::build(&cfg).expect("workload");
+        let e = engine(10_000);
+        for i in 0..workload.requests().len() {
+            let body = workload.render(i, 0).expect("request");
+            e.ingest_metrics(body).expect("ingest");
+        }
+        assert_eq!(e.series_count(), 5_000);
+        let tracked = e.series_views(None).len();
+        assert!(tracked > 4_000, "{tracked} tracked");
+        // One name per series of a process, whatever the number of processes.
+        let names = e.series_names().len();
+        assert!(names <= 100, "{names} names for {tracked} series");
+        // Evicting every series releases every name.
+        e.watermark_ns.store(u64::MAX / 2, Ordering::Relaxed);
+        assert_eq!(e.evict_idle(), 5_000);
+        assert!(e.series_names().is_empty());
     }
 
     #[test]

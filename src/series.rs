@@ -13,10 +13,23 @@
 //! beyond `max_series` new series are refused (and counted) while existing
 //! ones keep working; series idle for longer than the idle timeout in *event
 //! time* are evicted by a periodic sweep.
+//!
+//! # Memory per series
+//! A tracked series costs its table slot (key and [`Series`], 32 bytes, times
+//! hashbrown's slack) and one boxed [`Tracked`]: a pointer to its interned
+//! [`SeriesName`] and the fixed-size detector state. The names are interned
+//! ([`Names`]) because the data point attributes of runtime metrics are few
+//! and the same in every process of a fleet (`v8js.heap.space.name=old_space`,
+//! `v8js.gc.type=major`, `http.route=/api/orders`): 100k series of 1,000
+//! processes share a few hundred names instead of holding 100k copies of their
+//! `k=v,…` text. `Tracked` is kept at ≤ [`TRACKED_MAX_BYTES`] (asserted in
+//! the tests) so that it takes a 368-byte chunk from glibc malloc and the
+//! 384-byte size class of jemalloc.
 
+use std::collections::HashSet;
 use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 
 use dashmap::DashMap;
 use prost::Message;
@@ -135,10 +148,91 @@ pub struct Series {
 /// Detection state and names of a series the catalog classified.
 #[derive(Debug)]
 pub struct Tracked {
-    pub metric: Arc<str>,
-    /// The data point attributes as `k=v,...`.
-    pub labels: Box<str>,
+    /// Metric and attributes, shared with every series of the same names.
+    pub name: Arc<SeriesName>,
     pub detector: SeriesDetector,
+}
+
+/// The largest `size_of::<Tracked>()` allowed (it is 360): glibc malloc
+/// serves it a 368-byte chunk (request + 8, rounded up to 16) and jemalloc its
+/// 384-byte size class (classes …320, 384, 448). Asserted in the tests.
+pub const TRACKED_MAX_BYTES: usize = 360;
+
+/// What names a tracked series besides its resource: the metric and the data
+/// point attributes as `k=v,...` (for the admin API, logs and checkpoints).
+#[derive(Debug, PartialEq, Eq, Hash)]
+pub struct SeriesName {
+    pub metric: Arc<str>,
+    pub labels: Box<str>,
+}
+
+/// The interned [`SeriesName`]s of the tracked series, one shared copy of
+/// each.
+///
+/// Bounded by the series table: a name is interned only for a series that is
+/// being inserted, and [`Names::release_unused`] (run by every eviction sweep)
+/// drops the names no series refers to any more, so between sweeps it holds at
+/// most the names of the live series plus those of the series evicted or
+/// refused since the last sweep. Taken only when a series is created or
+/// restored and by the sweep, never per point; never held while taking a table
+/// shard lock (the reverse order happens: a series is created under its shard
+/// lock).
+#[derive(Debug, Default)]
+pub struct Names {
+    set: Mutex<HashSet<Arc<SeriesName>>>,
+}
+
+impl Names {
+    /// The shared copy of `name`, stored first if it is new.
+    pub fn intern(&self, name: SeriesName) -> Arc<SeriesName> {
+        let mut set = self.set.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(shared) = set.get(&name) {
+            return Arc::clone(shared);
+        }
+        let shared = Arc::new(name);
+        set.insert(Arc::clone(&shared));
+        shared
+    }
+
+    /// Drops the names only the interner still refers to. Returns how many.
+    ///
+    /// A strong count of 1 under the lock is final: series obtain their
+    /// reference only through [`Names::intern`], under the same lock.
+    pub fn release_unused(&self) -> usize {
+        let mut set = self.set.lock().unwrap_or_else(PoisonError::into_inner);
+        let before = set.len();
+        set.retain(|name| Arc::strong_count(name) > 1);
+        before - set.len()
+    }
+
+    /// Distinct names held.
+    pub fn len(&self) -> usize {
+        self.set
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .len()
+    }
+
+    /// Whether no name is held.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Bytes the interned names take on the heap (the `Arc` allocations, their
+    /// texts and the set's slots), not counting allocator rounding: for the
+    /// memory figures of `benches/series.rs`.
+    pub fn heap_bytes(&self) -> usize {
+        let set = self.set.lock().unwrap_or_else(PoisonError::into_inner);
+        let entries: usize = set
+            .iter()
+            .map(|n| {
+                2 * std::mem::size_of::<usize>()
+                    + std::mem::size_of::<SeriesName>()
+                    + n.labels.len()
+            })
+            .sum();
+        entries + set.capacity() * (std::mem::size_of::<Arc<SeriesName>>() + 1)
+    }
 }
 
 /// Why a new series was not admitted.
@@ -176,6 +270,7 @@ pub struct SeriesTable {
     map: DashMap<SeriesKey, Series, Prehashed>,
     len: AtomicUsize,
     max_series: usize,
+    names: Names,
 }
 
 impl SeriesTable {
@@ -184,7 +279,13 @@ impl SeriesTable {
             map: DashMap::with_hasher(Prehashed::default()),
             len: AtomicUsize::new(0),
             max_series,
+            names: Names::default(),
         }
+    }
+
+    /// The interned names of the tracked series.
+    pub fn names(&self) -> &Names {
+        &self.names
     }
 
     pub fn len(&self) -> usize {
@@ -246,7 +347,8 @@ impl SeriesTable {
     }
 
     /// Removes series whose newest point is older than `cutoff_ns` (event
-    /// time). Returns how many were evicted.
+    /// time), then the names no series uses any more. Returns how many series
+    /// were evicted.
     pub fn evict_idle(&self, cutoff_ns: u64) -> usize {
         let mut evicted = 0;
         self.map.retain(|_, series| {
@@ -257,6 +359,8 @@ impl SeriesTable {
             keep
         });
         self.len.fetch_sub(evicted, Ordering::AcqRel);
+        // After the shard locks are released (see `Names`).
+        self.names.release_unused();
         evicted
     }
 
@@ -394,5 +498,79 @@ mod tests {
             table.with_series_test(3, || blank(1), |_, new| new),
             Ok(true)
         );
+    }
+
+    fn name(metric: &str, labels: &str) -> SeriesName {
+        SeriesName {
+            metric: Arc::from(metric),
+            labels: labels.into(),
+        }
+    }
+
+    #[test]
+    fn equal_names_share_one_copy() {
+        let names = Names::default();
+        let a = names.intern(name(
+            "v8js.memory.heap.used",
+            "v8js.heap.space.name=old_space",
+        ));
+        let b = names.intern(name(
+            "v8js.memory.heap.used",
+            "v8js.heap.space.name=old_space",
+        ));
+        let c = names.intern(name(
+            "v8js.memory.heap.used",
+            "v8js.heap.space.name=new_space",
+        ));
+        let d = names.intern(name(
+            "v8js.memory.heap.limit",
+            "v8js.heap.space.name=old_space",
+        ));
+        assert!(Arc::ptr_eq(&a, &b));
+        assert!(!Arc::ptr_eq(&a, &c));
+        assert!(!Arc::ptr_eq(&a, &d));
+        assert_eq!(names.len(), 3);
+    }
+
+    #[test]
+    fn unused_names_are_released_by_the_sweep() {
+        let table = SeriesTable::new(10);
+        let tracked = |labels: &str| Series {
+            resource: 1,
+            last_seen_ns: 0,
+            tracked: Some(Box::new(Tracked {
+                name: table.names().intern(name("m", labels)),
+                detector: SeriesDetector::new(crate::catalog::Classified {
+                    role: crate::catalog::Role::HeapUsed,
+                    scale: 1.0,
+                }),
+            })),
+        };
+        table
+            .with_series_test(1, || tracked("a=1"), |s, _| s.last_seen_ns = 10)
+            .ok();
+        table
+            .with_series_test(2, || tracked("a=1"), |s, _| s.last_seen_ns = 100)
+            .ok();
+        table
+            .with_series_test(3, || tracked("a=2"), |s, _| s.last_seen_ns = 10)
+            .ok();
+        assert_eq!(table.names().len(), 2);
+        // Series 1 and 3 go: "a=2" has no series left, "a=1" still has series 2.
+        assert_eq!(table.evict_idle(50), 2);
+        assert_eq!(table.names().len(), 1);
+        assert_eq!(table.evict_idle(500), 1);
+        assert!(table.names().is_empty());
+    }
+
+    #[test]
+    fn tracked_state_fits_its_size_class() {
+        let size = std::mem::size_of::<Tracked>();
+        assert!(
+            size <= TRACKED_MAX_BYTES,
+            "Tracked is {size} bytes, more than {TRACKED_MAX_BYTES}"
+        );
+        // The table slot: key and `Series`, before hashbrown's slack.
+        assert_eq!(std::mem::size_of::<(SeriesKey, Series)>(), 32);
     }
 }

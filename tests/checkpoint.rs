@@ -295,6 +295,9 @@ fn a_bad_checkpoint_is_reported_and_skipped_never_a_panic() {
 
     let mut wrong_version = good.clone();
     wrong_version[8..12].copy_from_slice(&0u32.to_le_bytes());
+    // Version 2 held the detector state before it was shrunk to 352 bytes (another shape).
+    let mut version_2 = good.clone();
+    version_2[8..12].copy_from_slice(&2u32.to_le_bytes());
     let mut flipped = good.clone();
     let mid = good.len() / 2;
     flipped[mid] ^= 0x10;
@@ -320,6 +323,7 @@ fn a_bad_checkpoint_is_reported_and_skipped_never_a_panic() {
         ("bit flip", flipped, CheckpointRestore::Corrupt),
         ("absurd length", bad_length, CheckpointRestore::Corrupt),
         ("old version", wrong_version, CheckpointRestore::Version),
+        ("version 2", version_2, CheckpointRestore::Version),
     ];
     for (name, data, outcome) in cases {
         let (result, engine) = restore_file(&dir, &data);

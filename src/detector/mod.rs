@@ -14,7 +14,7 @@
 //!   load and time), lag-1 autocorrelation, the effective sample size and a Student-t quantile.
 //! - [`window`]: a fixed ring of time buckets (per bucket: min, max, count) aligned to absolute
 //!   event time, so every series of a process shares bucket boundaries.
-//! - [`series`]: [`SeriesDetector`], the per-series state (≤ 400 bytes): validation of points,
+//! - [`series`]: [`SeriesDetector`], the per-series state (352 bytes): validation of points,
 //!   counters into rates, restart detection and segmentation.
 //! - [`trend`]: the verdict on one series' floor over a window: significance with autocorrelation,
 //!   effect size, change-point (step) test, saturation (warm-up) test, new highs, time to limit.

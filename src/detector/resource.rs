@@ -366,10 +366,10 @@ impl ResourceDetector {
         match series.role() {
             Role::GcCount | Role::RequestCount => {
                 self.has_counters = true;
-                if series.last_restart_t_ns() == t_ns && t_ns != 0 {
+                if series.restarted_at_latest_point() {
                     self.on_counter_restart(t_ns, bucket_ns);
                 }
-                let (inc, _) = series.last_increment();
+                let inc = series.last_increment();
                 if inc > 0.0 {
                     let agg = if series.role() == Role::GcCount {
                         &mut self.gcs

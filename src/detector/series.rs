@@ -18,8 +18,11 @@
 //! yesterday's level, which is just outside a 24 h ring): the highest floor of the buckets
 //! leaving the ring is kept per long-window epoch, for two epochs.
 //!
-//! Size: 32 buckets × 9 bytes plus a few scalars; `size_of::<SeriesDetector>()` is asserted
-//! ≤ 400 bytes in the tests.
+//! Size: the ring (272 bytes) plus a few scalars, 352 bytes, asserted in the tests: with the
+//! 8-byte pointer to the series' names, a tracked series' boxed state is 360 bytes
+//! (`crate::series::TRACKED_MAX_BYTES`: a 368-byte chunk of glibc malloc, jemalloc's 384-byte
+//! size class). Of what only the point being observed needs, whether it began a segment is a
+//! flag, not a timestamp, and the seconds its counter increment covers are only in the ring.
 
 use crate::catalog::{Classified, Role};
 use crate::detector::trend::{self, Assessment, TrendInput};
@@ -41,7 +44,7 @@ pub enum RestartKind {
     Drop,
 }
 
-/// Per-series detector state (≤ 400 bytes). Serializable for checkpoints.
+/// Per-series detector state (352 bytes). Serializable for checkpoints.
 #[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
 pub struct SeriesDetector {
     ring: Ring,
@@ -51,18 +54,14 @@ pub struct SeriesDetector {
     start_ns: u64,
     /// A refused far-future timestamp, waiting for confirmation (0 = none).
     pending_jump_ns: u64,
-    /// Event time of the latest restart (0 = none).
-    restart_t_ns: u64,
     /// First bucket of the current segment.
     seg_start: u64,
     /// First bucket of the previous segment (valid when `restarts > 0`).
     prev_seg_start: u64,
     /// Last raw (scaled) value: the level for gauges, the running total for counters.
     last_raw: f64,
-    /// Last increment of a counter (0 for gauges or when none).
+    /// Increment of a counter added by the latest point (0 for gauges or when none).
     last_inc: f32,
-    /// Seconds covered by `last_inc`.
-    last_inc_secs: f32,
     /// Highest floor of the buckets that left the ring, per long-window epoch (two epochs), so
     /// the new-high test sees further back than the ring (yesterday's peak of a daily wave).
     old_high: [f32; 2],
@@ -73,6 +72,10 @@ pub struct SeriesDetector {
     restart_kind: RestartKind,
     /// Whether `last_raw` holds a value (a counter is primed).
     primed: bool,
+    /// Whether the latest point began a new segment (a restart). Only the point being observed
+    /// needs to know (the resource detector, right after `observe`), so a flag is enough where
+    /// an event time would cost 8 bytes.
+    restarted: bool,
 }
 
 /// Trend over one window, for summaries.
@@ -126,12 +129,10 @@ impl SeriesDetector {
             last_t_ns: 0,
             start_ns: 0,
             pending_jump_ns: 0,
-            restart_t_ns: 0,
             seg_start: 0,
             prev_seg_start: 0,
             last_raw: 0.0,
             last_inc: 0.0,
-            last_inc_secs: 0.0,
             old_high: [f32::NEG_INFINITY; 2],
             old_epoch: [0; 2],
             scale,
@@ -139,6 +140,7 @@ impl SeriesDetector {
             role: classified.role,
             restart_kind: RestartKind::None,
             primed: false,
+            restarted: false,
         }
     }
 
@@ -150,7 +152,7 @@ impl SeriesDetector {
     /// Feeds one point (in event time).
     pub fn observe(&mut self, cfg: &DetectorConfig, sample: Sample) -> Observation {
         self.last_inc = 0.0;
-        self.last_inc_secs = 0.0;
+        self.restarted = false;
         if sample.t_ns == 0 {
             return Observation::MissingTimestamp;
         }
@@ -208,7 +210,7 @@ impl SeriesDetector {
         let obs = if self.role.is_counter() {
             self.observe_counter(sample, v, start_changed, first)
         } else {
-            self.observe_level(cfg, sample, v, start_changed, level_delta)
+            self.observe_level(cfg, v, start_changed, level_delta)
         };
         if obs == Observation::Negative {
             return obs;
@@ -255,14 +257,11 @@ impl SeriesDetector {
                 }
                 if start_changed || v < self.last_raw {
                     self.last_raw = v;
-                    self.begin_segment(
-                        sample.t_ns,
-                        if start_changed {
-                            RestartKind::StartTime
-                        } else {
-                            RestartKind::CounterReset
-                        },
-                    );
+                    self.begin_segment(if start_changed {
+                        RestartKind::StartTime
+                    } else {
+                        RestartKind::CounterReset
+                    });
                     return Observation::Reset;
                 }
                 let inc = v - self.last_raw;
@@ -276,14 +275,12 @@ impl SeriesDetector {
 
     fn add_increment(&mut self, inc: f64, secs: f64) {
         self.last_inc = inc as f32;
-        self.last_inc_secs = secs as f32;
         self.ring.record_increment(inc as f32, secs as f32);
     }
 
     fn observe_level(
         &mut self,
         cfg: &DetectorConfig,
-        sample: Sample,
         v: f64,
         start_changed: bool,
         level_delta: bool,
@@ -302,7 +299,7 @@ impl SeriesDetector {
         // the first day after each start look like steep growth.
         if self.role == Role::HeapAfterGc && level == 0.0 {
             if start_changed {
-                self.begin_segment(sample.t_ns, RestartKind::StartTime);
+                self.begin_segment(RestartKind::StartTime);
                 return Observation::Reset;
             }
             return Observation::Ignored;
@@ -318,7 +315,7 @@ impl SeriesDetector {
                 } else {
                     RestartKind::Drop
                 };
-                self.begin_segment(sample.t_ns, kind);
+                self.begin_segment(kind);
                 obs = Observation::Reset;
             }
         }
@@ -385,14 +382,14 @@ impl SeriesDetector {
             })
     }
 
-    fn begin_segment(&mut self, t_ns: u64, kind: RestartKind) {
+    fn begin_segment(&mut self, kind: RestartKind) {
         self.old_high = [f32::NEG_INFINITY; 2];
         self.prev_seg_start = self.seg_start;
         self.seg_start = self.ring.head();
         // The head bucket may hold points of the old process; they belong to the old segment.
         self.ring.clear_head();
         self.restarts = self.restarts.saturating_add(1);
-        self.restart_t_ns = t_ns;
+        self.restarted = true;
         self.restart_kind = kind;
     }
 
@@ -501,9 +498,10 @@ impl SeriesDetector {
         self.last_raw
     }
 
-    /// Increment added by the latest accepted counter point and the seconds it covers.
-    pub fn last_increment(&self) -> (f64, f64) {
-        (f64::from(self.last_inc), f64::from(self.last_inc_secs))
+    /// Increment added by the latest accepted counter point (the seconds it covers went into
+    /// the ring: [`Ring::rate`]).
+    pub fn last_increment(&self) -> f64 {
+        f64::from(self.last_inc)
     }
 
     /// Restarts seen so far.
@@ -511,9 +509,9 @@ impl SeriesDetector {
         u32::from(self.restarts)
     }
 
-    /// Event time of the latest restart (0 = none).
-    pub fn last_restart_t_ns(&self) -> u64 {
-        self.restart_t_ns
+    /// Whether the latest observed point began a new segment (a restart was detected on it).
+    pub fn restarted_at_latest_point(&self) -> bool {
+        self.restarted
     }
 
     /// How the latest restart was detected.
@@ -556,9 +554,10 @@ mod tests {
     }
 
     #[test]
-    fn state_fits_in_400_bytes() {
+    fn state_fits_in_352_bytes() {
+        // 352 + the 8-byte name pointer = `crate::series::TRACKED_MAX_BYTES`.
         let size = std::mem::size_of::<SeriesDetector>();
-        assert!(size <= 400, "SeriesDetector is {size} bytes");
+        assert!(size <= 352, "SeriesDetector is {size} bytes");
     }
 
     #[test]
@@ -612,9 +611,11 @@ mod tests {
         let mut s = gauge(Role::GcCount);
         let c = cfg();
         assert_eq!(s.observe(&c, cum(10, 1, 100.0)), Observation::Ignored);
-        assert_eq!(s.last_increment(), (0.0, 0.0));
+        assert_eq!(s.last_increment(), 0.0);
         assert_eq!(s.observe(&c, cum(12, 1, 104.0)), Observation::Accepted);
-        assert_eq!(s.last_increment(), (4.0, 2.0));
+        assert_eq!(s.last_increment(), 4.0);
+        // 4 over 2 s, alone in its bucket.
+        assert_eq!(s.ring().rate(s.head_bucket()), Some(2.0));
     }
 
     #[test]
@@ -627,7 +628,8 @@ mod tests {
         assert_eq!(s.restarts(), 1);
         assert_eq!(s.last_restart_kind(), RestartKind::CounterReset);
         assert_eq!(s.observe(&c, cum(16, 1, 5.0)), Observation::Accepted);
-        assert_eq!(s.last_increment(), (2.0, 2.0));
+        assert_eq!(s.last_increment(), 2.0);
+        assert_eq!(s.ring().rate(s.head_bucket()), Some(1.0));
     }
 
     #[test]
@@ -637,7 +639,9 @@ mod tests {
         s.observe(&c, cum(10, 1, 100.0));
         assert_eq!(s.observe(&c, cum(12, 11, 150.0)), Observation::Reset);
         assert_eq!(s.last_restart_kind(), RestartKind::StartTime);
-        assert_eq!(s.last_restart_t_ns(), 12 * S);
+        assert!(s.restarted_at_latest_point());
+        assert_eq!(s.observe(&c, cum(14, 11, 160.0)), Observation::Accepted);
+        assert!(!s.restarted_at_latest_point());
     }
 
     #[test]
@@ -689,7 +693,8 @@ mod tests {
             temporality: Temporality::Delta,
         };
         assert_eq!(s.observe(&cfg(), d), Observation::Accepted);
-        assert_eq!(s.last_increment(), (10.0, 5.0));
+        assert_eq!(s.last_increment(), 10.0);
+        assert_eq!(s.ring().rate(s.head_bucket()), Some(2.0));
     }
 
     #[test]

@@ -3,8 +3,8 @@
 //! The long window is cut into [`BUCKETS`] buckets of equal width, aligned to absolute event
 //! time (`bucket = t_ns / width_ns`), so all series of one process share boundaries and can be
 //! combined bucket by bucket (memory per request, GC rate against the heap). Each bucket holds
-//! two `f32` summaries and a saturating count, stored column-wise to keep a series under
-//! 400 bytes:
+//! two `f32` summaries and a 2-bit saturating count, stored column-wise (no padding) to keep a
+//! ring at 272 bytes, most of a series' state:
 //! - gauges (memory): the minimum and maximum. The minimum of a bucket that spans several GC
 //!   cycles is the post-GC floor; the maximum gives the sawtooth's peaks (GC efficiency).
 //! - counters (GC runs, requests): the summed increments and the seconds they cover, whose ratio
@@ -13,21 +13,48 @@
 //! `f32` keeps ~7 significant digits: 16-byte resolution at 200 MB, ample for trends measured in
 //! hundreds of KB per hour; all fitting is done in `f64`. The newest bucket is still filling and
 //! is never used in a fit, so fits are repeatable whatever the arrival pattern inside a bucket.
+//!
+//! The count saturates at [`MAX_COUNT`] = 3: every reader asks only whether a bucket has data
+//! (`> 0`) or at least two values (`>= 2`, the sawtooth's amplitude), which a count saturating
+//! at 3 answers exactly as one saturating at 255 did, in 8 bytes for the ring instead of 32.
 
 /// Buckets per long window.
 pub const BUCKETS: usize = 32;
+
+/// Where a bucket's count saturates (2 bits per bucket).
+pub const MAX_COUNT: u8 = 3;
 
 /// A ring of [`BUCKETS`] buckets; `head` is the absolute index of the newest.
 #[derive(Clone, Debug, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Ring {
     a: [f32; BUCKETS],
     b: [f32; BUCKETS],
-    n: [u8; BUCKETS],
+    /// Count of bucket `s` in bits `2s..2s+2`, saturating at [`MAX_COUNT`].
+    n: u64,
     head: u64,
 }
 
+// The counts of all buckets fit in `n`.
+const _: () = assert!(2 * BUCKETS <= u64::BITS as usize);
+
 fn slot(idx: u64) -> usize {
     (idx % BUCKETS as u64) as usize
+}
+
+impl Ring {
+    fn n(&self, s: usize) -> u8 {
+        ((self.n >> (2 * s)) & u64::from(MAX_COUNT)) as u8
+    }
+
+    fn clear_n(&mut self, s: usize) {
+        self.n &= !(u64::from(MAX_COUNT) << (2 * s));
+    }
+
+    fn bump_n(&mut self, s: usize) {
+        if self.n(s) < MAX_COUNT {
+            self.n += 1 << (2 * s);
+        }
+    }
 }
 
 impl Ring {
@@ -54,7 +81,7 @@ impl Ring {
             let s = slot(idx - k);
             self.a[s] = 0.0;
             self.b[s] = 0.0;
-            self.n[s] = 0;
+            self.clear_n(s);
         }
         self.head = idx;
     }
@@ -64,7 +91,7 @@ impl Ring {
         let s = slot(self.head);
         self.a[s] = 0.0;
         self.b[s] = 0.0;
-        self.n[s] = 0;
+        self.clear_n(s);
     }
 
     /// Whether `idx` is still held by the ring.
@@ -72,10 +99,10 @@ impl Ring {
         idx <= self.head && self.head - idx < BUCKETS as u64
     }
 
-    /// Number of values recorded in bucket `idx` (saturates at 255).
+    /// Number of values recorded in bucket `idx` (saturates at [`MAX_COUNT`]).
     pub fn count(&self, idx: u64) -> u8 {
         if self.holds(idx) {
-            self.n[slot(idx)]
+            self.n(slot(idx))
         } else {
             0
         }
@@ -84,14 +111,14 @@ impl Ring {
     /// Records a gauge value in the head bucket (min/max).
     pub fn record_level(&mut self, v: f32) {
         let s = slot(self.head);
-        if self.n[s] == 0 {
+        if self.n(s) == 0 {
             self.a[s] = v;
             self.b[s] = v;
         } else {
             self.a[s] = self.a[s].min(v);
             self.b[s] = self.b[s].max(v);
         }
-        self.n[s] = self.n[s].saturating_add(1);
+        self.bump_n(s);
     }
 
     /// Records a counter increment covering `secs` seconds in the head bucket.
@@ -99,7 +126,7 @@ impl Ring {
         let s = slot(self.head);
         self.a[s] += inc;
         self.b[s] += secs;
-        self.n[s] = self.n[s].saturating_add(1);
+        self.bump_n(s);
     }
 
     /// Minimum gauge value of bucket `idx`, if it has data.
@@ -220,6 +247,34 @@ mod tests {
         assert_eq!(r.count(10 + BUCKETS as u64), 0);
         r.advance(5);
         assert_eq!(r.head(), 10 + BUCKETS as u64);
+    }
+
+    #[test]
+    fn counts_saturate_per_bucket() {
+        let mut r = Ring::default();
+        r.reset(7);
+        r.record_level(1.0);
+        assert_eq!(r.count(7), 1);
+        r.record_level(2.0);
+        assert_eq!(r.count(7), 2);
+        for _ in 0..300 {
+            r.record_level(3.0);
+        }
+        assert_eq!(r.count(7), MAX_COUNT);
+        // Neighbours are untouched, and a cleared bucket counts from 0 again.
+        r.advance(8);
+        assert_eq!(r.count(7), MAX_COUNT);
+        assert_eq!(r.count(8), 0);
+        r.record_level(1.0);
+        assert_eq!(r.count(8), 1);
+        r.advance(7 + BUCKETS as u64);
+        assert_eq!(r.count(7 + BUCKETS as u64), 0);
+        assert_eq!(r.count(8), 1);
+        // The last slot uses the top bits.
+        r.advance(31 + BUCKETS as u64);
+        r.record_level(1.0);
+        assert_eq!(r.count(31 + BUCKETS as u64), 1);
+        assert_eq!(r.count(8 + BUCKETS as u64), 0);
     }
 
     #[test]
