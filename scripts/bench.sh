@@ -171,6 +171,21 @@ CLK_TCK="$(getconf CLK_TCK)"
 
 rss_kib() { awk '/^VmRSS:/ { print $2 }' "/proc/$1/status"; }
 
+# Waits (up to 20 s) until PID's RSS holds still — within 0.5 % over 2 s — so what is measured is
+# what the process keeps, not memory its allocator has freed but not yet returned (jemalloc
+# returns dirty pages after a decay time, glibc unmaps large blocks at once); prints the RSS.
+settled_rss_kib() {
+  local prev cur i
+  prev="$(rss_kib "$1")"
+  for i in $(seq 1 10); do
+    sleep 2
+    cur="$(rss_kib "$1")"
+    if python3 -c "import sys; sys.exit(0 if abs($cur - $prev) <= 0.005 * $prev else 1)"; then break; fi
+    prev="$cur"
+  done
+  echo "$cur"
+}
+
 json() { # FILE KEY → value (python3: nested keys with dots)
   python3 - "$1" "$2" <<'EOF'
 import json, sys
@@ -348,14 +363,12 @@ for n in "${RSS_SERIES[@]+"${RSS_SERIES[@]}"}"; do
   say "rss: $n series"
   # Warm-up: 5,000 series, so transport buffers and allocator arenas exist before the baseline.
   loadgen "$OUT/rss-warmup.json" --size collector --series 5000 --concurrency 1 --cycles 3 --warmup 0s --duration 60s
-  sleep 1
   base_series="$(curl -sf "http://127.0.0.1:$SYS_ADMIN/metrics" | awk '$1 == "leakwatch_series" { print $2 }')"
-  RSS_BASE[$n]="$(rss_kib "$SYS_PID")"
+  RSS_BASE[$n]="$(settled_rss_kib "$SYS_PID")"
   loadgen "$OUT/rss-$n.json" --size collector --series "$n" --resources "$((n / 100))" \
     --points-per-request 5000 --concurrency 2 --cycles 2 --warmup 0s --duration 300s
-  sleep 1
   got="$(curl -sf "http://127.0.0.1:$SYS_ADMIN/metrics" | awk '$1 == "leakwatch_series" { print $2 }')"
-  RSS_AFTER[$n]="$(rss_kib "$SYS_PID")"
+  RSS_AFTER[$n]="$(settled_rss_kib "$SYS_PID")"
   RSS_TOTAL[$n]="$got"
   # The warm-up's series are among the loaded ones: count only the new ones.
   RSS_SERIES_GOT[$n]="$((got - base_series))"
@@ -420,7 +433,7 @@ fmt() { python3 -c "print(f'{$1:,.0f}')"; }
     echo "| $(fmt "${RSS_TOTAL[$n]}") | $(fmt "${RSS_SERIES_GOT[$n]}") | $(calc "round(${RSS_BASE[$n]} / 1024, 1)") | $(calc "round(${RSS_AFTER[$n]} / 1024, 1)") | ${BPS[$n]} |"
   done
   echo
-  echo "RSS before: after a warm-up of 5,000 series (transport buffers and allocator arenas exist); after: once every series got 2 points."
+  echo "RSS before: after a warm-up of 5,000 series (transport buffers and allocator arenas exist); after: once every series got 2 points; both once RSS held still (within 0.5 % over 2 s, at most 20 s)."
   echo
   fi
   echo "### Targets"

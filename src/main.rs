@@ -171,7 +171,16 @@ async fn run(config: Config) -> anyhow::Result<()> {
         .await
         .context("starting leakwatch")?;
     #[cfg(feature = "jemalloc")]
-    let bound = bound.with_heap_probe(std::sync::Arc::new(JemallocHeap));
+    let bound = {
+        // jemalloc returns freed pages after a decay time, but only while it
+        // is called: an idle process would keep, say, the old copy of a table
+        // that grew. Its background thread purges on its own (measured: RSS
+        // per series at 1M series 713 → 554 bytes once settled).
+        if let Err(e) = tikv_jemalloc_ctl::background_thread::write(true) {
+            tracing::warn!(error = %e, "jemalloc's background purging is unavailable.");
+        }
+        bound.with_heap_probe(std::sync::Arc::new(JemallocHeap))
+    };
     let shutdown = CancellationToken::new();
     tokio::spawn(wait_for_signal(shutdown.clone()));
     bound.run(shutdown).await.context("running leakwatch")?;
