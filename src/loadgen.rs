@@ -1655,13 +1655,17 @@ pub async fn run(cfg: LoadgenConfig) -> Result<Report, LoadgenError> {
 /// What a sink received.
 #[derive(Debug, Default, Serialize)]
 pub struct SinkReport {
+    /// Export RPCs received (leakwatch merges queued requests into one).
     pub requests: u64,
+    /// `ResourceMetrics`/`ResourceSpans`/`ResourceLogs` in them (top level only, not decoded).
+    pub resources: u64,
     pub bytes: u64,
 }
 
 #[derive(Default)]
 struct SinkCounters {
     requests: AtomicU64,
+    resources: AtomicU64,
     bytes: AtomicU64,
 }
 
@@ -1687,6 +1691,10 @@ impl UnaryService<Bytes> for SinkHandler {
 
     fn call(&mut self, request: tonic::Request<Bytes>) -> Self::Future {
         self.0.requests.fetch_add(1, Ordering::Relaxed);
+        self.0.resources.fetch_add(
+            crate::view::top_level_entries(request.get_ref()),
+            Ordering::Relaxed,
+        );
         self.0
             .bytes
             .fetch_add(request.get_ref().len() as u64, Ordering::Relaxed);
@@ -1748,6 +1756,7 @@ pub async fn run_sink(
         })?;
     Ok(SinkReport {
         requests: counters.requests.load(Ordering::Relaxed),
+        resources: counters.resources.load(Ordering::Relaxed),
         bytes: counters.bytes.load(Ordering::Relaxed),
     })
 }
@@ -1942,7 +1951,10 @@ pub fn main(args: LoadgenArgs) -> ExitCode {
                 if args.json {
                     println!("{}", serde_json::to_string(&report).unwrap_or_default());
                 } else {
-                    println!("sink: {} requests, {} bytes", report.requests, report.bytes);
+                    println!(
+                        "sink: {} exports, {} resources, {} bytes",
+                        report.requests, report.resources, report.bytes
+                    );
                 }
                 ExitCode::SUCCESS
             }

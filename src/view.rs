@@ -63,6 +63,13 @@ impl MetricsRequest {
     }
 }
 
+/// The entries of field 1 (`resource_metrics`, `resource_spans`,
+/// `resource_logs`) at the top level of an export request, without looking
+/// inside them; stops at the first malformed field.
+pub fn top_level_entries(buf: &[u8]) -> u64 {
+    len_fields(buf, 1).count() as u64
+}
+
 /// One `ResourceMetrics`.
 #[derive(Clone, Copy, Debug)]
 pub struct ResourceMetricsView<'a> {

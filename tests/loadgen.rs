@@ -97,9 +97,12 @@ async fn every_protocol_is_accepted_and_forwarded() {
     s.stop.cancel();
     s.server.await.expect("server task");
     let sink = s.sink.await.expect("sink task").expect("sink runs");
+    // One process per SDK-sized request; leakwatch may merge requests into
+    // fewer exports, but every resource must arrive.
     assert!(
-        sink.requests >= sent,
-        "forwarded {} of {sent} requests",
+        sink.resources >= sent,
+        "forwarded {} of {sent} requests' resources (in {} exports)",
+        sink.resources,
         sink.requests
     );
 }
