@@ -260,8 +260,11 @@ impl Default for DownstreamConfig {
 /// How a sender merges queued requests into one export. A sender that takes a request from
 /// the queue also takes the requests of the same signal queued right behind it, up to these
 /// bounds, and sends them as one `Export*ServiceRequest` (the concatenation of their encodings:
-/// the request is one `repeated` field, so nothing is decoded or re-encoded). It never waits
-/// for a batch to fill: an idle sender sends what it finds at once.
+/// the request is one `repeated` field, so nothing is decoded or re-encoded). When the queue
+/// holds no more, it waits up to `linger` for more to arrive (one sender gathers at a time), like
+/// a collector's batch processor with a very short timeout: below saturation this turns a
+/// steady trickle of small SDK requests into a few exports. The client is answered when its
+/// request is queued, so the linger delays delivery downstream, never the client.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct BatchConfig {
@@ -270,13 +273,20 @@ pub struct BatchConfig {
     pub max_bytes: usize,
     /// Most requests merged into one export (1: no merging).
     pub max_requests: usize,
+    /// Longest wait for more requests once the queue is empty (0: send what is there at once).
+    #[serde(with = "humantime_serde")]
+    pub linger: Duration,
 }
+
+/// The largest `downstream.batch.linger` accepted.
+pub const MAX_BATCH_LINGER: Duration = Duration::from_secs(1);
 
 impl Default for BatchConfig {
     fn default() -> Self {
         BatchConfig {
             max_bytes: 1024 * 1024,
             max_requests: 512,
+            linger: Duration::from_millis(5),
         }
     }
 }
@@ -644,6 +654,10 @@ impl Config {
         check(
             self.downstream.batch.max_requests > 0,
             "downstream.batch.max_requests: must be > 0 (1 turns merging off)",
+        );
+        check(
+            self.downstream.batch.linger <= MAX_BATCH_LINGER,
+            "downstream.batch.linger: must be at most 1s (it delays delivery downstream)",
         );
         check(
             self.downstream.queue.max_requests > 0,
@@ -1019,7 +1033,10 @@ mod tests {
         let c = Config::load(None, &env(&[]), &[]).expect("defaults");
         assert_eq!(c.downstream.batch.max_bytes, 1024 * 1024);
         assert_eq!(c.downstream.batch.max_requests, 512);
-        let f = file("downstream:\n  batch:\n    max_bytes: 65536\n    max_requests: 8\n");
+        assert_eq!(c.downstream.batch.linger, Duration::from_millis(5));
+        let f = file(
+            "downstream:\n  batch:\n    max_bytes: 65536\n    max_requests: 8\n    linger: 0s\n",
+        );
         let c = Config::load(Some(&f.0), &env(&[]), &[]).expect("file");
         assert_eq!(
             (
@@ -1035,7 +1052,10 @@ mod tests {
             .expect("flag over env");
         assert_eq!(c.downstream.batch.max_bytes, 262144);
         assert_eq!(c.downstream.batch.max_requests, 8, "file value kept");
-        let f = file("downstream:\n  batch:\n    max_bytes: 8388608\n    max_requests: 0\n");
+        assert_eq!(c.downstream.batch.linger, Duration::ZERO);
+        let f = file(
+            "downstream:\n  batch:\n    max_bytes: 8388608\n    max_requests: 0\n    linger: 2s\n",
+        );
         let err = Config::load(Some(&f.0), &env(&[]), &[]).expect_err("bad bounds");
         assert!(
             err.0
@@ -1044,7 +1064,11 @@ mod tests {
                 && err
                     .0
                     .iter()
-                    .any(|m| m.starts_with("downstream.batch.max_requests")),
+                    .any(|m| m.starts_with("downstream.batch.max_requests"))
+                && err
+                    .0
+                    .iter()
+                    .any(|m| m.starts_with("downstream.batch.linger")),
             "{err}"
         );
     }

@@ -44,6 +44,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use http::uri::PathAndQuery;
 use prost::Message;
+use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
@@ -330,11 +331,13 @@ impl Exporter {
             _ => None,
         };
         let hard_stop = CancellationToken::new();
+        let gather_turn = Arc::new(Semaphore::new(1));
         let mut senders = JoinSet::new();
         for _ in 0..cfg.senders.max(1) {
             let sender = Sender {
                 client: tonic::client::Grpc::new(channel.clone()),
                 batch: cfg.batch.clone(),
+                gather_turn: Arc::clone(&gather_turn),
                 compression: cfg.compression,
                 timeout: cfg.timeout,
                 retry: cfg.retry.clone(),
@@ -477,6 +480,10 @@ fn build_channel(cfg: &DownstreamConfig, endpoint: &str) -> Result<Channel, Expo
 struct Sender {
     client: tonic::client::Grpc<Channel>,
     batch: BatchConfig,
+    /// One permit: the sender holding it is the one taking requests from the queue (and
+    /// lingering for more), so requests arriving meanwhile join its batch instead of being
+    /// spread one by one over idle senders. Sending happens without it.
+    gather_turn: Arc<Semaphore>,
     compression: Compression,
     timeout: Duration,
     retry: crate::config::RetryConfig,
@@ -545,18 +552,28 @@ impl Sender {
         // first of the next batch.
         let mut next: Option<Item> = None;
         loop {
-            let first = match next.take() {
-                Some(item) => item,
-                None => tokio::select! {
+            let batch = {
+                let _turn = tokio::select! {
                     biased;
                     _ = self.hard_stop.cancelled() => break,
-                    item = rx.recv() => match item {
-                        Ok(item) => item,
-                        Err(_) => return, // closed and drained
+                    turn = self.gather_turn.acquire() => match turn {
+                        Ok(turn) => turn,
+                        Err(_) => break, // never closed
                     },
-                },
+                };
+                let first = match next.take() {
+                    Some(item) => item,
+                    None => tokio::select! {
+                        biased;
+                        _ = self.hard_stop.cancelled() => break,
+                        item = rx.recv() => match item {
+                            Ok(item) => item,
+                            Err(_) => return, // closed and drained
+                        },
+                    },
+                };
+                self.gather(first, &rx, &mut next).await
             };
-            let batch = self.gather(first, &rx, &mut next);
             self.deliver(batch).await;
         }
         // Hard stop: count what is left (a persistent queue keeps it for the next start).
@@ -567,17 +584,31 @@ impl Sender {
         }
     }
 
-    /// Adds to `first` the requests of its signal already queued, within the batch bounds,
-    /// without waiting for any. The first request that does not belong goes to `next`.
-    fn gather(
+    /// Adds to `first` the requests of its signal queued behind it, within the batch bounds,
+    /// waiting up to `linger` (from now) for more when the queue is empty. The first request
+    /// that does not belong goes to `next`.
+    async fn gather(
         &self,
         first: Item,
         rx: &async_channel::Receiver<Item>,
         next: &mut Option<Item>,
     ) -> Batch {
+        let deadline = Instant::now() + self.batch.linger;
         let mut batch = Batch::new(first);
         while batch.items.len() < self.batch.max_requests {
-            let Ok(item) = rx.try_recv() else { break };
+            let item = match rx.try_recv() {
+                Ok(item) => item,
+                Err(_) if self.batch.linger.is_zero() => break,
+                Err(_) => tokio::select! {
+                    biased;
+                    _ = self.hard_stop.cancelled() => break,
+                    item = tokio::time::timeout_at(deadline, rx.recv()) => match item {
+                        Ok(Ok(item)) => item,
+                        // Lingered long enough, or the queue is closed and empty.
+                        Ok(Err(_)) | Err(_) => break,
+                    },
+                },
+            };
             if item.signal != batch.signal || batch.bytes + item.body.len() > self.batch.max_bytes {
                 *next = Some(item);
                 break;
@@ -825,6 +856,7 @@ mod tests {
         Sender {
             client: tonic::client::Grpc::new(channel),
             batch,
+            gather_turn: Arc::new(Semaphore::new(1)),
             compression: Compression::None,
             timeout: Duration::from_secs(1),
             retry: crate::config::RetryConfig::default(),
@@ -850,23 +882,28 @@ mod tests {
         let s = sender(BatchConfig {
             max_bytes: 1 << 20,
             max_requests: 3,
+            linger: Duration::ZERO,
         });
         let mut next = None;
         {
             let first = rx.try_recv().expect("queued");
             // The count bound.
-            let b = s.gather(first, &rx, &mut next);
+            let b = s.gather(first, &rx, &mut next).await;
             assert_eq!(b.parts(), vec![&b"a1"[..], b"a2", b"a3"]);
             assert_eq!((b.signal, b.bytes, b.requests()), (Signal::Logs, 6, 3));
             assert!(next.is_none());
             // Another signal ends the batch and starts the next one.
             let first = rx.try_recv().expect("queued");
-            let b = s.gather(first, &rx, &mut next);
+            let b = s.gather(first, &rx, &mut next).await;
             assert_eq!(b.parts(), vec![&b"a4"[..]]);
-            let b = s.gather(next.take().expect("the traces request"), &rx, &mut next);
+            let b = s
+                .gather(next.take().expect("the traces request"), &rx, &mut next)
+                .await;
             assert_eq!(b.signal, Signal::Traces);
             assert_eq!(b.parts(), vec![&b"t1"[..]]);
-            let b = s.gather(next.take().expect("the last logs request"), &rx, &mut next);
+            let b = s
+                .gather(next.take().expect("the last logs request"), &rx, &mut next)
+                .await;
             assert_eq!(b.parts(), vec![&b"a5"[..]]);
             assert!(next.is_none() && rx.is_empty());
         }
@@ -877,8 +914,11 @@ mod tests {
         let s = sender(BatchConfig {
             max_bytes: 5,
             max_requests: 100,
+            linger: Duration::ZERO,
         });
-        let b = s.gather(rx.try_recv().expect("queued"), &rx, &mut next);
+        let b = s
+            .gather(rx.try_recv().expect("queued"), &rx, &mut next)
+            .await;
         assert_eq!(b.parts(), vec![&b"b1"[..], b"b2"]);
         assert_eq!(
             next.as_ref().map(|i| i.body.clone()),
@@ -888,6 +928,39 @@ mod tests {
         assert_eq!(q.requests(), 3);
         drop((b, next));
         assert_eq!((q.requests(), q.bytes()), (0, 0));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn gathering_lingers_for_requests_that_arrive_soon_after() {
+        let (q, rx) = queue(100, 1 << 20);
+        let s = sender(BatchConfig {
+            max_bytes: 1 << 20,
+            max_requests: 100,
+            linger: Duration::from_millis(5),
+        });
+        enqueue(&q, Signal::Metrics, b"m1");
+        let producer = {
+            let q = q.clone();
+            tokio::spawn(async move {
+                tokio::time::sleep(Duration::from_millis(2)).await;
+                enqueue(&q, Signal::Metrics, b"m2");
+                // After the linger: the next batch.
+                tokio::time::sleep(Duration::from_millis(10)).await;
+                enqueue(&q, Signal::Metrics, b"m3");
+            })
+        };
+        let mut next = None;
+        let started = Instant::now();
+        let b = s
+            .gather(rx.try_recv().expect("queued"), &rx, &mut next)
+            .await;
+        assert_eq!(b.parts(), vec![&b"m1"[..], b"m2"]);
+        assert_eq!(started.elapsed(), Duration::from_millis(5));
+        producer.await.expect("producer");
+        let b = s
+            .gather(rx.try_recv().expect("queued"), &rx, &mut next)
+            .await;
+        assert_eq!(b.parts(), vec![&b"m3"[..]]);
     }
 
     #[test]
