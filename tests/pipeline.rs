@@ -397,8 +397,10 @@ async fn queue_full_gives_retryable_statuses_and_nothing_accepted_is_lost() {
     // The downstream comes up: the two accepted requests arrive.
     let mut downstream =
         Downstream::start_on(tokio::net::TcpListener::bind(addr).await.expect("rebind")).await;
-    assert_eq!(downstream.next_on(paths::LOGS).await.body, body);
-    assert_eq!(downstream.next_on(paths::LOGS).await.body, body);
+    assert_eq!(
+        downstream.bytes_on(paths::LOGS, 2 * body.len()).await,
+        body.repeat(2)
+    );
     let report = lw.stop().await;
     assert_eq!(report.dropped_requests, 0);
     downstream.stop().await;
@@ -421,9 +423,10 @@ async fn shutdown_drains_the_queue() {
     *behaviour.lock().await = Behaviour::Accept;
     let report = stopping.await.expect("join");
     assert_eq!(report.dropped_requests, 0);
-    for _ in 0..5 {
-        assert_eq!(downstream.next_on(paths::TRACES).await.body, body);
-    }
+    assert_eq!(
+        downstream.bytes_on(paths::TRACES, 5 * body.len()).await,
+        body.repeat(5)
+    );
     downstream.stop().await;
 }
 
@@ -831,6 +834,31 @@ async fn queued_requests_reach_the_downstream_as_one_merged_export() {
             concat(&sent).len()
         )),
         "{text}"
+    );
+    let report = lw.stop().await;
+    assert_eq!(report.dropped_requests, 0);
+    downstream.stop().await;
+}
+
+#[tokio::test]
+async fn requests_sent_within_the_linger_leave_as_one_export() {
+    let mut downstream = Downstream::start().await;
+    let mut config = test_config(Some(downstream.endpoint()));
+    config.downstream.batch.linger = Duration::from_secs(1);
+    let lw = start(config).await;
+    let bodies: Vec<Bytes> = (1..=3)
+        .map(|n| Bytes::from(logs(n).encode_to_vec()))
+        .collect();
+    for body in &bodies {
+        grpc_raw(&lw.grpc_endpoint(), paths::LOGS, body.clone(), None, None)
+            .await
+            .expect("accepted");
+    }
+    // One after the other, each answered before the next was sent: the first
+    // gathered the two others while it lingered.
+    assert_eq!(
+        downstream.next_on(paths::LOGS).await.body.to_vec(),
+        concat(&bodies)
     );
     let report = lw.stop().await;
     assert_eq!(report.dropped_requests, 0);

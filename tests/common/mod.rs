@@ -318,6 +318,17 @@ impl Downstream {
         }
     }
 
+    /// The bodies received on `path`, concatenated, until they hold `len` bytes: what
+    /// several requests became, whether leakwatch sent them one by one or merged some
+    /// into one export (their encodings concatenated).
+    pub async fn bytes_on(&mut self, path: &str, len: usize) -> Vec<u8> {
+        let mut got = Vec::new();
+        while got.len() < len {
+            got.extend_from_slice(&self.next_on(path).await.body);
+        }
+        got
+    }
+
     pub async fn stop(self) {
         self.stop_and_drain().await;
     }
@@ -373,6 +384,9 @@ pub fn test_config(downstream: Option<String>) -> Config {
     c.downstream.endpoint = downstream;
     c.downstream.retry.initial_interval = Duration::from_millis(50);
     c.downstream.retry.max_interval = Duration::from_millis(200);
+    // Requests sent one after the other leave one by one (merging only what is queued at
+    // once), so tests can match exports to requests; the linger has tests of its own.
+    c.downstream.batch.linger = Duration::ZERO;
     c.shutdown.grace_period = Duration::from_secs(10);
     c.events.derived_metrics = false;
     c.self_monitoring.enabled = false;
