@@ -88,7 +88,6 @@ fn identify(request: &lean::ExportMetricsRequest, out: &mut Vec<SeriesKey>) {
 
 fn blank() -> Series {
     Series {
-        resource: 0,
         last_seen_ns: 0,
         tracked: None,
     }

@@ -130,7 +130,11 @@ impl ResourceInfo {
 /// What the table holds for one resource.
 pub struct ResourceEntry {
     pub info: Arc<ResourceInfo>,
-    pub detector: ResourceDetector,
+    /// Boxed: the detector is 808 bytes and the table's slots are sized for the largest entry
+    /// and multiplied by hashbrown's slack (1.1–2.3× free slots), so inline it cost a process
+    /// ≈ 1.3–1.9 KB of slots; boxed it costs its 896-byte jemalloc size class plus 8 bytes per
+    /// slot (README, Performance: memory per series).
+    pub detector: Box<ResourceDetector>,
     /// Newest event time seen from this resource.
     pub latest_ns: u64,
 }
@@ -369,7 +373,7 @@ impl Engine {
             self.limiter.charge(crate::limiter::RESOURCE_CHARGE_BYTES);
             ResourceEntry {
                 info: Arc::new(ResourceInfo::from_raw(key, raw)),
-                detector: ResourceDetector::new(),
+                detector: Box::default(),
                 latest_ns: 0,
             }
         }))
@@ -413,7 +417,6 @@ impl Engine {
             series::hash_attributes(p.attributes.iter()),
         );
         let create = || Series {
-            resource: ctx.resource_key,
             last_seen_ns: 0,
             tracked: self.classify(ctx, p.attributes),
         };
@@ -505,6 +508,7 @@ impl Engine {
         });
         Some(Box::new(Tracked {
             name,
+            resource: ctx.resource_key,
             detector: SeriesDetector::new(classified),
         }))
     }
@@ -532,7 +536,7 @@ impl Engine {
             if let Some(t) = s.tracked.as_ref() {
                 raw.push((
                     key,
-                    s.resource,
+                    t.resource,
                     s.last_seen_ns,
                     Arc::clone(&t.name),
                     t.detector.summary(&self.cfg.detector),
@@ -570,7 +574,7 @@ impl Engine {
             if let Some(t) = s.tracked.as_ref() {
                 series.push(SeriesSnapshot {
                     key,
-                    resource: s.resource,
+                    resource: t.resource,
                     metric: t.name.metric.to_string(),
                     labels: t.name.labels.to_string(),
                     last_seen_ns: s.last_seen_ns,
@@ -592,7 +596,7 @@ impl Engine {
                     .map(|kv| kv.encode_to_vec())
                     .collect(),
                 latest_ns: r.latest_ns,
-                detector: r.detector.clone(),
+                detector: ResourceDetector::clone(&r.detector),
             })
             .collect();
         EngineSnapshot {
@@ -623,7 +627,7 @@ impl Engine {
                         r.key,
                         series::decode_attributes_full(r.attributes.iter().map(|a| &a[..])),
                     )),
-                    detector: r.detector,
+                    detector: Box::new(r.detector),
                     latest_ns: r.latest_ns,
                 },
             );
@@ -637,13 +641,13 @@ impl Engine {
                 .value()
                 .clone();
             let restored = Series {
-                resource: s.resource,
                 last_seen_ns: s.last_seen_ns,
                 tracked: Some(Box::new(Tracked {
                     name: self.series.names().intern(SeriesName {
                         metric,
                         labels: s.labels.into_boxed_str(),
                     }),
+                    resource: s.resource,
                     detector: s.detector,
                 })),
             };

@@ -163,6 +163,36 @@ enum Source {
     Native,
 }
 
+/// An assessment a [`MemoryEntry`] holds, boxed: `None` costs the entry 8 bytes instead of the
+/// 152 of an inline `Option<Assessment>`. A process's memory entries are created with the
+/// process and hold no assessment until their series has enough buckets for a fit (and the
+/// cycle assessment only after a grown restart cycle), so three inline slots made an entry
+/// 544 bytes, most of it empty; boxed, it is 112, and an assessment costs its 160-byte box
+/// only while there is one. Serialized exactly like `Option<Assessment>` (serde treats a
+/// `Box` as its contents and the wrapper is transparent), so checkpoints are unchanged; reads
+/// copy the assessment out, as reads of the inline `Option` did.
+#[derive(Clone, Debug, Default, serde::Serialize, serde::Deserialize)]
+#[serde(transparent)]
+struct Held(Option<Box<Assessment>>);
+
+impl Held {
+    fn get(&self) -> Option<Assessment> {
+        self.0.as_deref().copied()
+    }
+
+    fn is_some(&self) -> bool {
+        self.0.is_some()
+    }
+
+    /// Stores `a`, reusing the box already held (an entry is re-evaluated once per bucket).
+    fn set(&mut self, a: Option<Assessment>) {
+        match (a, &mut self.0) {
+            (Some(a), Some(held)) => **held = a,
+            (a, slot) => *slot = a.map(Box::new),
+        }
+    }
+}
+
 #[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
 struct MemoryEntry {
     key: u64,
@@ -170,8 +200,8 @@ struct MemoryEntry {
     metric: String,
     last_eval_head: Option<u64>,
     seen_restarts: u32,
-    short: Option<Assessment>,
-    long: Option<Assessment>,
+    short: Held,
+    long: Held,
     /// Whether this entry may raise, confirm and hold an incident (see `refresh_primary`).
     primary: bool,
     /// The floor's growth is explained by load: a load regression was possible and growth at
@@ -186,7 +216,7 @@ struct MemoryEntry {
     gc_eff_falling: bool,
     grown_cycles: u32,
     /// Assessment of the last finished segment that grew (for restart-cycle events).
-    cycle: Option<Assessment>,
+    cycle: Held,
     /// A memory-drop restart awaiting a counter reset: (event time, segment grew, out of
     /// memory).
     pending_cycle: Option<(u64, bool, bool)>,
@@ -203,8 +233,8 @@ impl MemoryEntry {
             metric,
             last_eval_head: None,
             seen_restarts: restarts,
-            short: None,
-            long: None,
+            short: Held::default(),
+            long: Held::default(),
             primary: true,
             load_explained: false,
             load_fitted: false,
@@ -212,7 +242,7 @@ impl MemoryEntry {
             mpr_rising: false,
             gc_eff_falling: false,
             grown_cycles: 0,
-            cycle: None,
+            cycle: Held::default(),
             pending_cycle: None,
             cycle_ns: 0,
         }
@@ -223,11 +253,11 @@ impl MemoryEntry {
     /// over six hours; over a day it visibly bends).
     fn leak_short(&self) -> bool {
         !self.load_explained
-            && self.short.is_some_and(|a| a.leak && a.within_horizon)
-            && !self.long.is_some_and(|a| a.saturating)
+            && self.short.get().is_some_and(|a| a.leak && a.within_horizon)
+            && !self.long.get().is_some_and(|a| a.saturating)
     }
     fn leak_long(&self) -> bool {
-        !self.load_explained && self.long.is_some_and(|a| a.leak)
+        !self.load_explained && self.long.get().is_some_and(|a| a.leak)
     }
     fn evidence(&self) -> bool {
         self.primary && (self.leak_short() || self.leak_long() || self.grown_cycles >= 1)
@@ -236,8 +266,8 @@ impl MemoryEntry {
     /// window that still grows by the minimum effect size, or a grown restart cycle.
     fn relaxed(&self) -> bool {
         self.primary
-            && (self.short.is_some_and(|a| a.relaxed)
-                || self.long.is_some_and(|a| a.relaxed || a.persisting)
+            && (self.short.get().is_some_and(|a| a.relaxed)
+                || self.long.get().is_some_and(|a| a.relaxed || a.persisting)
                 || self.grown_cycles >= 1)
     }
     fn judgeable(&self) -> bool {
@@ -246,13 +276,13 @@ impl MemoryEntry {
     /// The assessment that best describes this series now.
     fn best(&self) -> Option<Assessment> {
         if self.leak_long() {
-            self.long
+            self.long.get()
         } else if self.leak_short() {
-            self.short
+            self.short.get()
         } else if self.grown_cycles >= 1 && self.cycle.is_some() {
-            self.cycle
+            self.cycle.get()
         } else {
-            self.long.or(self.short)
+            self.long.get().or(self.short.get())
         }
     }
 }
@@ -335,6 +365,16 @@ pub struct ResourceDetector {
     incident_signals: Vec<&'static str>,
     incident_metric: String,
     dropped_series: u64,
+}
+
+/// Appends `x`, growing `v` by exactly one element. The per-process lists are short (at most
+/// [`MAX_MEMORY_SERIES`], [`MAX_LIMIT_SERIES`], …) and filled once, when a process's series are
+/// first seen, so `Vec`'s doubling would leave each list with room it never uses (a process
+/// with 6 memory series held 8 entries, 5 limits 8): the few extra reallocations cost less than
+/// the idle capacity of every process.
+fn push_exact<T>(v: &mut Vec<T>, x: T) {
+    v.reserve_exact(1);
+    v.push(x);
 }
 
 fn fit_points(p: &Points) -> Option<LineFit> {
@@ -433,7 +473,7 @@ impl ResourceDetector {
             l.value = value;
             l.stable = stable;
         } else if self.limits.len() < MAX_LIMIT_SERIES {
-            self.limits.push(LimitEntry { key, value, stable });
+            push_exact(&mut self.limits, LimitEntry { key, value, stable });
         }
     }
 
@@ -443,7 +483,7 @@ impl ResourceDetector {
             c.value = value;
             c.t_ns = t_ns;
         } else if self.committed.len() < MAX_COMMITTED_SERIES {
-            self.committed.push(CommittedEntry { key, value, t_ns });
+            push_exact(&mut self.committed, CommittedEntry { key, value, t_ns });
         }
     }
 
@@ -478,13 +518,16 @@ impl ResourceDetector {
         let pos = match self.native.iter().position(|n| n.key == key) {
             Some(p) => p,
             None if self.native.len() < MAX_NATIVE_SERIES => {
-                self.native.push(NativeSeries {
-                    key,
-                    detector: SeriesDetector::new(Classified {
-                        role: Role::Rss,
-                        scale: 1.0,
-                    }),
-                });
+                push_exact(
+                    &mut self.native,
+                    NativeSeries {
+                        key,
+                        detector: SeriesDetector::new(Classified {
+                            role: Role::Rss,
+                            scale: 1.0,
+                        }),
+                    },
+                );
                 self.native.len() - 1
             }
             None => return,
@@ -550,12 +593,10 @@ impl ResourceDetector {
         {
             Some(p) => p,
             None if self.memory.len() < MAX_MEMORY_SERIES => {
-                self.memory.push(MemoryEntry::new(
-                    key,
-                    source,
-                    metric.to_owned(),
-                    series.restarts(),
-                ));
+                push_exact(
+                    &mut self.memory,
+                    MemoryEntry::new(key, source, metric.to_owned(), series.restarts()),
+                );
                 self.memory.len() - 1
             }
             None => {
@@ -618,10 +659,10 @@ impl ResourceDetector {
             || self.last_counter_restart_ns.abs_diff(t_ns) <= tol;
         let e = &mut self.memory[pos];
         // A new segment starts from scratch.
-        e.short = None;
-        e.long = None;
+        e.short.set(None);
+        e.long.set(None);
         if grew {
-            e.cycle = prev;
+            e.cycle.set(prev);
         }
         if corroborated {
             apply_cycle(e, grew, oom, t_ns);
@@ -678,8 +719,8 @@ impl ResourceDetector {
             .any(|a| a.time_to_limit_secs.is_some_and(|t| t <= long_secs));
 
         let e = &mut self.memory[pos];
-        e.short = short;
-        e.long = long;
+        e.short.set(short);
+        e.long.set(long);
         e.mpr_rising = mpr_rising;
         e.load_explained = load_explained;
         e.load_fitted = load.is_some();
@@ -919,6 +960,30 @@ mod signal_names {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn held_assessments_encode_as_inline_options() {
+        // Checkpoints keep their format: a boxed assessment is written as the inline one was.
+        let a = Assessment {
+            span_secs: 3600.0,
+            level: 1e8,
+            leak: true,
+            first_bucket: 7,
+            ..Assessment::default()
+        };
+        for inline in [None, Some(a)] {
+            let mut held = Held::default();
+            held.set(inline);
+            let (mut x, mut y) = (Vec::new(), Vec::new());
+            ciborium::into_writer(&inline, &mut x).expect("encodes");
+            ciborium::into_writer(&held, &mut y).expect("encodes");
+            assert_eq!(x, y);
+            let back: Held = ciborium::from_reader(&x[..]).expect("decodes");
+            assert_eq!(back.get(), inline);
+        }
+        // Holding no assessment costs an entry 8 bytes per slot, not 152.
+        assert_eq!(std::mem::size_of::<MemoryEntry>(), 112);
+    }
 
     const S: u64 = 1_000_000_000;
     const MB: f64 = 1e6;

@@ -19,9 +19,8 @@
 //! leaving the ring is kept per long-window epoch, for two epochs.
 //!
 //! Size: the ring (272 bytes) plus a few scalars, 352 bytes, asserted in the tests: with the
-//! 8-byte pointer to the series' names, a tracked series' boxed state is 360 bytes
-//! (`crate::series::TRACKED_MAX_BYTES`: a 368-byte chunk of glibc malloc, jemalloc's 384-byte
-//! size class). Of what only the point being observed needs, whether it began a segment is a
+//! 8-byte pointer to the series' names and its 8-byte resource key, a tracked series' boxed
+//! state is 368 bytes (`crate::series::TRACKED_MAX_BYTES`: jemalloc's 384-byte size class). Of what only the point being observed needs, whether it began a segment is a
 //! flag, not a timestamp, and the seconds its counter increment covers are only in the ring.
 
 use crate::catalog::{Classified, Role};
@@ -555,7 +554,7 @@ mod tests {
 
     #[test]
     fn state_fits_in_352_bytes() {
-        // 352 + the 8-byte name pointer = `crate::series::TRACKED_MAX_BYTES`.
+        // 352 + the name pointer + the resource key = `crate::series::TRACKED_MAX_BYTES`.
         let size = std::mem::size_of::<SeriesDetector>();
         assert!(size <= 352, "SeriesDetector is {size} bytes");
     }
