@@ -26,9 +26,8 @@ use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
-/// What creating one series is charged against the budget: about 2.5 times
-/// the ~750 B a tracked series measures (detector ring, key, the attribute
-/// text kept for the API, table overhead; README, Performance), for the
+/// What creating one series is charged against the budget: about 4 times
+/// the ~480 B a tracked series measures (README, Performance), for the
 /// allocator's slack and the request buffers of the same interval.
 pub const SERIES_CHARGE_BYTES: i64 = 2048;
 /// What creating one resource (process) is charged: its detector, its
