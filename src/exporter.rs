@@ -552,29 +552,40 @@ impl Sender {
         // first of the next batch.
         let mut next: Option<Item> = None;
         loop {
-            let batch = {
-                let _turn = tokio::select! {
-                    biased;
-                    _ = self.hard_stop.cancelled() => break,
-                    turn = self.gather_turn.acquire() => match turn {
-                        Ok(turn) => turn,
-                        Err(_) => break, // never closed
-                    },
-                };
-                let first = match next.take() {
-                    Some(item) => item,
-                    None => tokio::select! {
+            let batch = match next.take() {
+                // A request met while gathering the previous batch: it must not wait for the
+                // turn, which an idle sender holds while it waits for work (that wait could
+                // last until the next request arrives). It lingers only if the turn is free.
+                Some(first) => {
+                    let turn = self.gather_turn.try_acquire().ok();
+                    self.gather(first, &rx, &mut next, turn.is_some()).await
+                }
+                None => {
+                    let _turn = tokio::select! {
+                        biased;
+                        _ = self.hard_stop.cancelled() => break,
+                        turn = self.gather_turn.acquire() => match turn {
+                            Ok(turn) => turn,
+                            Err(_) => break, // never closed
+                        },
+                    };
+                    let first = tokio::select! {
                         biased;
                         _ = self.hard_stop.cancelled() => break,
                         item = rx.recv() => match item {
                             Ok(item) => item,
                             Err(_) => return, // closed and drained
                         },
-                    },
-                };
-                self.gather(first, &rx, &mut next).await
+                    };
+                    self.gather(first, &rx, &mut next, true).await
+                }
             };
             self.deliver(batch).await;
+        }
+        if let Some(item) = next.take() {
+            if item.ticket.is_none() {
+                self.telemetry.export(item.signal, ExportOutcome::Dropped);
+            }
         }
         // Hard stop: count what is left (a persistent queue keeps it for the next start).
         while let Ok(item) = rx.try_recv() {
@@ -585,20 +596,26 @@ impl Sender {
     }
 
     /// Adds to `first` the requests of its signal queued behind it, within the batch bounds,
-    /// waiting up to `linger` (from now) for more when the queue is empty. The first request
-    /// that does not belong goes to `next`.
+    /// waiting (if `linger`) up to the configured linger from now for more when the queue is
+    /// empty. The first request that does not belong goes to `next`.
     async fn gather(
         &self,
         first: Item,
         rx: &async_channel::Receiver<Item>,
         next: &mut Option<Item>,
+        linger: bool,
     ) -> Batch {
-        let deadline = Instant::now() + self.batch.linger;
+        let linger = if linger {
+            self.batch.linger
+        } else {
+            Duration::ZERO
+        };
+        let deadline = Instant::now() + linger;
         let mut batch = Batch::new(first);
         while batch.items.len() < self.batch.max_requests {
             let item = match rx.try_recv() {
                 Ok(item) => item,
-                Err(_) if self.batch.linger.is_zero() => break,
+                Err(_) if linger.is_zero() => break,
                 Err(_) => tokio::select! {
                     biased;
                     _ = self.hard_stop.cancelled() => break,
@@ -888,21 +905,31 @@ mod tests {
         {
             let first = rx.try_recv().expect("queued");
             // The count bound.
-            let b = s.gather(first, &rx, &mut next).await;
+            let b = s.gather(first, &rx, &mut next, true).await;
             assert_eq!(b.parts(), vec![&b"a1"[..], b"a2", b"a3"]);
             assert_eq!((b.signal, b.bytes, b.requests()), (Signal::Logs, 6, 3));
             assert!(next.is_none());
             // Another signal ends the batch and starts the next one.
             let first = rx.try_recv().expect("queued");
-            let b = s.gather(first, &rx, &mut next).await;
+            let b = s.gather(first, &rx, &mut next, true).await;
             assert_eq!(b.parts(), vec![&b"a4"[..]]);
             let b = s
-                .gather(next.take().expect("the traces request"), &rx, &mut next)
+                .gather(
+                    next.take().expect("the traces request"),
+                    &rx,
+                    &mut next,
+                    true,
+                )
                 .await;
             assert_eq!(b.signal, Signal::Traces);
             assert_eq!(b.parts(), vec![&b"t1"[..]]);
             let b = s
-                .gather(next.take().expect("the last logs request"), &rx, &mut next)
+                .gather(
+                    next.take().expect("the last logs request"),
+                    &rx,
+                    &mut next,
+                    true,
+                )
                 .await;
             assert_eq!(b.parts(), vec![&b"a5"[..]]);
             assert!(next.is_none() && rx.is_empty());
@@ -917,7 +944,7 @@ mod tests {
             linger: Duration::ZERO,
         });
         let b = s
-            .gather(rx.try_recv().expect("queued"), &rx, &mut next)
+            .gather(rx.try_recv().expect("queued"), &rx, &mut next, true)
             .await;
         assert_eq!(b.parts(), vec![&b"b1"[..], b"b2"]);
         assert_eq!(
@@ -952,13 +979,13 @@ mod tests {
         let mut next = None;
         let started = Instant::now();
         let b = s
-            .gather(rx.try_recv().expect("queued"), &rx, &mut next)
+            .gather(rx.try_recv().expect("queued"), &rx, &mut next, true)
             .await;
         assert_eq!(b.parts(), vec![&b"m1"[..], b"m2"]);
         assert_eq!(started.elapsed(), Duration::from_millis(5));
         producer.await.expect("producer");
         let b = s
-            .gather(rx.try_recv().expect("queued"), &rx, &mut next)
+            .gather(rx.try_recv().expect("queued"), &rx, &mut next, true)
             .await;
         assert_eq!(b.parts(), vec![&b"m3"[..]]);
     }
