@@ -1016,3 +1016,55 @@ async fn a_downstream_partial_success_is_counted() {
     lw.stop().await;
     downstream.stop().await;
 }
+
+/// The receivers (gRPC, and OTLP/HTTP over HTTP/2) tell clients (HTTP/2 SETTINGS_MAX_FRAME_SIZE)
+/// they may send DATA frames of up to 1 MiB, so a collector's batch of a few MB arrives in a few
+/// frames, reads and wake-ups instead of one per 16 KiB; and a request of several such frames is
+/// accepted.
+#[tokio::test]
+async fn the_receivers_take_data_frames_of_up_to_1_mib() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let lw = start(test_config(None)).await;
+    for addr in [lw.addrs.grpc, lw.addrs.http] {
+        let mut tcp = tokio::net::TcpStream::connect(addr.expect("listening"))
+            .await
+            .expect("connect");
+        // Client preface (HTTP/2 with prior knowledge), then an empty SETTINGS frame.
+        tcp.write_all(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n\0\0\0\x04\0\0\0\0\0")
+            .await
+            .expect("preface");
+        // The server's first frame is its SETTINGS: 9-byte header, then (id, value) entries.
+        let mut header = [0u8; 9];
+        tcp.read_exact(&mut header).await.expect("frame header");
+        assert_eq!(header[3], 0x4, "first frame is SETTINGS: {header:?}");
+        let len = u32::from_be_bytes([0, header[0], header[1], header[2]]) as usize;
+        let mut payload = vec![0u8; len];
+        tcp.read_exact(&mut payload)
+            .await
+            .expect("settings payload");
+        let max_frame = payload
+            .chunks_exact(6)
+            .find(|e| u16::from_be_bytes([e[0], e[1]]) == 0x5)
+            .map(|e| u32::from_be_bytes([e[2], e[3], e[4], e[5]]));
+        assert_eq!(
+            max_frame,
+            Some(1 << 20),
+            "SETTINGS_MAX_FRAME_SIZE of {addr:?}"
+        );
+    }
+
+    // tonic's client takes the server at its word: a 3 MB request goes in 1 MiB frames.
+    let points = (0..90_000)
+        .map(|i| number_point(now_ns(), 1e8, vec![kv("i", &i.to_string())]))
+        .collect();
+    let req = request(
+        resource("svc", "big"),
+        vec![gauge_metric("app.unknown.gauge", "1", points)],
+    );
+    let body = Bytes::from(prost::Message::encode_to_vec(&req));
+    assert!(body.len() > 2 << 20, "request of {} bytes", body.len());
+    grpc_raw(&lw.grpc_endpoint(), paths::METRICS, body, None, None)
+        .await
+        .expect("accepted");
+    lw.stop().await;
+}

@@ -205,7 +205,8 @@ pub async fn serve(
     shutdown: CancellationToken,
 ) -> Result<(), GrpcError> {
     let max = cfg.max_message_bytes;
-    let mut builder = tonic::transport::Server::builder();
+    let mut builder =
+        tonic::transport::Server::builder().max_frame_size(crate::net::MAX_FRAME_BYTES);
     if let Some(tls) = &cfg.tls {
         let read = |p: &std::path::Path| {
             std::fs::read(p).map_err(|e| GrpcError::Tls(format!("reading {}: {e}", p.display())))
