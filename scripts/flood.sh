@@ -49,28 +49,9 @@ per_cycle=50000 # distinct series per loadgen cycle: 10 requests of 5,000 points
     { echo "flood: --series must be a positive multiple of $per_cycle" >&2; exit 64; }
 cycles=$((series / per_cycle))
 
-say() { printf 'flood: %s\n' "$*"; }
-fail() { printf 'flood: FAILED: %s\n' "$*" >&2; exit 1; }
-for tool in curl python3; do
-    command -v "$tool" >/dev/null || fail "$tool is required"
-done
-
-if [ -z "$binary" ]; then
-    say "building the release binary"
-    cargo build --release --locked --bin leakwatch 2>&1 | tail -n 2
-    binary="${CARGO_TARGET_DIR:-target}/release/leakwatch"
-fi
-[ -x "$binary" ] || fail "no leakwatch binary at $binary"
-
-work=${keep:-$(mktemp -d)}
-mkdir -p "$work"
-pids=()
-cleanup() {
-    for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
-    for p in "${pids[@]}"; do wait "$p" 2>/dev/null || true; done
-    [ -n "$keep" ] || rm -rf "$work"
-}
-trap cleanup EXIT
+script=flood
+# shellcheck source=scripts/lib.sh
+source scripts/lib.sh
 
 limit_bytes=$((limit_mb * 1024 * 1024))
 cat >"$work/leakwatch.yaml" <<EOF

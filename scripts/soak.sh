@@ -56,28 +56,9 @@ done
 [ "$seconds" -ge 30 ] || { echo "soak: run at least 30 s" >&2; exit 64; }
 [ -n "$calibrate" ] || calibrate=$((seconds < 300 ? 10 : 20))
 
-say() { printf 'soak: %s\n' "$*"; }
-fail() { printf 'soak: FAILED: %s\n' "$*" >&2; exit 1; }
-for tool in curl python3; do
-    command -v "$tool" >/dev/null || fail "$tool is required"
-done
-
-if [ -z "$binary" ]; then
-    say "building the release binary"
-    cargo build --release --locked --bin leakwatch 2>&1 | tail -n 2
-    binary="${CARGO_TARGET_DIR:-target}/release/leakwatch"
-fi
-[ -x "$binary" ] || fail "no leakwatch binary at $binary"
-
-work=${keep:-$(mktemp -d)}
-mkdir -p "$work"
-pids=()
-cleanup() {
-    for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
-    for p in "${pids[@]}"; do wait "$p" 2>/dev/null || true; done
-    [ -n "$keep" ] || rm -rf "$work"
-}
-trap cleanup EXIT
+script=soak
+# shellcheck source=scripts/lib.sh
+source scripts/lib.sh
 
 # ---------------------------------------------------------------- downstream
 free_port() {
