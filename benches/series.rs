@@ -1,10 +1,11 @@
 //! Series identification and lookup: hashing each point's identity from the
 //! raw bytes of its resource, scope, metric name and attributes, then finding
-//! its entry in the sharded series table.
+//! its entry among its resource's series (the resource's entry locked once per
+//! resource of the request, as the engine does).
 //!
 //! Also prints the deterministic part of the memory per series (`series/memory`):
 //! the bytes each tracked series holds by construction (its boxed state, its
-//! table slot, its share of the interned names) for the fleet that
+//! slot in its resource's table, its share of the interned names) for the fleet that
 //! `scripts/bench.sh --only memory` measures by RSS, 100 series per process.
 
 mod fixtures;
@@ -14,10 +15,13 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use criterion::{black_box, criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
+use dashmap::DashMap;
 use leakwatch::engine::{Engine, EngineConfig};
 use leakwatch::loadgen::{Size, Workload, WorkloadConfig};
 use leakwatch::proto::lean;
-use leakwatch::series::{self, Series, SeriesKey, SeriesTable, Tracked};
+use leakwatch::series::{
+    self, Prehashed, ResourceKey, ResourceSeries, Series, SeriesKey, SeriesTable, Tracked,
+};
 use leakwatch::telemetry::Telemetry;
 use prost::Message;
 
@@ -56,8 +60,8 @@ fn point_attributes(metric: &lean::Metric) -> Vec<&[Bytes]> {
     }
 }
 
-/// The series key of every point, as the engine computes it.
-fn identify(request: &lean::ExportMetricsRequest, out: &mut Vec<SeriesKey>) {
+/// The resource and series key of every point, as the engine computes them.
+fn identify(request: &lean::ExportMetricsRequest, out: &mut Vec<(ResourceKey, SeriesKey)>) {
     out.clear();
     for rm in &request.resource_metrics {
         let resource = series::hash_attributes(
@@ -74,11 +78,14 @@ fn identify(request: &lean::ExportMetricsRequest, out: &mut Vec<SeriesKey>) {
             for metric in &sm.metrics {
                 let name = series::hash_name(&metric.name);
                 for attributes in point_attributes(metric) {
-                    out.push(series::series_key(
+                    out.push((
                         resource,
-                        scope,
-                        name,
-                        series::hash_attributes(attributes.iter().map(|a| &a[..])),
+                        series::series_key(
+                            resource,
+                            scope,
+                            name,
+                            series::hash_attributes(attributes.iter().map(|a| &a[..])),
+                        ),
                     ));
                 }
             }
@@ -113,47 +120,58 @@ fn bench(c: &mut Criterion) {
             })
         });
 
-        // A table holding a fleet's worth of series (100k), the request's among them.
+        // A fleet's worth of series (100k over 1,000 resources), the request's among them.
         let table = SeriesTable::new(1_100_000);
+        let resources: DashMap<ResourceKey, ResourceSeries, Prehashed> = DashMap::default();
         for k in 0..100_000u64 {
+            let mut r = resources.entry(k % 1_000).or_default();
             let _ = table.with_series(
+                &mut r,
                 k.wrapping_mul(0x9E37_79B9_7F4A_7C15),
                 true,
                 blank,
                 |_, _| (),
             );
         }
-        for &k in &keys {
-            let _ = table.with_series(k, true, blank, |_, _| ());
+        // The request's points grouped by resource, in order (as they come).
+        let mut groups: Vec<(ResourceKey, Vec<SeriesKey>)> = Vec::new();
+        for &(r, k) in &keys {
+            match groups.last_mut() {
+                Some((last, ks)) if *last == r => ks.push(k),
+                _ => groups.push((r, vec![k])),
+            }
         }
+        let lookup = |groups: &[(ResourceKey, Vec<SeriesKey>)], t: u64| {
+            for (r, ks) in groups {
+                let mut series = resources.entry(*r).or_default();
+                for &k in ks {
+                    let _ = table.with_series(&mut series, k, true, blank, |s, _| {
+                        s.last_seen_ns = s.last_seen_ns.max(t)
+                    });
+                }
+            }
+        };
+        lookup(&groups, 0);
         group.bench_function(BenchmarkId::new("lookup", fixture.name()), |b| {
             let mut t = 1u64;
             b.iter(|| {
                 t += 1;
-                for &k in &keys {
-                    let _ = table.with_series(k, true, blank, |s, _| {
-                        s.last_seen_ns = s.last_seen_ns.max(t)
-                    });
-                }
+                lookup(&groups, t);
             })
         });
 
-        // Two threads on disjoint series of the same table: shard locks must
+        // Two threads on disjoint resources of the same table: locks must
         // not serialise them.
         group.bench_function(BenchmarkId::new("lookup_2_threads", fixture.name()), |b| {
-            let (left, right) = keys.split_at(keys.len() / 2);
+            let (left, right) = groups.split_at(groups.len() / 2);
             b.iter_custom(|iters| {
                 let start = Instant::now();
                 std::thread::scope(|s| {
                     for half in [left, right] {
-                        let table = &table;
+                        let lookup = &lookup;
                         s.spawn(move || {
                             for t in 0..iters {
-                                for &k in half {
-                                    let _ = table.with_series(k, true, blank, |s, _| {
-                                        s.last_seen_ns = s.last_seen_ns.max(t)
-                                    });
-                                }
+                                lookup(half, t);
                             }
                         });
                     }
@@ -207,15 +225,21 @@ fn memory(_c: &mut Criterion) {
     let names = engine.series_names();
     let boxed = std::mem::size_of::<Tracked>();
     let slot = std::mem::size_of::<(SeriesKey, Series)>();
+    // Each resource's series are a table of their own: hashbrown's slack is per resource.
+    let per_resource = series / cfg.resources;
     let names_per_series = names.heap_bytes() as f64 / tracked.max(1) as f64;
     println!(
         "series/memory: {} series ({tracked} tracked) of {} processes",
         engine.series_count(),
         cfg.resources
     );
+    // hashbrown's buckets for n entries: a power of two with n ≤ 7/8 of them (≥ 8).
+    let buckets = (per_resource * 8).div_ceil(7).next_power_of_two().max(8);
+    let table_per_series = (buckets * (slot + 1) + 16) as f64 / per_resource as f64;
     println!(
         "series/memory: per tracked series: boxed state {boxed} B (glibc chunk {}, jemalloc class {}), \
-         table slot {slot} B + 1 control byte before hashbrown's slack (load 7/16..7/8), \
+         table slot {slot} B + 1 control byte in its resource's table ({buckets} buckets for \
+         {per_resource} series: {table_per_series:.1} B per series), \
          interned names {names_per_series:.1} B ({} names, {} B)",
         glibc_chunk(boxed),
         jemalloc_class(boxed),
@@ -223,13 +247,10 @@ fn memory(_c: &mut Criterion) {
         names.heap_bytes(),
     );
     println!(
-        "series/memory: by construction {:.0} B (glibc) / {:.0} B (jemalloc) per tracked series \
-         at a table load of 7/8, {:.0} / {:.0} at 7/16; RSS adds the processes' state and the \
-         allocator's overhead (scripts/bench.sh --only memory)",
-        glibc_chunk(boxed) as f64 + (slot + 1) as f64 * 8.0 / 7.0 + names_per_series,
-        jemalloc_class(boxed) as f64 + (slot + 1) as f64 * 8.0 / 7.0 + names_per_series,
-        glibc_chunk(boxed) as f64 + (slot + 1) as f64 * 16.0 / 7.0 + names_per_series,
-        jemalloc_class(boxed) as f64 + (slot + 1) as f64 * 16.0 / 7.0 + names_per_series,
+        "series/memory: by construction {:.0} B (glibc) / {:.0} B (jemalloc) per tracked series; \
+         RSS adds the processes' state and the allocator's overhead (scripts/bench.sh --only memory)",
+        glibc_chunk(boxed) as f64 + table_per_series + names_per_series,
+        jemalloc_class(boxed) as f64 + table_per_series + names_per_series,
     );
 }
 

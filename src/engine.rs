@@ -27,8 +27,8 @@ use crate::limiter::MemoryLimiter;
 use crate::proto::lean;
 use crate::proto::otlp::common::v1::{any_value, KeyValue};
 use crate::series::{
-    self, Prehashed, ResourceKey, Series, SeriesKey, SeriesLimitReached, SeriesName, SeriesTable,
-    Tracked,
+    self, Prehashed, ResourceKey, ResourceSeries, Series, SeriesKey, SeriesLimitReached,
+    SeriesName, SeriesTable, Tracked,
 };
 use crate::telemetry::{PointAnomaly, Telemetry};
 use crate::view::{Attrs, DataView, Kind, MetricsRequest, PointView};
@@ -137,6 +137,8 @@ pub struct ResourceEntry {
     pub detector: Box<ResourceDetector>,
     /// Newest event time seen from this resource.
     pub latest_ns: u64,
+    /// Its series (bounded in all by the engine's [`SeriesTable`]).
+    pub series: ResourceSeries,
 }
 
 /// A leak event with the resource it is about.
@@ -375,6 +377,7 @@ impl Engine {
                 info: Arc::new(ResourceInfo::from_raw(key, raw)),
                 detector: Box::default(),
                 latest_ns: 0,
+                series: ResourceSeries::default(),
             }
         }))
     }
@@ -421,6 +424,7 @@ impl Engine {
             tracked: self.classify(ctx, p.attributes),
         };
         self.series.with_series(
+            &mut resource.series,
             key,
             self.limiter.admits_new_series(),
             create,
@@ -522,8 +526,19 @@ impl Engine {
             return 0;
         }
         let cutoff = watermark - idle;
-        let evicted = self.series.evict_idle(cutoff);
-        self.resources.retain(|_, r| r.latest_ns >= cutoff);
+        let mut evicted = 0;
+        self.resources.retain(|_, r| {
+            if r.latest_ns >= cutoff {
+                evicted += self.series.evict_idle(&mut r.series, cutoff);
+                true
+            } else {
+                // An idle resource goes with all its series.
+                evicted += self.series.release(&r.series);
+                false
+            }
+        });
+        // After the resources' locks are released (see `series::Names`).
+        self.series.names().release_unused();
         self.telemetry.series_evicted(evicted as u64);
         evicted
     }
@@ -531,37 +546,28 @@ impl Engine {
     /// Snapshot of every tracked series, optionally only those of resources
     /// whose `service.name` equals `service`.
     pub fn series_views(&self, service: Option<&str>) -> Vec<SeriesView> {
-        let mut raw = Vec::new();
-        self.series.for_each(|key, s| {
-            if let Some(t) = s.tracked.as_ref() {
-                raw.push((
-                    key,
-                    t.resource,
-                    s.last_seen_ns,
-                    Arc::clone(&t.name),
-                    t.detector.summary(&self.cfg.detector),
-                ));
+        let mut views = Vec::new();
+        for r in self.resources.iter() {
+            let info = &r.info;
+            if service.is_some_and(|s| s != info.service_name) {
+                continue;
             }
-        });
-        // Resources are looked up after the series shards are released:
-        // the ingest path locks resource → series, never the other way.
-        raw.into_iter()
-            .filter_map(|(key, rk, last_seen_ns, name, trend)| {
-                let info = self.resources.get(&rk).map(|r| Arc::clone(&r.info))?;
-                if service.is_some_and(|s| s != info.service_name) {
-                    return None;
-                }
-                Some(SeriesView {
+            for (key, s) in r.series.iter() {
+                let Some(t) = s.tracked.as_ref() else {
+                    continue;
+                };
+                views.push(SeriesView {
                     key: format!("{key:016x}"),
                     service_name: info.service_name.clone(),
                     instance: info.instance.clone(),
-                    metric: name.metric.to_string(),
-                    attributes: name.labels.to_string(),
-                    last_seen_unix_nano: last_seen_ns,
-                    trend,
-                })
-            })
-            .collect()
+                    metric: t.name.metric.to_string(),
+                    attributes: t.name.labels.to_string(),
+                    last_seen_unix_nano: s.last_seen_ns,
+                    trend: t.detector.summary(&self.cfg.detector),
+                });
+            }
+        }
+        views
     }
 
     /// A copy of the detection state (every tracked series and every resource, with their
@@ -570,24 +576,9 @@ impl Engine {
     /// its series and not in others: the next points repair that, as after any gap.
     pub fn snapshot(&self) -> EngineSnapshot {
         let mut series = Vec::with_capacity(self.series.len());
-        self.series.for_each(|key, s| {
-            if let Some(t) = s.tracked.as_ref() {
-                series.push(SeriesSnapshot {
-                    key,
-                    resource: t.resource,
-                    metric: t.name.metric.to_string(),
-                    labels: t.name.labels.to_string(),
-                    last_seen_ns: s.last_seen_ns,
-                    detector: t.detector.clone(),
-                });
-            }
-        });
-        // Resources after the series shards are released (ingestion locks resource →
-        // series, never the other way).
-        let resources = self
-            .resources
-            .iter()
-            .map(|r| ResourceSnapshot {
+        let mut resources = Vec::with_capacity(self.resources.len());
+        for r in self.resources.iter() {
+            resources.push(ResourceSnapshot {
                 key: *r.key(),
                 attributes: r
                     .info
@@ -597,8 +588,20 @@ impl Engine {
                     .collect(),
                 latest_ns: r.latest_ns,
                 detector: ResourceDetector::clone(&r.detector),
-            })
-            .collect();
+            });
+            for (key, s) in r.series.iter() {
+                if let Some(t) = s.tracked.as_ref() {
+                    series.push(SeriesSnapshot {
+                        key,
+                        resource: t.resource,
+                        metric: t.name.metric.to_string(),
+                        labels: t.name.labels.to_string(),
+                        last_seen_ns: s.last_seen_ns,
+                        detector: t.detector.clone(),
+                    });
+                }
+            }
+        }
         EngineSnapshot {
             bucket_ns: self.cfg.detector.bucket_ns(),
             watermark_ns: self.watermark_ns(),
@@ -620,7 +623,7 @@ impl Engine {
         }
         let mut report = RestoreReport::default();
         for r in snapshot.resources {
-            self.resources.insert(
+            let replaced = self.resources.insert(
                 r.key,
                 ResourceEntry {
                     info: Arc::new(ResourceInfo::from_attributes(
@@ -629,8 +632,12 @@ impl Engine {
                     )),
                     detector: Box::new(r.detector),
                     latest_ns: r.latest_ns,
+                    series: ResourceSeries::default(),
                 },
             );
+            if let Some(old) = replaced {
+                self.series.release(&old.series);
+            }
             report.resources += 1;
         }
         for s in snapshot.series {
@@ -651,9 +658,14 @@ impl Engine {
                     detector: s.detector,
                 })),
             };
-            match self.series.restore(s.key, restored) {
-                Ok(()) => report.series += 1,
-                Err(_) => report.series_refused += 1,
+            // A series lives in its resource's entry: one the snapshot lacks is left out.
+            let outcome = self
+                .resources
+                .get_mut(&s.resource)
+                .map(|mut r| self.series.restore(&mut r.series, s.key, restored));
+            match outcome {
+                Some(Ok(())) => report.series += 1,
+                Some(Err(_)) | None => report.series_refused += 1,
             }
         }
         // The names of series refused at the bound.
