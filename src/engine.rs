@@ -6,7 +6,8 @@
 //! request's bytes, read through the borrowed [`crate::view`] (no allocation per point); the gRPC and HTTP receivers, the benchmarks and the
 //! scenario suite all go through it, so a trace replayed at 10,000× gives the
 //! same answer as live traffic. It never blocks on I/O and holds each lock
-//! (one resource entry, one series shard) only while it updates that state.
+//! (one resource entry, with that resource's series) only while it applies
+//! the resource's points.
 
 use std::collections::HashSet;
 use std::sync::atomic::{AtomicU64, Ordering};
