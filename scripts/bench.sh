@@ -372,7 +372,7 @@ if [ "$ONLY" = all ]; then
     done
     for sys in "${SYSTEMS[@]}"; do
       # The median round by added p99 (of 1 or LAT_ROUNDS).
-      read -r f b added list < <(python3 - ${LAT_ROUNDS_OF[$size,$sys]} <<'PY'
+      read -r f b list < <(python3 - ${LAT_ROUNDS_OF[$size,$sys]} <<'PY'
 import json, sys
 rounds = []
 for pair in sys.argv[1:]:
@@ -381,8 +381,8 @@ for pair in sys.argv[1:]:
     base = json.load(open(b))["latency_ms"]["p99"]
     rounds.append((p99 - base, f, b))
 ordered = sorted(rounds)
-added, f, b = ordered[(len(ordered) - 1) // 2]
-print(f, b, round(added, 3), ",".join(str(round(r[0], 3)) for r in rounds))
+_, f, b = ordered[(len(ordered) - 1) // 2]
+print(f, b, ",".join(str(round(r[0], 3)) for r in rounds))
 PY
 )
       P99[$size,$sys]="$(json "$f" latency_ms.p99)"
