@@ -1,6 +1,7 @@
 //! The whole request path in-process:
 //! - `engine`: `Engine::ingest_metrics` on a request's bytes (lean decode,
-//!   series identification, detector updates);
+//!   series identification, detector updates); `engine_40k_series`: the same
+//!   at sdk size from a fleet of 40,000 series, whose state is cold in the caches;
 //! - `ingress`: the receivers' protocol-independent `Ingress::export`
 //!   (decode, count, detection, no downstream);
 //! - `grpc`, `grpc_forward`: one OTLP/gRPC export at a time over loopback to
@@ -22,6 +23,7 @@ use leakwatch::config::Config;
 use leakwatch::engine::{Engine, EngineConfig};
 use leakwatch::events::EventSink;
 use leakwatch::limiter::MemoryLimiter;
+use leakwatch::loadgen::Size;
 use leakwatch::proto::paths;
 use leakwatch::receiver::Ingress;
 use leakwatch::server::Bound;
@@ -60,6 +62,25 @@ fn in_process(c: &mut Criterion) {
                 BatchSize::SmallInput,
             )
         });
+
+        // The same requests from the fleet of scripts/bench.sh's sdk load
+        // (40,000 series of 1,000 processes): each request finds its
+        // process's state cold, as in a real fleet.
+        if size == Size::Sdk {
+            let fleet = Fixture::fleet(size, 40_000);
+            let fleet_engine = self::engine();
+            let mut cursor = fleet.cursor(0);
+            cursor.one_cycle(|b| {
+                fleet_engine.ingest_metrics(b).expect("ingests");
+            });
+            group.bench_function(BenchmarkId::new("engine_40k_series", fleet.name()), |b| {
+                b.iter_batched(
+                    || cursor.next_request(),
+                    |body| black_box(fleet_engine.ingest_metrics(body).expect("ingests").points),
+                    BatchSize::SmallInput,
+                )
+            });
+        }
 
         let telemetry = Arc::new(Telemetry::new());
         let ingress = Ingress {

@@ -5,7 +5,7 @@
 //!
 //! Also prints the deterministic part of the memory per series (`series/memory`):
 //! the bytes each tracked series holds by construction (its boxed state, its
-//! slot in its resource's table, its share of the interned names) for the fleet that
+//! share of its resource's table, its share of the interned names) for the fleet that
 //! `scripts/bench.sh --only memory` measures by RSS, 100 series per process.
 
 mod fixtures;
@@ -217,9 +217,12 @@ fn memory(_c: &mut Criterion) {
         },
         Arc::new(Telemetry::new()),
     );
-    for i in 0..workload.requests().len() {
-        let body = workload.render(i, 0).expect("request");
-        engine.ingest_metrics(body).expect("ingest");
+    // Two cycles: the second moves the event-time clock (the idle sweep needs it).
+    for cycle in 0..2 {
+        for i in 0..workload.requests().len() {
+            let body = workload.render(i, cycle).expect("request");
+            engine.ingest_metrics(body).expect("ingest");
+        }
     }
     let tracked = engine.series_views(None).len();
     let names = engine.series_names();
@@ -233,13 +236,17 @@ fn memory(_c: &mut Criterion) {
         engine.series_count(),
         cfg.resources
     );
-    // hashbrown's buckets for n entries: a power of two with n ≤ 7/8 of them (≥ 8).
-    let buckets = (per_resource * 8).div_ceil(7).next_power_of_two().max(8);
-    let table_per_series = (buckets * (slot + 1) + 16) as f64 / per_resource as f64;
+    // Each resource's series are a table of their own (a dense Vec of slots and
+    // a hash index of positions): measured as they grew, and after the idle
+    // sweep (every 30 s) gave back the Vec's growth slack.
+    let grown = engine.series_table_bytes() as f64 / tracked.max(1) as f64;
+    engine.evict_idle();
+    let table_per_series = engine.series_table_bytes() as f64 / tracked.max(1) as f64;
     println!(
         "series/memory: per tracked series: boxed state {boxed} B (glibc chunk {}, jemalloc class {}), \
-         table slot {slot} B + 1 control byte in its resource's table ({buckets} buckets for \
-         {per_resource} series: {table_per_series:.1} B per series), \
+         table {table_per_series:.1} B in its resource's table ({slot} B slot, 4 B index position \
+         and control byte, with slack; {grown:.1} B before the idle sweep trimmed the slack; \
+         {per_resource} series per resource), \
          interned names {names_per_series:.1} B ({} names, {} B)",
         glibc_chunk(boxed),
         jemalloc_class(boxed),

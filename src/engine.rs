@@ -239,6 +239,12 @@ impl Engine {
         self.series.names()
     }
 
+    /// Heap bytes of every resource's series table (entries and index, not
+    /// the boxed states): for memory figures; walks every resource.
+    pub fn series_table_bytes(&self) -> usize {
+        self.resources.iter().map(|r| r.series.heap_bytes()).sum()
+    }
+
     pub fn resource_count(&self) -> usize {
         self.resources.len()
     }
