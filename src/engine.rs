@@ -305,7 +305,10 @@ impl Engine {
                     let entry = match resource {
                         Some(ref mut entry) => entry,
                         None => match self.resource_entry(resource_key, raw_resource) {
-                            Some(entry) => resource.insert(entry),
+                            Some(entry) => {
+                                entry.series.warm();
+                                resource.insert(entry)
+                            }
                             None => {
                                 // A new resource cannot be admitted: its points
                                 // are refused like those of a new series.

@@ -143,6 +143,13 @@ impl SeriesDetector {
         }
     }
 
+    /// Reads the fields the next point's `observe` reads first (the head
+    /// bucket, the last timestamp, the scale), so they can be loaded ahead of
+    /// time; see `ResourceSeries::warm`. The value means nothing.
+    pub fn touch(&self) -> f64 {
+        f64::from(self.ring.touch() + self.scale) + self.last_t_ns as f64
+    }
+
     /// The series' role.
     pub fn role(&self) -> Role {
         self.role
