@@ -9,6 +9,7 @@
 #   2. p99 export latency at half of each one's own max throughput (open loop), and the latency
 #      the system adds: its p99 minus the p99 of a baseline at the same rate (the blackhole sink,
 #      which answers without looking at the request: the generator, HTTP/2 and TCP alone);
+#      at sdk size 5 alternating rounds, the median counts;
 #   3. CPU at a fixed 70,000 points/s (the OpenTelemetry Collector testbed's standard metrics
 #      load: 10,000 metrics/s × 7 points, 100 metrics = 700 points per request), from
 #      /proc/PID/stat utime+stime over the run, at that request shape and at both sizes;
@@ -74,7 +75,7 @@ while [ $# -gt 0 ]; do
 done
 RSS_SERIES=(100000 1000000)
 ROUNDS=2
-LAT_ROUNDS=3
+LAT_ROUNDS=5
 if [ "$QUICK" = 1 ]; then
   DURATION=3
   WARMUP=1
