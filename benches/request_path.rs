@@ -14,8 +14,10 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
+use criterion::measurement::WallTime;
 use criterion::{
-    black_box, criterion_group, criterion_main, BatchSize, BenchmarkId, Criterion, Throughput,
+    black_box, criterion_group, criterion_main, BatchSize, BenchmarkGroup, BenchmarkId, Criterion,
+    Throughput,
 };
 use http::uri::PathAndQuery;
 use leakwatch::codec::RawCodec;
@@ -41,6 +43,22 @@ fn engine() -> Arc<Engine> {
     ))
 }
 
+/// `Engine::ingest_metrics` on the requests of `fixture`, every series created first.
+fn bench_engine(group: &mut BenchmarkGroup<'_, WallTime>, id: &str, fixture: &Fixture) {
+    let engine = engine();
+    let mut cursor = fixture.cursor(0);
+    cursor.one_cycle(|b| {
+        engine.ingest_metrics(b).expect("ingests");
+    });
+    group.bench_function(BenchmarkId::new(id, fixture.name()), |b| {
+        b.iter_batched(
+            || cursor.next_request(),
+            |body| black_box(engine.ingest_metrics(body).expect("ingests").points),
+            BatchSize::SmallInput,
+        )
+    });
+}
+
 fn in_process(c: &mut Criterion) {
     let mut group = c.benchmark_group("request_path");
     group
@@ -50,36 +68,16 @@ fn in_process(c: &mut Criterion) {
         let fixture = Fixture::new(size);
         group.throughput(Throughput::Elements(fixture.points()));
 
-        let engine = engine();
-        let mut cursor = fixture.cursor(0);
-        cursor.one_cycle(|b| {
-            engine.ingest_metrics(b).expect("ingests");
-        });
-        group.bench_function(BenchmarkId::new("engine", fixture.name()), |b| {
-            b.iter_batched(
-                || cursor.next_request(),
-                |body| black_box(engine.ingest_metrics(body).expect("ingests").points),
-                BatchSize::SmallInput,
-            )
-        });
-
+        bench_engine(&mut group, "engine", &fixture);
         // The same requests from the fleet of scripts/bench.sh's sdk load
         // (40,000 series of 1,000 processes): each request finds its
         // process's state cold, as in a real fleet.
         if size == Size::Sdk {
-            let fleet = Fixture::fleet(size, 40_000);
-            let fleet_engine = self::engine();
-            let mut cursor = fleet.cursor(0);
-            cursor.one_cycle(|b| {
-                fleet_engine.ingest_metrics(b).expect("ingests");
-            });
-            group.bench_function(BenchmarkId::new("engine_40k_series", fleet.name()), |b| {
-                b.iter_batched(
-                    || cursor.next_request(),
-                    |body| black_box(fleet_engine.ingest_metrics(body).expect("ingests").points),
-                    BatchSize::SmallInput,
-                )
-            });
+            bench_engine(
+                &mut group,
+                "engine_40k_series",
+                &Fixture::fleet(size, 40_000),
+            );
         }
 
         let telemetry = Arc::new(Telemetry::new());
