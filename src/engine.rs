@@ -305,18 +305,19 @@ impl Engine {
                     let entry = match resource {
                         Some(ref mut entry) => entry,
                         None => match self.resource_entry(resource_key, raw_resource) {
-                            Some(entry) => {
+                            Ok(entry) => {
                                 entry.series.warm();
                                 resource.insert(entry)
                             }
-                            None => {
+                            Err(limit) => {
                                 // A new resource cannot be admitted: its points
                                 // are refused like those of a new series.
-                                let reason = if self.limiter.admits_new_series() {
-                                    PointAnomaly::SeriesLimit
-                                } else {
-                                    outcome.rejected_for_memory = true;
-                                    PointAnomaly::MemoryLimit
+                                let reason = match limit {
+                                    SeriesLimitReached::Count => PointAnomaly::SeriesLimit,
+                                    SeriesLimitReached::Memory => {
+                                        outcome.rejected_for_memory = true;
+                                        PointAnomaly::MemoryLimit
+                                    }
                                 };
                                 for o in ordinal..ordinal.saturating_add(n) {
                                     tally.note(reason);
@@ -369,19 +370,24 @@ impl Engine {
     /// The entry of resource `key`, created if the bounds allow a new one:
     /// a resource needs at least one series, so there are never more
     /// resources than `max_series`, and none are created above the memory
-    /// limiter's soft limit.
+    /// limiter's soft limit. The error says which bound refused it (read
+    /// once: the limiter's pressure moves concurrently).
     fn resource_entry(
         &self,
         key: ResourceKey,
         raw: Attrs<'_>,
-    ) -> Option<dashmap::mapref::one::RefMut<'_, ResourceKey, ResourceEntry>> {
+    ) -> Result<dashmap::mapref::one::RefMut<'_, ResourceKey, ResourceEntry>, SeriesLimitReached>
+    {
         if let Some(entry) = self.resources.get_mut(&key) {
-            return Some(entry);
+            return Ok(entry);
         }
-        if !self.limiter.admits_new_series() || self.resources.len() >= self.cfg.max_series {
-            return None;
+        if !self.limiter.admits_new_series() {
+            return Err(SeriesLimitReached::Memory);
         }
-        Some(self.resources.entry(key).or_insert_with(|| {
+        if self.resources.len() >= self.cfg.max_series {
+            return Err(SeriesLimitReached::Count);
+        }
+        Ok(self.resources.entry(key).or_insert_with(|| {
             self.limiter.charge(crate::limiter::RESOURCE_CHARGE_BYTES);
             ResourceEntry {
                 info: Arc::new(ResourceInfo::from_raw(key, raw)),
