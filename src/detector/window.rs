@@ -58,7 +58,6 @@ impl Ring {
 }
 
 impl Ring {
-    /// Absolute index of the newest bucket.
     /// Reads what recording a point in the head bucket reads (its two
     /// values and the counts), so a caller can load the cache lines ahead of
     /// time. The sum means nothing.
@@ -67,6 +66,7 @@ impl Ring {
         self.a[s] + self.b[s] + self.n as f32
     }
 
+    /// Absolute index of the newest bucket.
     pub fn head(&self) -> u64 {
         self.head
     }
