@@ -278,6 +278,11 @@ impl Hasher for PrehashedHasher {
 
 pub type Prehashed = BuildHasherDefault<PrehashedHasher>;
 
+/// The hasher of a [`ResourceSeries`] index: a position's key (keys are hashes).
+fn key_at(entries: &[(SeriesKey, Series)]) -> impl Fn(&u32) -> u64 + '_ {
+    move |&i| entries[i as usize].0
+}
+
 /// Resources with at most this many series have their state loaded ahead of
 /// their points ([`ResourceSeries::warm`]); an SDK exports tens.
 const WARM_MAX_SERIES: usize = 256;
@@ -353,9 +358,8 @@ impl ResourceSeries {
 
     fn push(&mut self, key: SeriesKey, series: Series) -> usize {
         let i = self.entries.len();
-        let entries = &self.entries;
         self.index
-            .insert_unique(key, i as u32, |&j| entries[j as usize].0);
+            .insert_unique(key, i as u32, key_at(&self.entries));
         self.entries.push((key, series));
         i
     }
@@ -368,10 +372,9 @@ impl ResourceSeries {
         if removed > 0 {
             // Positions moved: rebuild the index (a sweep, not the hot path).
             self.index.clear();
-            let entries = &self.entries;
-            for (i, (k, _)) in entries.iter().enumerate() {
+            for (i, (k, _)) in self.entries.iter().enumerate() {
                 self.index
-                    .insert_unique(*k, i as u32, |&j| entries[j as usize].0);
+                    .insert_unique(*k, i as u32, key_at(&self.entries));
             }
             self.cursor = 0;
         }
@@ -387,8 +390,7 @@ impl ResourceSeries {
             self.entries.shrink_to_fit();
         }
         if self.index.capacity() > 4 * n.max(4) {
-            let entries = &self.entries;
-            self.index.shrink_to_fit(|&j| entries[j as usize].0);
+            self.index.shrink_to_fit(key_at(&self.entries));
         }
     }
 
