@@ -25,12 +25,12 @@ use leakwatch::config::Config;
 use leakwatch::engine::{Engine, EngineConfig};
 use leakwatch::events::EventSink;
 use leakwatch::limiter::MemoryLimiter;
-use leakwatch::loadgen::Size;
 use leakwatch::proto::paths;
 use leakwatch::receiver::Ingress;
 use leakwatch::server::Bound;
 use leakwatch::signal::{Protocol, Signal};
 use leakwatch::telemetry::Telemetry;
+use leakwatch_tools::loadgen::Size;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
@@ -132,7 +132,7 @@ async fn start(forward: bool) -> Server {
         config.downstream.endpoint =
             Some(format!("http://{}", listener.local_addr().expect("addr")));
         let token = stop.clone();
-        tokio::spawn(leakwatch::loadgen::run_sink(
+        tokio::spawn(leakwatch_tools::loadgen::run_sink(
             listener,
             token.cancelled_owned(),
         ));

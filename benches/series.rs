@@ -17,12 +17,12 @@ use bytes::Bytes;
 use criterion::{black_box, criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use dashmap::DashMap;
 use leakwatch::engine::{Engine, EngineConfig};
-use leakwatch::loadgen::{Size, Workload, WorkloadConfig};
 use leakwatch::proto::lean;
 use leakwatch::series::{
     self, Prehashed, ResourceKey, ResourceSeries, Series, SeriesKey, SeriesTable, Tracked,
 };
 use leakwatch::telemetry::Telemetry;
+use leakwatch_tools::loadgen::{Size, Workload, WorkloadConfig};
 use prost::Message;
 
 use fixtures::{Fixture, SIZES};

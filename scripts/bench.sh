@@ -2,7 +2,7 @@
 # leakwatch's benchmark: in one run on one machine, leakwatch (detection on; without and with
 # forwarding to a blackhole downstream) and rotel (PyPI `rotel`, `--exporter blackhole`; and, as
 # the like-for-like peer of forwarding, `--exporter otlp` to the same blackhole downstream) under
-# the same load from `leakwatch loadgen` (OTLP/gRPC), at both request sizes:
+# the same load from `leakwatch-loadgen` (OTLP/gRPC), at both request sizes:
 #
 #   1. throughput, closed loop (as fast as each answers), best of 2 rounds: points/s, the ratio
 #      leakwatch/rotel, and CPU time per million points;
@@ -103,10 +103,12 @@ die() { printf 'bench: ERROR: %s\n' "$*" >&2; exit 1; }
 # ---------------------------------------------------------------- build and find the systems
 if [ "$BUILD" = 1 ]; then
   say "building leakwatch (release)"
-  cargo build --release --locked --bin leakwatch >&2
+  cargo build --release --locked --bin leakwatch --bin leakwatch-loadgen >&2
 fi
 LEAKWATCH="${LEAKWATCH:-$ROOT/target/release/leakwatch}"
 [ -x "$LEAKWATCH" ] || die "$LEAKWATCH not found (run without --no-build)"
+LOADGEN="$(dirname "$LEAKWATCH")/leakwatch-loadgen"
+[ -x "$LOADGEN" ] || die "$LOADGEN not found (cargo build --release --bin leakwatch-loadgen)"
 
 find_rotel() {
   local c
@@ -214,7 +216,7 @@ SINK_PID=""
 start_sink() {
   local port
   port="$(free_ports 1)"
-  "$LEAKWATCH" loadgen --sink "127.0.0.1:$port" --duration 2h --warmup 0s >"$OUT/sink.log" 2>&1 &
+  "$LOADGEN" --sink "127.0.0.1:$port" --duration 2h --warmup 0s >"$OUT/sink.log" 2>&1 &
   SINK_PID=$!
   PIDS+=("$SINK_PID")
   wait_port "$port" "$SINK_PID"
@@ -277,7 +279,7 @@ stop_system() {
 
 loadgen() { # OUTFILE ARGS... → runs loadgen against the current system, JSON into OUTFILE
   local out="$1"; shift
-  if ! "$LEAKWATCH" loadgen --endpoint "http://127.0.0.1:$SYS_GRPC" --json "$@" >"$out" 2>"$out.err"; then
+  if ! "$LOADGEN" --endpoint "http://127.0.0.1:$SYS_GRPC" --json "$@" >"$out" 2>"$out.err"; then
     # Exit 1 means some requests failed; the report is still written.
     [ -s "$out" ] || die "loadgen failed: $(cat "$out.err")"
   fi
@@ -447,10 +449,10 @@ fmt() { python3 -c "print(f'{$1:,.0f}')"; }
   echo "Command: \`scripts/bench.sh${ARGS:+ $ARGS}\` — $(date -u +%Y-%m-%dT%H:%MZ), leakwatch $("$LEAKWATCH" --version | awk '{print $2}') ($(if [ "$LEAKWATCH" = "$ROOT/target/release/leakwatch" ]; then git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo '?'; else echo "binary $LEAKWATCH"; fi)), $ROTEL_VERSION."
   echo "Machine: $(nproc) CPUs ($CPU_MODEL); load average before $LOAD_BEFORE, after $LOAD_AFTER."
   if [ "$ONLY" = all ]; then
-  echo "Load: \`leakwatch loadgen\`, OTLP/gRPC on loopback, on the same machine as the system under test; ${DURATION}s measured after ${WARMUP}s warm-up per run."
+  echo "Load: \`leakwatch-loadgen\`, OTLP/gRPC on loopback, on the same machine as the system under test; ${DURATION}s measured after ${WARMUP}s warm-up per run."
   echo "sdk: 40 points/request, 1 process per request, 40,000 series, 128 workers on 8 connections; collector: 5,000 points/request over 100 processes, 80,000 series, 16 workers on 4 connections;"
   echo "testbed (part 3 only): 700 points/request over 14 processes, 70,000 series, 16 workers on 4 connections."
-  echo "leakwatch+fwd and rotel+fwd (\`--exporter otlp\`, uncompressed) forward to a blackhole gRPC sink (\`leakwatch loadgen --sink\`) on the same machine."
+  echo "leakwatch+fwd and rotel+fwd (\`--exporter otlp\`, uncompressed) forward to a blackhole gRPC sink (\`leakwatch-loadgen --sink\`) on the same machine."
   echo
   echo "### Throughput (closed loop)"
   echo

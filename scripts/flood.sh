@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
 # Cardinality flood against the memory limiter: leakwatch with a memory
 # ceiling (receivers.memory_limiter) and a series limit far above what fits in
-# it, so memory, not the count, is the bound. `leakwatch loadgen --distinct`
+# it, so memory, not the count, is the bound. `leakwatch-loadgen --distinct`
 # sends points that each open a new series (collector-sized requests of 5,000
 # points over 100 new processes) as fast as leakwatch answers, while a small
-# fleet of existing processes — one leaking, three healthy (`leakwatch loadgen`
+# fleet of existing processes — one leaking, three healthy (`leakwatch-loadgen`
 # resources 0-3; resource 3 leaks) — keeps reporting at wall speed.
 #
 #   bash scripts/flood.sh                          # 10 M distinct series (the figures in README)
@@ -107,7 +107,7 @@ metric() { # name → value from /metrics
 # second of wall time; process 3 leaks. It runs through the flood and after,
 # for 100 s: long enough for the detector (short window 30 s) to judge it.
 fleet_seconds=100
-"$binary" loadgen --endpoint "http://$grpc" --series 160 --resources 4 --rate 160 \
+"$loadgen" --endpoint "http://$grpc" --series 160 --resources 4 --rate 160 \
     --interval 1s --warmup 0s --duration "${fleet_seconds}s" --json \
     >"$work/fleet.json" 2>"$work/fleet.err" &
 fleet_pid=$!
@@ -121,7 +121,7 @@ say "leakwatch pid $lw_pid, ceiling $limit_mb MiB (soft 80 %); fleet of 4 proces
     "flooding $series distinct series"
 
 flood_start=$SECONDS
-"$binary" loadgen --endpoint "http://$grpc" --size collector --series "$per_cycle" --distinct \
+"$loadgen" --endpoint "http://$grpc" --size collector --series "$per_cycle" --distinct \
     --cycles "$cycles" --warmup 0s --duration 3600s --timeout 30s --json \
     >"$work/flood.json" 2>"$work/flood.err" && flood_rc=0 || flood_rc=$?
 flood_seconds=$((SECONDS - flood_start))

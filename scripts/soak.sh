@@ -20,7 +20,7 @@
 # instance, so the soaked one starts fresh); start leakwatch with detector
 # windows scaled to the run (short = a third of it, long = two thirds) so its
 # self-assessment can actually reach a verdict within the run; drive
-# `leakwatch loadgen` at half the maximum, with event time advancing at wall
+# `leakwatch-loadgen` at half the maximum, with event time advancing at wall
 # speed; sample RSS and /api/v1/leaks every few seconds; SIGTERM and check
 # the clean exit. Prints RSS min/max/slope and points sent/accepted/forwarded;
 # exits non-zero if leakwatch flagged itself, was not watching itself,
@@ -77,7 +77,7 @@ for attempt in 1 2 3 4 5; do
     p_down=$(free_port)
     case "$downstream_kind" in
     sink)
-        "$binary" loadgen --sink "127.0.0.1:$p_down" --warmup 0s \
+        "$loadgen" --sink "127.0.0.1:$p_down" --warmup 0s \
             --duration "$((seconds + calibrate + 600))s" >"$work/sink.out" 2>"$work/sink.err" &
         ;;
     rotel)
@@ -168,7 +168,7 @@ if [ -z "$rate" ]; then
     start_leakwatch "$work/calibrate.yaml" "$work/calibrate.log" "leakwatch (calibration)"
     cal_pid=$lw_pid
     say "calibrating: closed loop for ${calibrate}s"
-    "$binary" loadgen --endpoint "http://$lw_grpc" --warmup 2s \
+    "$loadgen" --endpoint "http://$lw_grpc" --warmup 2s \
         --duration "${calibrate}s" --json >"$work/calibrate.json" 2>"$work/calibrate.err" || true
     kill -TERM "$cal_pid" 2>/dev/null || true
     wait "$cal_pid" 2>/dev/null || true
@@ -196,7 +196,7 @@ say "leakwatch pid $lw_pid; ${seconds}s at ${rate} points/s over $series series"
     "(event interval ${interval_us}us); windows ${short_s}s/${long_s}s" \
     "(growth reported from $((min_growth / 1048576)) MiB/h);" \
     "self-monitoring every ${interval_ms}ms; RSS sampled every ${sample_s}s"
-"$binary" loadgen --endpoint "http://$lw_grpc" --series "$series" --rate "$rate" \
+"$loadgen" --endpoint "http://$lw_grpc" --series "$series" --rate "$rate" \
     --warmup 0s --duration "${seconds}s" --interval "${interval_us}us" --json \
     >"$work/loadgen.json" 2>"$work/loadgen.err" &
 load_pid=$!

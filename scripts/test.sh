@@ -14,7 +14,7 @@ echo "== setting up the test environment"
 bash scripts/setup-test-env.sh
 
 echo "== cargo test"
-cargo test --locked --all-targets
+cargo test --locked --workspace --all-targets
 
 echo "== brief soak (the 30-minute run: bash scripts/soak.sh)"
 bash scripts/soak.sh --minutes 1 --binary target/debug/leakwatch

@@ -960,17 +960,60 @@ mod tests {
         )
     }
 
+    /// One request per process: 100 heap series (one per `v8js.heap.space.name`).
+    fn fleet_request(instance: usize, t_ns: u64) -> Bytes {
+        let text = |k: &str, v: String| KeyValue {
+            key: k.into(),
+            value: Some(AnyValue {
+                value: Some(any_value::Value::StringValue(v)),
+            }),
+            ..Default::default()
+        };
+        let metrics = (0..100)
+            .map(|j| Metric {
+                name: "v8js.memory.heap.used".into(),
+                unit: "By".into(),
+                data: Some(Data::Gauge(Gauge {
+                    data_points: vec![NumberDataPoint {
+                        time_unix_nano: t_ns,
+                        attributes: vec![text("v8js.heap.space.name", format!("space_{j}"))],
+                        value: Some(
+                            crate::proto::otlp::metrics::v1::number_data_point::Value::AsDouble(
+                                1e7,
+                            ),
+                        ),
+                        ..Default::default()
+                    }],
+                })),
+                ..Default::default()
+            })
+            .collect();
+        let request = ExportMetricsServiceRequest {
+            resource_metrics: vec![ResourceMetrics {
+                resource: Some(Resource {
+                    attributes: vec![
+                        text("service.name", "fleet".into()),
+                        text("service.instance.id", format!("fleet-{instance}")),
+                    ],
+                    ..Default::default()
+                }),
+                scope_metrics: vec![ScopeMetrics {
+                    metrics,
+                    ..Default::default()
+                }],
+                ..Default::default()
+            }],
+        };
+        Bytes::from(request.encode_to_vec())
+    }
+
     #[test]
     fn series_of_a_fleet_share_their_names() {
-        use crate::loadgen::{Size, Workload, WorkloadConfig};
-        // 50 processes reporting the same 100 series each (the load generator's fleet).
-        let mut cfg = WorkloadConfig::fleet(Size::Collector, 5_000);
-        cfg.resources = 50;
-        let workload = Workload::build(&cfg).expect("workload");
+        // 50 processes reporting the same 100 series each.
         let e = engine(10_000);
-        for i in 0..workload.requests().len() {
-            let body = workload.render(i, 0).expect("request");
-            e.ingest_metrics(body).expect("ingest");
+        for i in 0..50 {
+            e.ingest_metrics(fleet_request(i, 1_000_000_000))
+                .expect("ingest");
         }
         assert_eq!(e.series_count(), 5_000);
         let tracked = e.series_views(None).len();

@@ -28,7 +28,6 @@
 //! - [`config`], [`server`], [`net`], [`telemetry`], [`codec`], [`proto`], [`signal`]: plumbing.
 
 pub mod admin;
-pub mod baseline;
 pub mod catalog;
 pub mod checkpoint;
 pub mod codec;
@@ -38,12 +37,10 @@ pub mod engine;
 pub mod events;
 pub mod exporter;
 pub mod limiter;
-pub mod loadgen;
 pub mod net;
 pub mod periodic;
 pub mod proto;
 pub mod receiver;
-pub mod scenario;
 pub mod selfwatch;
 pub mod series;
 pub mod server;

@@ -48,8 +48,6 @@ enum Command {
     Serve(ServeArgs),
     /// Validate the configuration and print it, with defaults filled in, as YAML.
     CheckConfig(ServeArgs),
-    /// Send OTLP metrics load at a target or maximal rate and report throughput and latency.
-    Loadgen(leakwatch::loadgen::LoadgenArgs),
 }
 
 /// Settings for `serve`. Each flag also has an environment variable; the
@@ -120,7 +118,6 @@ fn main() -> ExitCode {
     let (check_only, args) = match cli.command {
         Some(Command::Serve(a)) => (false, a),
         Some(Command::CheckConfig(a)) => (true, a),
-        Some(Command::Loadgen(a)) => return leakwatch::loadgen::main(a),
         None => (false, cli.serve),
     };
     let config = match args.load() {

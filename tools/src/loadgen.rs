@@ -1,4 +1,4 @@
-//! `leakwatch loadgen`: an OTLP metrics load generator, so that leakwatch and
+//! `leakwatch-loadgen`: an OTLP metrics load generator, so that leakwatch and
 //! the collectors it fronts can be measured under the same load.
 //!
 //! A [`Workload`] is a fleet: `series` runtime-metric series spread over
@@ -52,15 +52,15 @@ use tokio::time::Instant;
 use tonic::codec::CompressionEncoding;
 use tonic::server::{NamedService, UnaryService};
 
-use crate::codec::RawCodec;
-use crate::proto::otlp::collector::metrics::v1::ExportMetricsServiceRequest;
-use crate::proto::otlp::common::v1::{any_value, AnyValue, InstrumentationScope, KeyValue};
-use crate::proto::otlp::metrics::v1::{
+use leakwatch::codec::RawCodec;
+use leakwatch::proto::otlp::collector::metrics::v1::ExportMetricsServiceRequest;
+use leakwatch::proto::otlp::common::v1::{any_value, AnyValue, InstrumentationScope, KeyValue};
+use leakwatch::proto::otlp::metrics::v1::{
     metric, number_data_point, AggregationTemporality, Gauge, Histogram, HistogramDataPoint,
     Metric, NumberDataPoint, ResourceMetrics, ScopeMetrics,
 };
-use crate::proto::otlp::resource::v1::Resource;
-use crate::proto::{lean, paths};
+use leakwatch::proto::otlp::resource::v1::Resource;
+use leakwatch::proto::{lean, paths};
 
 /// Errors of the load generator.
 #[derive(Debug, thiserror::Error)]
@@ -1692,7 +1692,7 @@ impl UnaryService<Bytes> for SinkHandler {
     fn call(&mut self, request: tonic::Request<Bytes>) -> Self::Future {
         self.0.requests.fetch_add(1, Ordering::Relaxed);
         self.0.resources.fetch_add(
-            crate::view::top_level_entries(request.get_ref()),
+            leakwatch::view::top_level_entries(request.get_ref()),
             Ordering::Relaxed,
         );
         self.0
@@ -1763,7 +1763,7 @@ pub async fn run_sink(
 
 // ------------------------------------------------------------------ command line
 
-/// `leakwatch loadgen`: send OTLP metrics at a target or maximal rate and
+/// `leakwatch-loadgen`: send OTLP metrics at a target or maximal rate and
 /// report throughput and latency, or (`--sink`) be a blackhole downstream.
 #[derive(clap::Args, Debug, Clone)]
 pub struct LoadgenArgs {
@@ -1905,7 +1905,7 @@ async fn terminated() {
     let _ = tokio::signal::ctrl_c().await;
 }
 
-/// The `leakwatch loadgen` command. Exit status: 0 when every request
+/// The `leakwatch-loadgen` command. Exit status: 0 when every request
 /// succeeded, 1 when some failed, 64 on bad settings, 2 when it could not
 /// run at all.
 pub fn main(args: LoadgenArgs) -> ExitCode {
@@ -1924,7 +1924,7 @@ pub fn main(args: LoadgenArgs) -> ExitCode {
     let runtime = match built {
         Ok(r) => r,
         Err(e) => {
-            eprintln!("leakwatch loadgen: {}", LoadgenError::Runtime(e));
+            eprintln!("leakwatch-loadgen: {}", LoadgenError::Runtime(e));
             return ExitCode::from(2);
         }
     };
@@ -1937,7 +1937,7 @@ pub fn main(args: LoadgenArgs) -> ExitCode {
                     addr,
                     message: e.to_string(),
                 })?;
-            eprintln!("leakwatch loadgen: sink listening on {addr}");
+            eprintln!("leakwatch-loadgen: sink listening on {addr}");
             run_sink(listener, async move {
                 tokio::select! {
                     _ = terminated() => {}
@@ -1959,7 +1959,7 @@ pub fn main(args: LoadgenArgs) -> ExitCode {
                 ExitCode::SUCCESS
             }
             Err(e) => {
-                eprintln!("leakwatch loadgen: {e}");
+                eprintln!("leakwatch-loadgen: {e}");
                 ExitCode::from(2)
             }
         };
@@ -1967,7 +1967,7 @@ pub fn main(args: LoadgenArgs) -> ExitCode {
     let cfg = match args.config() {
         Ok(c) => c,
         Err(e) => {
-            eprintln!("leakwatch loadgen: {e}");
+            eprintln!("leakwatch-loadgen: {e}");
             return ExitCode::from(64);
         }
     };
@@ -1985,7 +1985,7 @@ pub fn main(args: LoadgenArgs) -> ExitCode {
             }
         }
         Err(e) => {
-            eprintln!("leakwatch loadgen: {e}");
+            eprintln!("leakwatch-loadgen: {e}");
             ExitCode::from(2)
         }
     }
@@ -1994,7 +1994,7 @@ pub fn main(args: LoadgenArgs) -> ExitCode {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::proto::otlp::metrics::v1::metric::Data;
+    use leakwatch::proto::otlp::metrics::v1::metric::Data;
 
     fn small(series: usize, resources: usize, per_request: usize) -> WorkloadConfig {
         WorkloadConfig {
@@ -2170,7 +2170,7 @@ mod tests {
 
     #[test]
     fn the_catalog_tracks_every_generated_metric() {
-        let catalog = crate::catalog::Catalog::builtin();
+        let catalog = leakwatch::catalog::Catalog::builtin();
         for k in 0..40 {
             let (attrs, _) = series_of(0, k);
             let pairs: Vec<(String, String)> = attrs

@@ -44,14 +44,14 @@ use std::f64::consts::PI;
 use bytes::Bytes;
 use prost::Message;
 
-use crate::engine::{Engine, EngineEvent, IngestError};
-use crate::proto::otlp::collector::metrics::v1::ExportMetricsServiceRequest;
-use crate::proto::otlp::common::v1::{any_value, AnyValue, InstrumentationScope, KeyValue};
-use crate::proto::otlp::metrics::v1::{
+use leakwatch::engine::{Engine, EngineEvent, IngestError};
+use leakwatch::proto::otlp::collector::metrics::v1::ExportMetricsServiceRequest;
+use leakwatch::proto::otlp::common::v1::{any_value, AnyValue, InstrumentationScope, KeyValue};
+use leakwatch::proto::otlp::metrics::v1::{
     metric, number_data_point, AggregationTemporality, Histogram, HistogramDataPoint, Metric,
     NumberDataPoint, ResourceMetrics, ScopeMetrics, Sum,
 };
-use crate::proto::otlp::resource::v1::Resource;
+use leakwatch::proto::otlp::resource::v1::Resource;
 
 /// Start of every trace's day 0: 2025-03-03T00:00:00Z, a Monday.
 pub const EPOCH_S: u64 = 1_740_960_000;

@@ -1,6 +1,6 @@
-//! The validation suite: synthetic leaks and traps (`leakwatch::scenario`) replayed in event
+//! The validation suite: synthetic leaks and traps (`leakwatch_tools::scenario`) replayed in event
 //! time through `Engine::ingest_metrics`, the path both receivers take, and the comparison
-//! with the two common practices (`leakwatch::baseline`).
+//! with the two common practices (`leakwatch_tools::practice`).
 //!
 //! Every scenario has its own test, so a failure names the trace. Leaks must be confirmed
 //! after their onset, never before it, and stay open while the leak goes on; traps must never
@@ -10,12 +10,12 @@ use std::collections::BTreeSet;
 use std::sync::{Arc, OnceLock};
 
 use bytes::Bytes;
-use leakwatch::baseline::{Comparison, Run};
 use leakwatch::detector::LeakEventKind;
 use leakwatch::engine::{Engine, EngineConfig, EngineEvent};
 use leakwatch::proto::otlp::collector::metrics::v1::ExportMetricsServiceRequest;
-use leakwatch::scenario::{self, Scenario};
 use leakwatch::telemetry::{PointAnomaly, Telemetry};
+use leakwatch_tools::practice::{Comparison, Run};
+use leakwatch_tools::scenario::{self, Scenario};
 use prost::Message;
 
 fn threads() -> usize {

@@ -18,10 +18,10 @@
 
 use std::sync::Arc;
 
-use crate::detector::LeakEventKind;
-use crate::engine::{Engine, EngineConfig, EngineEvent, IngestError};
 use crate::scenario::{Scenario, TraceSample};
-use crate::telemetry::Telemetry;
+use leakwatch::detector::LeakEventKind;
+use leakwatch::engine::{Engine, EngineConfig, EngineEvent, IngestError};
+use leakwatch::telemetry::Telemetry;
 
 const NS: f64 = 1e9;
 const HOUR_NS: u64 = 3_600_000_000_000;

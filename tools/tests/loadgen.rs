@@ -1,12 +1,12 @@
-//! `leakwatch loadgen` end to end: a leakwatch server in-process on loopback
+//! `leakwatch-loadgen` end to end: a leakwatch server in-process on loopback
 //! ports, forwarding to the load generator's blackhole sink, driven over
 //! OTLP/gRPC, OTLP/HTTP 1.1 and h2c.
 
 use std::time::Duration;
 
 use leakwatch::config::Config;
-use leakwatch::loadgen::{self, LoadgenConfig, Protocol, Size, WorkloadConfig};
 use leakwatch::server::Bound;
+use leakwatch_tools::loadgen::{self, LoadgenConfig, Protocol, Size, WorkloadConfig};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 

@@ -13,10 +13,10 @@ use std::sync::Arc;
 use bytes::Bytes;
 use prost::Message;
 
-use leakwatch::baseline::{Baselines, Comparison, Method, PolyfitR2, Run};
 use leakwatch::engine::{Engine, EngineConfig};
-use leakwatch::scenario::{self, Scenario, MB};
 use leakwatch::telemetry::Telemetry;
+use leakwatch_tools::practice::{Baselines, Comparison, Method, PolyfitR2, Run};
+use leakwatch_tools::scenario::{self, Scenario, MB};
 
 /// Prints `sc` hour by hour: sample ranges, then each memory series' short/long fit.
 fn trace(sc: &Scenario) {
