@@ -38,6 +38,7 @@ pub mod events;
 pub mod exporter;
 pub mod limiter;
 pub mod net;
+pub mod outbound;
 pub mod periodic;
 pub mod proto;
 pub mod receiver;
