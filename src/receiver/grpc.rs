@@ -24,10 +24,12 @@ use tonic::{Code, Status};
 use tonic_types::{ErrorDetails, StatusExt};
 
 use super::{Accepted, ExportError, Ingress};
-use crate::codec::RawCodec;
 use crate::config::GrpcReceiverConfig;
-use crate::proto::otlp::collector::{logs::v1 as logs, metrics::v1 as metrics, trace::v1 as trace};
-use crate::signal::{Protocol, Signal};
+use crate::otlp::codec::RawCodec;
+use crate::otlp::proto::otlp::collector::{
+    logs::v1 as logs, metrics::v1 as metrics, trace::v1 as trace,
+};
+use crate::otlp::signal::{Protocol, Signal};
 
 /// Errors starting the gRPC receiver.
 #[derive(Debug, thiserror::Error)]
@@ -191,7 +193,7 @@ fn remap_too_large(
         ingress.telemetry.received(signal, Protocol::Grpc, 0);
         ingress
             .telemetry
-            .refused(signal, crate::telemetry::RefusedReason::TooLarge, 0);
+            .refused(signal, crate::ops::telemetry::RefusedReason::TooLarge, 0);
     }
     response
 }
@@ -206,7 +208,7 @@ pub async fn serve(
 ) -> Result<(), GrpcError> {
     let max = cfg.max_message_bytes;
     let mut builder =
-        tonic::transport::Server::builder().max_frame_size(crate::net::MAX_FRAME_BYTES);
+        tonic::transport::Server::builder().max_frame_size(crate::ops::net::MAX_FRAME_BYTES);
     if let Some(tls) = &cfg.tls {
         let read = |p: &std::path::Path| {
             std::fs::read(p).map_err(|e| GrpcError::Tls(format!("reading {}: {e}", p.display())))
