@@ -13,8 +13,8 @@ mod fixtures;
 use std::time::Duration;
 
 use criterion::{black_box, criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
-use leakwatch::engine::count_points;
 use leakwatch::engine::table;
+use leakwatch::otlp::count::count_points;
 use leakwatch::otlp::proto::lean;
 use leakwatch::otlp::proto::otlp::collector::metrics::v1::ExportMetricsServiceRequest;
 use leakwatch::otlp::view::MetricsRequest;

@@ -34,7 +34,7 @@ use leakwatch::detector::{
     DetectorConfig, LeakEvent, LeakEventKind, LeakState, Observation, ResourceDetector,
     ResourceSummary, Sample, SeriesDetector, SeriesSummary, Temporality, TrendSummary,
 };
-use leakwatch::engine::{self, Engine, EngineConfig, EngineEvent};
+use leakwatch::engine::{Engine, EngineConfig, EngineEvent};
 use leakwatch::notify::{self, EventSink};
 use leakwatch::ops::limiter::MemoryLimiter;
 use leakwatch::ops::telemetry::Telemetry;
@@ -122,7 +122,7 @@ fn check_metrics(body: Bytes, protocol: Protocol) {
     match (&lean, &view) {
         (Ok(lean), Ok(view)) => assert_eq!(
             view.points(),
-            engine::count_points(lean),
+            leakwatch::otlp::count::count_points(lean),
             "the view and prost count different points"
         ),
         (Err(_), Err(_)) => {}
@@ -134,7 +134,7 @@ fn check_metrics(body: Bytes, protocol: Protocol) {
             panic!("the full OTLP types decode it but the lean view fails: {e}")
         });
         assert_eq!(
-            engine::count_points(lean),
+            leakwatch::otlp::count::count_points(lean),
             full_points(full),
             "lean and full decodes count different points"
         );
@@ -166,7 +166,7 @@ fn check_metrics(body: Bytes, protocol: Protocol) {
         }
     };
     let lean = lean.unwrap_or_else(|e| panic!("ingested a request that does not decode: {e}"));
-    assert_eq!(outcome.points, engine::count_points(&lean));
+    assert_eq!(outcome.points, leakwatch::otlp::count::count_points(&lean));
     let accepted = accepted.unwrap_or_else(|e| panic!("engine accepts, export refuses: {e}"));
     assert_eq!(accepted.rejected, outcome.rejected.len() as u64);
     assert!(
@@ -180,7 +180,7 @@ fn check_metrics(body: Bytes, protocol: Protocol) {
         .is_none_or(|&o| u64::from(o) < outcome.points));
     if !outcome.rejected.is_empty() {
         // What would be forwarded: exactly the accepted points.
-        match engine::without_points(&body, &outcome.rejected) {
+        match leakwatch::otlp::edit::without_points(&body, &outcome.rejected) {
             Ok(forward) => {
                 let kept = ExportMetricsServiceRequest::decode(forward)
                     .unwrap_or_else(|e| panic!("the re-encoded request does not decode: {e}"));
@@ -269,7 +269,7 @@ fn full_items(signal: Signal, body: Bytes) -> Result<u64, prost::DecodeError> {
 }
 
 fn check_passthrough(signal: Signal, body: Bytes, protocol: Protocol) {
-    let lean = receiver::count_items(signal, body.clone());
+    let lean = leakwatch::otlp::count::count_items(signal, body.clone());
     if let Ok(full) = full_items(signal, body.clone()) {
         match &lean {
             Ok(n) => assert_eq!(*n, full, "lean and full decodes count different items"),
@@ -306,7 +306,10 @@ pub fn http_json(data: &[u8]) {
             } else {
                 check_passthrough(signal, protobuf.clone(), Protocol::HttpJson);
             }
-            assert_eq!(receiver::count_items(signal, protobuf).ok(), Some(items));
+            assert_eq!(
+                leakwatch::otlp::count::count_items(signal, protobuf).ok(),
+                Some(items)
+            );
         }
         Err(ExportError::Malformed(_)) => {}
         Err(other) => panic!("OTLP/JSON refused as {other:?}"),

@@ -16,20 +16,22 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use dashmap::DashMap;
-use prost::Message;
-use serde::{Deserialize, Serialize};
 
+mod query;
+mod resource;
+mod snapshot;
 pub mod table;
+
+pub use query::{ResourceView, SeriesView};
+pub use resource::{ResourceEntry, ResourceInfo};
+pub use snapshot::{EngineSnapshot, ResourceSnapshot, RestoreError, RestoreReport, SeriesSnapshot};
 
 use crate::catalog::Catalog;
 use crate::detector::{
-    DetectorConfig, LeakEvent, LeakState, Observation, ResourceDetector, ResourceSummary, Sample,
-    SeriesDetector, SeriesSummary, Temporality,
+    DetectorConfig, LeakEvent, Observation, Sample, SeriesDetector, Temporality,
 };
 use crate::ops::limiter::MemoryLimiter;
 use crate::ops::telemetry::{PointAnomaly, Telemetry};
-use crate::otlp::proto::lean;
-use crate::otlp::proto::otlp::common::v1::{any_value, KeyValue};
 use crate::otlp::view::{Attrs, DataView, Kind, MetricsRequest, PointView};
 use table::{
     Prehashed, ResourceKey, ResourceSeries, Series, SeriesKey, SeriesLimitReached, SeriesName,
@@ -74,74 +76,6 @@ pub enum IngestError {
         scope: usize,
         metric: usize,
     },
-}
-
-/// Who a resource (one process) is.
-#[derive(Debug, Serialize)]
-pub struct ResourceInfo {
-    #[serde(skip)]
-    pub key: ResourceKey,
-    pub service_name: String,
-    pub instance: String,
-    #[serde(skip)]
-    pub attributes: Vec<KeyValue>,
-}
-
-impl ResourceInfo {
-    fn from_raw(key: ResourceKey, raw: Attrs<'_>) -> Self {
-        Self::from_attributes(key, table::decode_attributes_full(raw.iter()))
-    }
-
-    fn from_attributes(key: ResourceKey, attributes: Vec<KeyValue>) -> Self {
-        let text = |k: &str| {
-            attributes.iter().find(|kv| kv.key == k).and_then(|kv| {
-                match kv.value.as_ref()?.value.as_ref()? {
-                    any_value::Value::StringValue(s) => Some(s.clone()),
-                    any_value::Value::IntValue(i) => Some(i.to_string()),
-                    _ => None,
-                }
-            })
-        };
-        let service_name = text("service.name").unwrap_or_else(|| "unknown_service".to_owned());
-        let instance = [
-            "service.instance.id",
-            "k8s.pod.name",
-            "host.name",
-            "process.pid",
-        ]
-        .iter()
-        .find_map(|k| text(k))
-        .unwrap_or_default();
-        ResourceInfo {
-            key,
-            service_name,
-            instance,
-            attributes,
-        }
-    }
-
-    /// `service (instance)` for messages.
-    pub fn display_name(&self) -> String {
-        if self.instance.is_empty() {
-            self.service_name.clone()
-        } else {
-            format!("{} ({})", self.service_name, self.instance)
-        }
-    }
-}
-
-/// What the table holds for one resource.
-pub struct ResourceEntry {
-    pub info: Arc<ResourceInfo>,
-    /// Boxed: the detector is 808 bytes and the table's slots are sized for the largest entry
-    /// and multiplied by hashbrown's slack (1.1–2.3× free slots), so inline it cost a process
-    /// ≈ 1.3–1.9 KB of slots; boxed it costs its 896-byte jemalloc size class plus 8 bytes per
-    /// slot (README, Performance: memory per series).
-    pub detector: Box<ResourceDetector>,
-    /// Newest event time seen from this resource.
-    pub latest_ns: u64,
-    /// Its series (bounded in all by the engine's [`SeriesTable`]).
-    pub series: ResourceSeries,
 }
 
 /// A leak event with the resource it is about.
@@ -562,151 +496,6 @@ impl Engine {
         self.telemetry.series_evicted(evicted as u64);
         evicted
     }
-
-    /// Snapshot of every tracked series, optionally only those of resources
-    /// whose `service.name` equals `service`.
-    pub fn series_views(&self, service: Option<&str>) -> Vec<SeriesView> {
-        let mut views = Vec::new();
-        for r in self.resources.iter() {
-            let info = &r.info;
-            if service.is_some_and(|s| s != info.service_name) {
-                continue;
-            }
-            for (key, s) in r.series.iter() {
-                let Some(t) = s.tracked.as_ref() else {
-                    continue;
-                };
-                views.push(SeriesView {
-                    key: format!("{key:016x}"),
-                    service_name: info.service_name.clone(),
-                    instance: info.instance.clone(),
-                    metric: t.name.metric.to_string(),
-                    attributes: t.name.labels.to_string(),
-                    last_seen_unix_nano: s.last_seen_ns,
-                    trend: t.detector.summary(&self.cfg.detector),
-                });
-            }
-        }
-        views
-    }
-
-    /// A copy of the detection state (every tracked series and every resource, with their
-    /// detector state, and the event-time watermark) for a checkpoint. Taken one shard at a
-    /// time while ingestion goes on, so a request being ingested meanwhile may be in some of
-    /// its series and not in others: the next points repair that, as after any gap.
-    pub fn snapshot(&self) -> EngineSnapshot {
-        let mut series = Vec::with_capacity(self.series.len());
-        let mut resources = Vec::with_capacity(self.resources.len());
-        for r in self.resources.iter() {
-            resources.push(ResourceSnapshot {
-                key: *r.key(),
-                attributes: r
-                    .info
-                    .attributes
-                    .iter()
-                    .map(|kv| kv.encode_to_vec())
-                    .collect(),
-                latest_ns: r.latest_ns,
-                detector: ResourceDetector::clone(&r.detector),
-            });
-            for (key, s) in r.series.iter() {
-                if let Some(t) = s.tracked.as_ref() {
-                    series.push(SeriesSnapshot {
-                        key,
-                        resource: t.resource,
-                        metric: t.name.metric.to_string(),
-                        labels: t.name.labels.to_string(),
-                        last_seen_ns: s.last_seen_ns,
-                        detector: t.detector.clone(),
-                    });
-                }
-            }
-        }
-        EngineSnapshot {
-            bucket_ns: self.cfg.detector.bucket_ns(),
-            watermark_ns: self.watermark_ns(),
-            resources,
-            series,
-        }
-    }
-
-    /// Loads a snapshot into this engine (meant for a fresh one, before it serves).
-    /// Refused as a whole if it was taken with another bucket width (other detector windows):
-    /// its buckets would mean other spans of time. Series beyond `max_series` are left out.
-    pub fn restore(&self, snapshot: EngineSnapshot) -> Result<RestoreReport, RestoreError> {
-        let bucket_ns = self.cfg.detector.bucket_ns();
-        if snapshot.bucket_ns != bucket_ns {
-            return Err(RestoreError::BucketWidth {
-                found: snapshot.bucket_ns,
-                expected: bucket_ns,
-            });
-        }
-        let mut report = RestoreReport::default();
-        for r in snapshot.resources {
-            let replaced = self.resources.insert(
-                r.key,
-                ResourceEntry {
-                    info: Arc::new(ResourceInfo::from_attributes(
-                        r.key,
-                        table::decode_attributes_full(r.attributes.iter().map(|a| &a[..])),
-                    )),
-                    detector: Box::new(r.detector),
-                    latest_ns: r.latest_ns,
-                    series: ResourceSeries::default(),
-                },
-            );
-            if let Some(old) = replaced {
-                self.series.release(&old.series);
-            }
-            report.resources += 1;
-        }
-        for s in snapshot.series {
-            let metric = self
-                .metric_names
-                .entry(table::hash_name(s.metric.as_bytes()))
-                .or_insert_with(|| Arc::from(s.metric.as_str()))
-                .value()
-                .clone();
-            let restored = Series {
-                last_seen_ns: s.last_seen_ns,
-                tracked: Some(Box::new(Tracked {
-                    name: self.series.names().intern(SeriesName {
-                        metric,
-                        labels: s.labels.into_boxed_str(),
-                    }),
-                    resource: s.resource,
-                    detector: s.detector,
-                })),
-            };
-            // A series lives in its resource's entry: one the snapshot lacks is left out.
-            let outcome = self
-                .resources
-                .get_mut(&s.resource)
-                .map(|mut r| self.series.restore(&mut r.series, s.key, restored));
-            match outcome {
-                Some(Ok(())) => report.series += 1,
-                Some(Err(_)) | None => report.series_refused += 1,
-            }
-        }
-        // The names of series refused at the bound.
-        self.series.names().release_unused();
-        self.watermark_ns
-            .fetch_max(snapshot.watermark_ns, Ordering::AcqRel);
-        Ok(report)
-    }
-
-    /// Snapshot of every resource's assessment.
-    pub fn resource_views(&self) -> Vec<ResourceView> {
-        self.resources
-            .iter()
-            .map(|r| ResourceView {
-                resource: Arc::clone(&r.info),
-                state: r.detector.state(),
-                latest_unix_nano: r.latest_ns,
-                summary: r.detector.summary(&self.cfg.detector),
-            })
-            .collect()
-    }
 }
 
 /// The per-metric part of a point's identity.
@@ -716,76 +505,6 @@ struct MetricCtx<'a> {
     hash: u64,
     resource_key: ResourceKey,
     scope_hash: u64,
-}
-
-/// The detection state as a checkpoint holds it (see [`Engine::snapshot`]).
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct EngineSnapshot {
-    /// Width of a detector bucket when taken; state of another width means nothing.
-    pub bucket_ns: u64,
-    /// The event-time watermark.
-    pub watermark_ns: u64,
-    pub resources: Vec<ResourceSnapshot>,
-    pub series: Vec<SeriesSnapshot>,
-}
-
-/// One resource in a snapshot.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct ResourceSnapshot {
-    pub key: ResourceKey,
-    /// Its attributes, each an encoded OTLP `KeyValue`.
-    pub attributes: Vec<Vec<u8>>,
-    pub latest_ns: u64,
-    pub detector: ResourceDetector,
-}
-
-/// One tracked series in a snapshot.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct SeriesSnapshot {
-    pub key: SeriesKey,
-    pub resource: ResourceKey,
-    pub metric: String,
-    /// The data point attributes as `k=v,...`.
-    pub labels: String,
-    pub last_seen_ns: u64,
-    pub detector: SeriesDetector,
-}
-
-/// What [`Engine::restore`] loaded.
-#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
-pub struct RestoreReport {
-    pub resources: usize,
-    pub series: usize,
-    /// Series left out because the table was full (`series.max_series`).
-    pub series_refused: usize,
-}
-
-/// Why a snapshot cannot be loaded.
-#[derive(Debug, thiserror::Error)]
-pub enum RestoreError {
-    #[error("taken with detector buckets of {found} ns, this configuration uses {expected} ns (detector.long_window changed)")]
-    BucketWidth { found: u64, expected: u64 },
-}
-
-/// One tracked series, as the admin API shows it.
-#[derive(Debug, Serialize)]
-pub struct SeriesView {
-    pub key: String,
-    pub service_name: String,
-    pub instance: String,
-    pub metric: String,
-    pub attributes: String,
-    pub last_seen_unix_nano: u64,
-    pub trend: SeriesSummary,
-}
-
-/// One resource's assessment, as the admin API and derived metrics show it.
-#[derive(Debug, Serialize)]
-pub struct ResourceView {
-    pub resource: Arc<ResourceInfo>,
-    pub state: LeakState,
-    pub latest_unix_nano: u64,
-    pub summary: ResourceSummary,
 }
 
 /// Checks what the lean decode cannot: metric names must be UTF-8.
@@ -804,31 +523,6 @@ fn validate(request: &MetricsRequest) -> Result<(), IngestError> {
         }
     }
     Ok(())
-}
-
-/// Data points in a request decoded by prost (the oracle the view is tested
-/// against; the hot path reads [`MetricsRequest::points`]).
-pub fn count_points(request: &lean::ExportMetricsRequest) -> u64 {
-    request
-        .resource_metrics
-        .iter()
-        .flat_map(|rm| &rm.scope_metrics)
-        .flat_map(|sm| &sm.metrics)
-        .map(|m| u64::from(point_count(m)))
-        .sum()
-}
-
-fn point_count(metric: &lean::Metric) -> u32 {
-    use lean::metric::Data;
-    let n = match metric.data.as_ref() {
-        None => 0,
-        Some(Data::Gauge(g)) => g.data_points.len(),
-        Some(Data::Sum(s)) => s.data_points.len(),
-        Some(Data::Histogram(h)) => h.data_points.len(),
-        Some(Data::ExponentialHistogram(h)) => h.data_points.len(),
-        Some(Data::Summary(s)) => s.data_points.len(),
-    };
-    u32::try_from(n).unwrap_or(u32::MAX)
 }
 
 /// Calls `f` with every point of a metric's data, its temporality and its
@@ -859,68 +553,18 @@ fn for_each_point(
     }
 }
 
-/// Re-encodes a metrics request without the points at `ordinals` (sorted
-/// ascending): the rare path taken when the series limit refused points, so
-/// that what is forwarded is exactly what the client was told was accepted.
-pub fn without_points(body: &[u8], ordinals: &[u32]) -> Result<Bytes, prost::DecodeError> {
-    use crate::otlp::proto::otlp::collector::metrics::v1::ExportMetricsServiceRequest;
-    use crate::otlp::proto::otlp::metrics::v1::metric::Data;
-    let mut request = ExportMetricsServiceRequest::decode(body)?;
-    let mut ordinal: u32 = 0;
-    let mut refused = ordinals.iter().copied().peekable();
-    let mut keep = |_: &()| {
-        let o = ordinal;
-        ordinal += 1;
-        if refused.peek() == Some(&o) {
-            refused.next();
-            false
-        } else {
-            true
-        }
-    };
-    for rm in &mut request.resource_metrics {
-        for sm in &mut rm.scope_metrics {
-            for m in &mut sm.metrics {
-                match m.data.as_mut() {
-                    None => {}
-                    Some(Data::Gauge(g)) => g.data_points.retain(|_| keep(&())),
-                    Some(Data::Sum(s)) => s.data_points.retain(|_| keep(&())),
-                    Some(Data::Histogram(h)) => h.data_points.retain(|_| keep(&())),
-                    Some(Data::ExponentialHistogram(h)) => h.data_points.retain(|_| keep(&())),
-                    Some(Data::Summary(s)) => s.data_points.retain(|_| keep(&())),
-                }
-            }
-            sm.metrics.retain(|m| point_total(m) > 0);
-        }
-        rm.scope_metrics.retain(|sm| !sm.metrics.is_empty());
-    }
-    request
-        .resource_metrics
-        .retain(|rm| !rm.scope_metrics.is_empty());
-    Ok(Bytes::from(request.encode_to_vec()))
-}
-
-fn point_total(m: &crate::otlp::proto::otlp::metrics::v1::Metric) -> usize {
-    use crate::otlp::proto::otlp::metrics::v1::metric::Data;
-    match m.data.as_ref() {
-        None => 0,
-        Some(Data::Gauge(g)) => g.data_points.len(),
-        Some(Data::Sum(s)) => s.data_points.len(),
-        Some(Data::Histogram(h)) => h.data_points.len(),
-        Some(Data::ExponentialHistogram(h)) => h.data_points.len(),
-        Some(Data::Summary(s)) => s.data_points.len(),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::otlp::proto::lean;
     use crate::otlp::proto::otlp::collector::metrics::v1::ExportMetricsServiceRequest;
     use crate::otlp::proto::otlp::common::v1::AnyValue;
+    use crate::otlp::proto::otlp::common::v1::{any_value, KeyValue};
     use crate::otlp::proto::otlp::metrics::v1::{
         metric::Data, Gauge, Metric, NumberDataPoint, ResourceMetrics, ScopeMetrics,
     };
     use crate::otlp::proto::otlp::resource::v1::Resource;
+    use prost::Message;
 
     fn rss_request(service: &str, t_ns: u64, value: f64) -> Bytes {
         let request = ExportMetricsServiceRequest {

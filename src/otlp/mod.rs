@@ -3,6 +3,8 @@
 //! producer of OTLP inside leakwatch uses. Nothing here knows about detection or the pipeline.
 
 pub mod codec;
+pub mod count;
+pub mod edit;
 pub mod proto;
 pub mod signal;
 pub mod view;

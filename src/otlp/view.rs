@@ -44,7 +44,7 @@ impl MetricsRequest {
         let points = check_request(&canonical).unwrap_or_else(|Fallback| {
             // Cannot happen: prost's encoding of the lean schema is canonical.
             debug_assert!(false, "prost's encoding is not canonical");
-            crate::engine::count_points(&decoded)
+            super::count::count_points(&decoded)
         });
         Ok(MetricsRequest {
             buf: canonical,
@@ -751,7 +751,7 @@ mod tests {
                 .ok();
             let prost = lean::ExportMetricsRequest::decode(body)
                 .ok()
-                .map(|r| crate::engine::count_points(&r));
+                .map(|r| crate::otlp::count::count_points(&r));
             assert_eq!(ours, prost, "cut at {cut}");
         }
         // Field 1 with the wrong wire type.
@@ -785,7 +785,7 @@ mod tests {
         let mut body = Vec::new();
         prost::encoding::bytes::encode(1, &rm, &mut body);
         let req = MetricsRequest::decode(Bytes::from(body.clone())).expect("valid");
-        let prost_points = crate::engine::count_points(
+        let prost_points = crate::otlp::count::count_points(
             &lean::ExportMetricsRequest::decode(&body[..]).expect("valid"),
         );
         assert_eq!(prost_points, 2);

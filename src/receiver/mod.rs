@@ -16,14 +16,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use prost::Message;
 
-use crate::engine::{self, Engine, IngestError};
+use crate::engine::{Engine, IngestError};
 use crate::exporter::{ExportQueue, QueueFull, SendError};
 use crate::notify::EventSink;
 use crate::ops::limiter::MemoryLimiter;
 use crate::ops::telemetry::{RefusedReason, Telemetry};
-use crate::otlp::proto::lean;
 use crate::otlp::signal::{Protocol, Signal};
 use crate::otlp::view::MetricsRequest;
 
@@ -176,7 +174,7 @@ impl Ingress {
                 // Forward exactly what the client was told was accepted. The
                 // full decode is stricter than the lean one (e.g. nesting
                 // depth); a request it refuses is refused as a whole.
-                engine::without_points(&body, &outcome.rejected).map_err(|e| {
+                crate::otlp::edit::without_points(&body, &outcome.rejected).map_err(|e| {
                     self.refuse(
                         Signal::Metrics,
                         points,
@@ -214,7 +212,7 @@ impl Ingress {
         protocol: Protocol,
         body: Bytes,
     ) -> Result<Accepted, ExportError> {
-        let items = match count_items(signal, body.clone()) {
+        let items = match crate::otlp::count::count_items(signal, body.clone()) {
             Ok(n) => n,
             Err(e) => {
                 self.telemetry.received(signal, protocol, 0);
@@ -250,25 +248,6 @@ impl Ingress {
         tracing::debug!(signal = signal.as_str(), reason = error.reason().as_str(), error = %error, "Request refused.");
         error
     }
-}
-
-/// Items (points, spans, log records) in an export request, via the lean view.
-pub fn count_items(signal: Signal, body: Bytes) -> Result<u64, prost::DecodeError> {
-    Ok(match signal {
-        Signal::Traces => lean::ExportTraceRequest::decode(body)?
-            .resource_spans
-            .iter()
-            .flat_map(|r| &r.scope_spans)
-            .map(|s| s.spans.len() as u64)
-            .sum(),
-        Signal::Logs => lean::ExportLogsRequest::decode(body)?
-            .resource_logs
-            .iter()
-            .flat_map(|r| &r.scope_logs)
-            .map(|s| s.log_records.len() as u64)
-            .sum(),
-        Signal::Metrics => MetricsRequest::decode(body)?.points(),
-    })
 }
 
 fn send_error(e: SendError) -> ExportError {

@@ -1,0 +1,79 @@
+//! Resource identity: who a process is (its OTLP resource attributes, service name and
+//! instance) and what the engine keeps for it.
+
+use std::sync::Arc;
+
+use serde::Serialize;
+
+use super::table::{self, ResourceKey, ResourceSeries};
+use crate::detector::ResourceDetector;
+use crate::otlp::proto::otlp::common::v1::{any_value, KeyValue};
+use crate::otlp::view::Attrs;
+
+/// Who a resource (one process) is.
+#[derive(Debug, Serialize)]
+pub struct ResourceInfo {
+    #[serde(skip)]
+    pub key: ResourceKey,
+    pub service_name: String,
+    pub instance: String,
+    #[serde(skip)]
+    pub attributes: Vec<KeyValue>,
+}
+
+impl ResourceInfo {
+    pub(super) fn from_raw(key: ResourceKey, raw: Attrs<'_>) -> Self {
+        Self::from_attributes(key, table::decode_attributes_full(raw.iter()))
+    }
+
+    pub(super) fn from_attributes(key: ResourceKey, attributes: Vec<KeyValue>) -> Self {
+        let text = |k: &str| {
+            attributes.iter().find(|kv| kv.key == k).and_then(|kv| {
+                match kv.value.as_ref()?.value.as_ref()? {
+                    any_value::Value::StringValue(s) => Some(s.clone()),
+                    any_value::Value::IntValue(i) => Some(i.to_string()),
+                    _ => None,
+                }
+            })
+        };
+        let service_name = text("service.name").unwrap_or_else(|| "unknown_service".to_owned());
+        let instance = [
+            "service.instance.id",
+            "k8s.pod.name",
+            "host.name",
+            "process.pid",
+        ]
+        .iter()
+        .find_map(|k| text(k))
+        .unwrap_or_default();
+        ResourceInfo {
+            key,
+            service_name,
+            instance,
+            attributes,
+        }
+    }
+
+    /// `service (instance)` for messages.
+    pub fn display_name(&self) -> String {
+        if self.instance.is_empty() {
+            self.service_name.clone()
+        } else {
+            format!("{} ({})", self.service_name, self.instance)
+        }
+    }
+}
+
+/// What the table holds for one resource.
+pub struct ResourceEntry {
+    pub info: Arc<ResourceInfo>,
+    /// Boxed: the detector is 808 bytes and the table's slots are sized for the largest entry
+    /// and multiplied by hashbrown's slack (1.1–2.3× free slots), so inline it cost a process
+    /// ≈ 1.3–1.9 KB of slots; boxed it costs its 896-byte jemalloc size class plus 8 bytes per
+    /// slot (README, Performance: memory per series).
+    pub detector: Box<ResourceDetector>,
+    /// Newest event time seen from this resource.
+    pub latest_ns: u64,
+    /// Its series (bounded in all by the engine's [`SeriesTable`]).
+    pub series: ResourceSeries,
+}
