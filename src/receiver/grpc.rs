@@ -47,6 +47,7 @@ pub fn status_of(error: &ExportError, ingress: &Ingress) -> Status {
         }
         ExportError::TooLarge { .. } => Status::resource_exhausted(message),
         ExportError::Unauthenticated => Status::unauthenticated(message),
+        ExportError::Timeout(_) => Status::deadline_exceeded(message),
         ExportError::QueueFull(_)
         | ExportError::ShuttingDown
         | ExportError::MemoryLimit
