@@ -1193,4 +1193,96 @@ mod tests {
             "{err}"
         );
     }
+    #[test]
+    fn empty_tokens_are_errors_named_by_key() {
+        let f = file("receivers:\n  auth:\n    bearer_token: \"\"\nadmin:\n  auth:\n    bearer_token: \"   \"\n");
+        let err = Config::load(Some(&f.0), &env(&[]), &[]).expect_err("empty tokens");
+        assert!(
+            err.0
+                .iter()
+                .any(|m| m.starts_with("receivers.auth.bearer_token: empty")),
+            "{err}"
+        );
+        assert!(
+            err.0
+                .iter()
+                .any(|m| m.starts_with("admin.auth.bearer_token: empty")),
+            "{err}"
+        );
+        let token = file("  \n");
+        let f = file(&format!(
+            "receivers:\n  auth:\n    bearer_token_file: {}\n",
+            token.0.display()
+        ));
+        let err = Config::load(Some(&f.0), &env(&[]), &[]).expect_err("empty token file");
+        assert!(
+            err.0
+                .iter()
+                .any(|m| m.starts_with("receivers.auth.bearer_token_file:") && m.contains("empty")),
+            "{err}"
+        );
+        let f = file("receivers:\n  auth:\n    bearer_token: s3cret\n");
+        let c = Config::load(Some(&f.0), &env(&[]), &[]).expect("a real token");
+        let printed = serde_yaml::to_string(&c).expect("yaml") + &format!("{c:?}");
+        assert!(!printed.contains("s3cret"), "{printed}");
+    }
+
+    #[test]
+    fn downstream_tls_must_match_the_scheme() {
+        let f =
+            file("downstream:\n  endpoint: http://127.0.0.1:14317\n  tls:\n    ca_file: /ca.pem\n");
+        let err = Config::load(Some(&f.0), &env(&[]), &[]).expect_err("plaintext with tls");
+        assert!(
+            err.0
+                .iter()
+                .any(|m| m.starts_with("downstream.tls:") && m.contains("https://")),
+            "{err}"
+        );
+        let f = file("downstream:\n  endpoint: https://collector:14317\n");
+        let err = Config::load(Some(&f.0), &env(&[]), &[]).expect_err("https without tls");
+        assert!(
+            err.0
+                .iter()
+                .any(|m| m.starts_with("downstream.endpoint: https://") && m.contains("ca_file")),
+            "{err}"
+        );
+        let f = file(
+            "downstream:\n  endpoint: https://collector:14317\n  tls:\n    cert_file: /c.pem\n",
+        );
+        let err = Config::load(Some(&f.0), &env(&[]), &[]).expect_err("no CA, half mTLS");
+        assert!(
+            err.0
+                .iter()
+                .any(|m| m.starts_with("downstream.tls.ca_file"))
+                && err.0.iter().any(|m| m.contains("cert_file and key_file")),
+            "{err}"
+        );
+        let f = file(
+            "downstream:\n  endpoint: https://collector:14317\n  tls:\n    ca_file: /ca.pem\n",
+        );
+        Config::load(Some(&f.0), &env(&[]), &[]).expect("https with a CA");
+    }
+
+    #[test]
+    fn slow_client_timeouts_default_and_validate() {
+        let c = Config::load(None, &env(&[]), &[]).expect("defaults");
+        assert_eq!(
+            c.receivers.http.read_header_timeout,
+            Duration::from_secs(60)
+        );
+        assert_eq!(c.receivers.http.read_body_timeout, Duration::from_secs(60));
+        assert_eq!(c.receivers.grpc.read_timeout, Duration::from_secs(60));
+        assert_eq!(c.receivers.grpc.max_concurrent_streams, 100);
+        assert_eq!(c.admin.read_header_timeout, Duration::from_secs(60));
+        assert!(c.admin.auth.is_none() && c.admin.tls.is_none());
+        let f = file("receivers:\n  http:\n    read_header_timeout: 0s\n  grpc:\n    max_concurrent_streams: 0\nadmin:\n  read_body_timeout: 0s\n");
+        let err = Config::load(Some(&f.0), &env(&[]), &[]).expect_err("zeros");
+        for key in [
+            "receivers.http.read_header_timeout",
+            "receivers.grpc.max_concurrent_streams",
+            "admin.read_body_timeout",
+        ] {
+            assert!(err.0.iter().any(|m| m.starts_with(key)), "{key}: {err}");
+        }
+    }
 }
