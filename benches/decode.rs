@@ -14,10 +14,10 @@ use std::time::Duration;
 
 use criterion::{black_box, criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use leakwatch::engine::count_points;
-use leakwatch::proto::lean;
-use leakwatch::proto::otlp::collector::metrics::v1::ExportMetricsServiceRequest;
-use leakwatch::series;
-use leakwatch::view::MetricsRequest;
+use leakwatch::engine::table;
+use leakwatch::otlp::proto::lean;
+use leakwatch::otlp::proto::otlp::collector::metrics::v1::ExportMetricsServiceRequest;
+use leakwatch::otlp::view::MetricsRequest;
 use prost::Message;
 
 use fixtures::{Fixture, SIZES};
@@ -72,15 +72,14 @@ fn identify_lean(body: &bytes::Bytes, out: &mut Vec<u64>) {
     let request = lean::ExportMetricsRequest::decode(body.clone()).expect("valid");
     for rm in &request.resource_metrics {
         let attributes = rm.resource.as_ref().map(|r| r.attributes.as_slice());
-        let resource = series::hash_attributes(attributes.unwrap_or(&[]).iter().map(|a| &a[..]));
+        let resource = table::hash_attributes(attributes.unwrap_or(&[]).iter().map(|a| &a[..]));
         for sm in &rm.scope_metrics {
-            let scope =
-                series::hash_name(sm.scope.as_ref().map(|s| s.name.as_ref()).unwrap_or(&[]));
+            let scope = table::hash_name(sm.scope.as_ref().map(|s| s.name.as_ref()).unwrap_or(&[]));
             for m in &sm.metrics {
-                let name = series::hash_name(&m.name);
+                let name = table::hash_name(&m.name);
                 let key = |a: &[bytes::Bytes]| {
-                    let attributes = series::hash_attributes(a.iter().map(|a| &a[..]));
-                    series::series_key(resource, scope, name, attributes)
+                    let attributes = table::hash_attributes(a.iter().map(|a| &a[..]));
+                    table::series_key(resource, scope, name, attributes)
                 };
                 match m.data.as_ref() {
                     Some(Data::Gauge(g)) => {
@@ -104,15 +103,15 @@ fn identify_view(body: &bytes::Bytes, out: &mut Vec<u64>) {
     out.clear();
     let request = MetricsRequest::decode(body.clone()).expect("valid");
     for rm in request.resources() {
-        let resource = series::hash_attributes(rm.attributes.iter());
+        let resource = table::hash_attributes(rm.attributes.iter());
         for sm in rm.scopes() {
-            let scope = series::hash_name(sm.name);
+            let scope = table::hash_name(sm.name);
             for m in sm.metrics() {
-                let name = series::hash_name(m.name);
+                let name = table::hash_name(m.name);
                 let Some(data) = m.data else { continue };
                 out.extend(data.points().map(|p| {
-                    let attributes = series::hash_attributes(p.attributes.iter());
-                    series::series_key(resource, scope, name, attributes)
+                    let attributes = table::hash_attributes(p.attributes.iter());
+                    table::series_key(resource, scope, name, attributes)
                 }));
             }
         }

@@ -9,8 +9,8 @@ use std::time::Duration;
 use criterion::{black_box, criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use leakwatch::catalog::Catalog;
 use leakwatch::detector::{DetectorConfig, ResourceDetector, Sample, SeriesDetector, Temporality};
-use leakwatch::proto::lean;
-use leakwatch::series;
+use leakwatch::engine::table;
+use leakwatch::otlp::proto::lean;
 use prost::Message;
 
 use fixtures::{Fixture, SIZES};
@@ -70,7 +70,7 @@ fn tracked(request: &lean::ExportMetricsRequest, catalog: &Catalog) -> Vec<Track
                         _ => Vec::new(),
                     };
                 for (attributes, value, start_ns, temporality) in points {
-                    let pairs = series::decode_attributes_text(attributes.iter().map(|a| &a[..]));
+                    let pairs = table::decode_attributes_text(attributes.iter().map(|a| &a[..]));
                     let borrowed: Vec<(&str, &str)> = pairs
                         .iter()
                         .map(|(k, v)| (k.as_str(), v.as_str()))
@@ -80,7 +80,7 @@ fn tracked(request: &lean::ExportMetricsRequest, catalog: &Catalog) -> Vec<Track
                     };
                     out.push(Tracked {
                         resource,
-                        key: series::hash_attributes(attributes.iter().map(|a| &a[..]))
+                        key: table::hash_attributes(attributes.iter().map(|a| &a[..]))
                             ^ out.len() as u64,
                         metric: name.clone(),
                         detector: SeriesDetector::new(classified),

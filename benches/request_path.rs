@@ -20,16 +20,16 @@ use criterion::{
     Throughput,
 };
 use http::uri::PathAndQuery;
-use leakwatch::codec::RawCodec;
 use leakwatch::config::Config;
 use leakwatch::engine::{Engine, EngineConfig};
-use leakwatch::events::EventSink;
-use leakwatch::limiter::MemoryLimiter;
-use leakwatch::proto::paths;
+use leakwatch::notify::EventSink;
+use leakwatch::ops::limiter::MemoryLimiter;
+use leakwatch::ops::telemetry::Telemetry;
+use leakwatch::otlp::codec::RawCodec;
+use leakwatch::otlp::proto::paths;
+use leakwatch::otlp::signal::{Protocol, Signal};
 use leakwatch::receiver::Ingress;
 use leakwatch::server::Bound;
-use leakwatch::signal::{Protocol, Signal};
-use leakwatch::telemetry::Telemetry;
 use leakwatch_tools::loadgen::Size;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;

@@ -16,12 +16,12 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use criterion::{black_box, criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use dashmap::DashMap;
-use leakwatch::engine::{Engine, EngineConfig};
-use leakwatch::proto::lean;
-use leakwatch::series::{
+use leakwatch::engine::table::{
     self, Prehashed, ResourceKey, ResourceSeries, Series, SeriesKey, SeriesTable, Tracked,
 };
-use leakwatch::telemetry::Telemetry;
+use leakwatch::engine::{Engine, EngineConfig};
+use leakwatch::ops::telemetry::Telemetry;
+use leakwatch::otlp::proto::lean;
 use leakwatch_tools::loadgen::{Size, Workload, WorkloadConfig};
 use prost::Message;
 
@@ -64,7 +64,7 @@ fn point_attributes(metric: &lean::Metric) -> Vec<&[Bytes]> {
 fn identify(request: &lean::ExportMetricsRequest, out: &mut Vec<(ResourceKey, SeriesKey)>) {
     out.clear();
     for rm in &request.resource_metrics {
-        let resource = series::hash_attributes(
+        let resource = table::hash_attributes(
             rm.resource
                 .as_ref()
                 .map(|r| r.attributes.as_slice())
@@ -73,18 +73,17 @@ fn identify(request: &lean::ExportMetricsRequest, out: &mut Vec<(ResourceKey, Se
                 .map(|a| &a[..]),
         );
         for sm in &rm.scope_metrics {
-            let scope =
-                series::hash_name(sm.scope.as_ref().map(|s| s.name.as_ref()).unwrap_or(&[]));
+            let scope = table::hash_name(sm.scope.as_ref().map(|s| s.name.as_ref()).unwrap_or(&[]));
             for metric in &sm.metrics {
-                let name = series::hash_name(&metric.name);
+                let name = table::hash_name(&metric.name);
                 for attributes in point_attributes(metric) {
                     out.push((
                         resource,
-                        series::series_key(
+                        table::series_key(
                             resource,
                             scope,
                             name,
-                            series::hash_attributes(attributes.iter().map(|a| &a[..])),
+                            table::hash_attributes(attributes.iter().map(|a| &a[..])),
                         ),
                     ));
                 }

@@ -34,7 +34,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
 use crate::engine::{Engine, EngineSnapshot, RestoreError, RestoreReport};
-use crate::telemetry::CheckpointRestore;
+use crate::ops::telemetry::CheckpointRestore;
 
 /// First bytes of every checkpoint file.
 pub const MAGIC: [u8; 8] = *b"LWCHKPT\0";
@@ -299,7 +299,7 @@ impl Checkpointer {
 /// Writes a checkpoint every `every` until `token` is cancelled (the final one, after the
 /// receivers stop, is the server's).
 pub async fn run(checkpointer: Arc<Checkpointer>, every: Duration, token: CancellationToken) {
-    let mut ticks = crate::periodic::Periodic::after_first_period(every, token);
+    let mut ticks = crate::ops::periodic::Periodic::after_first_period(every, token);
     while ticks.tick().await {
         // Logged and counted inside.
         let _ = checkpointer.write().await;

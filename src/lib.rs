@@ -25,30 +25,21 @@
 //! - [`exporter`]: the bounded queue (optionally written ahead to disk) and the senders.
 //! - [`checkpoint`]: the detector state saved periodically and restored at start.
 //! - [`admin`]: health, self-metrics, JSON API, web page.
-//! - [`auth`], [`secret`], [`slow`]: bearer tokens, redacted secrets, slow-client deadlines.
+//! - [`auth`], [`secret`]: bearer tokens and redacted secrets.
 //! - [`config`], [`server`], [`net`], [`telemetry`], [`codec`], [`proto`], [`signal`]: plumbing.
 
 pub mod admin;
 pub mod auth;
 pub mod catalog;
 pub mod checkpoint;
-pub mod codec;
 pub mod config;
 pub mod detector;
 pub mod engine;
-pub mod events;
 pub mod exporter;
-pub mod limiter;
-pub mod net;
-pub mod outbound;
-pub mod periodic;
-pub mod proto;
+pub mod notify;
+pub mod ops;
+pub mod otlp;
 pub mod receiver;
 pub mod secret;
 pub mod selfwatch;
-pub mod series;
 pub mod server;
-pub mod signal;
-pub mod slow;
-pub mod telemetry;
-pub mod view;

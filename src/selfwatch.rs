@@ -31,13 +31,13 @@ use prost::Message;
 use tokio_util::sync::CancellationToken;
 
 use crate::engine::Engine;
-use crate::events::EventSink;
-use crate::proto::otlp::collector::metrics::v1::ExportMetricsServiceRequest;
-use crate::proto::otlp::common::v1::{any_value, AnyValue, InstrumentationScope, KeyValue};
-use crate::proto::otlp::metrics::v1::{
+use crate::notify::EventSink;
+use crate::otlp::proto::otlp::collector::metrics::v1::ExportMetricsServiceRequest;
+use crate::otlp::proto::otlp::common::v1::{any_value, AnyValue, InstrumentationScope, KeyValue};
+use crate::otlp::proto::otlp::metrics::v1::{
     metric, number_data_point, Gauge, Metric, NumberDataPoint, ResourceMetrics, ScopeMetrics,
 };
-use crate::proto::otlp::resource::v1::Resource;
+use crate::otlp::proto::otlp::resource::v1::Resource;
 
 /// The metric carrying the allocator's live heap bytes (catalog role `heap_used`).
 pub const HEAP_METRIC: &str = "leakwatch.memory.heap.allocated";
@@ -133,12 +133,12 @@ pub async fn run(
 ) {
     let instance = format!("{}@{}", std::process::id(), hostname());
     let started = tokio::time::Instant::now();
-    let mut ticks = crate::periodic::Periodic::new(interval, shutdown);
+    let mut ticks = crate::ops::periodic::Periodic::new(interval, shutdown);
     while ticks.tick().await {
         if started.elapsed() < warmup {
             continue;
         }
-        let Some(rss) = crate::telemetry::own_rss_bytes() else {
+        let Some(rss) = crate::ops::telemetry::own_rss_bytes() else {
             continue;
         };
         let now = SystemTime::now()
@@ -164,7 +164,7 @@ fn hostname() -> String {
 mod tests {
     use super::*;
     use crate::engine::EngineConfig;
-    use crate::telemetry::Telemetry;
+    use crate::ops::telemetry::Telemetry;
 
     #[test]
     fn own_samples_create_one_tracked_series() {

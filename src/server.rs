@@ -18,12 +18,12 @@ use crate::auth::BearerToken;
 use crate::catalog::Catalog;
 use crate::config::Config;
 use crate::engine::{Engine, EngineConfig};
-use crate::events::{self, EventSink};
 use crate::exporter::{Exporter, ExporterError};
-use crate::limiter::{MemoryLimiter, MemoryProbe, ProcessRss};
+use crate::notify::{self, EventSink};
+use crate::ops::limiter::{MemoryLimiter, MemoryProbe, ProcessRss};
+use crate::ops::slow::Timeouts;
+use crate::ops::telemetry::Telemetry;
 use crate::receiver::{self, Ingress};
-use crate::slow::Timeouts;
-use crate::telemetry::Telemetry;
 
 /// Errors starting or running the server.
 #[derive(Debug, thiserror::Error)]
@@ -41,9 +41,9 @@ pub enum ServerError {
     #[error("{0}")]
     Auth(String),
     #[error("HTTP TLS: {0}")]
-    Tls(#[from] crate::net::TlsError),
+    Tls(#[from] crate::ops::net::TlsError),
     #[error("admin TLS: {0}")]
-    AdminTls(#[source] crate::net::TlsError),
+    AdminTls(#[source] crate::ops::net::TlsError),
     #[error(transparent)]
     Grpc(#[from] receiver::grpc::GrpcError),
 }
@@ -200,7 +200,7 @@ impl Bound {
             .admin
             .tls
             .as_ref()
-            .map(crate::net::tls_acceptor)
+            .map(crate::ops::net::tls_acceptor)
             .transpose()
             .map_err(ServerError::AdminTls)?;
         let ingress = Arc::new(Ingress {
@@ -237,13 +237,13 @@ impl Bound {
                 .http
                 .tls
                 .as_ref()
-                .map(crate::net::tls_acceptor)
+                .map(crate::ops::net::tls_acceptor)
                 .transpose()?;
             let router = receiver::http::router(receiver::http::HttpState {
                 ingress: Arc::clone(&ingress),
                 max_body_bytes: config.receivers.http.max_body_bytes,
             });
-            receivers.spawn(crate::net::serve_http(
+            receivers.spawn(crate::ops::net::serve_http(
                 listener,
                 router,
                 tls,
@@ -269,7 +269,7 @@ impl Bound {
                 ready: Arc::clone(&ready),
                 token: admin_token,
             });
-            admin_task = Some(tokio::spawn(crate::net::serve_http(
+            admin_task = Some(tokio::spawn(crate::ops::net::serve_http(
                 listener,
                 router,
                 admin_tls,
@@ -292,7 +292,7 @@ impl Bound {
             let every = config.series.sweep_interval;
             let token = shutdown.clone();
             background.spawn(async move {
-                let mut ticks = crate::periodic::Periodic::new(every, token);
+                let mut ticks = crate::ops::periodic::Periodic::new(every, token);
                 while ticks.tick().await {
                     let evicted = engine.evict_idle();
                     if evicted > 0 {
@@ -315,7 +315,7 @@ impl Bound {
             if let Some(used) = probe.used_bytes() {
                 limiter.observe(used);
             }
-            background.spawn(crate::limiter::run_sampler(
+            background.spawn(crate::ops::limiter::run_sampler(
                 Arc::clone(&limiter),
                 probe,
                 m.check_interval,
@@ -330,7 +330,7 @@ impl Bound {
             ));
         }
         if let (Some(q), true) = (&queue, config.events.derived_metrics) {
-            background.spawn(events::run_derived_metrics(
+            background.spawn(notify::run_derived_metrics(
                 Arc::clone(&engine),
                 q.clone(),
                 config.events.derived_metrics_interval,

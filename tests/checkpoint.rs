@@ -15,12 +15,12 @@ use common::*;
 use leakwatch::checkpoint::{self, CheckpointError, Checkpointer};
 use leakwatch::detector::{DetectorConfig, LeakEvent, LeakEventKind};
 use leakwatch::engine::{Engine, EngineConfig};
-use leakwatch::proto::otlp::collector::metrics::v1::ExportMetricsServiceRequest;
-use leakwatch::proto::otlp::metrics::v1::{
+use leakwatch::ops::telemetry::{CheckpointRestore, Telemetry};
+use leakwatch::otlp::proto::otlp::collector::metrics::v1::ExportMetricsServiceRequest;
+use leakwatch::otlp::proto::otlp::metrics::v1::{
     metric, AggregationTemporality, Metric, NumberDataPoint, Sum,
 };
-use leakwatch::proto::paths;
-use leakwatch::telemetry::{CheckpointRestore, Telemetry};
+use leakwatch::otlp::proto::paths;
 use prost::Message;
 
 const S: u64 = 1_000_000_000;

@@ -16,15 +16,15 @@ use std::path::{Path, PathBuf};
 
 use common::*;
 use harness::detector_input::{header, record, Start, Time, Value};
-use leakwatch::proto::otlp::collector::logs::v1::ExportLogsServiceRequest;
-use leakwatch::proto::otlp::collector::metrics::v1::ExportMetricsServiceRequest;
-use leakwatch::proto::otlp::collector::trace::v1::ExportTraceServiceRequest;
-use leakwatch::proto::otlp::common::v1::{any_value, AnyValue, KeyValue, KeyValueList};
-use leakwatch::proto::otlp::logs::v1::{LogRecord, ResourceLogs, ScopeLogs};
-use leakwatch::proto::otlp::metrics::v1::{
+use leakwatch::otlp::proto::otlp::collector::logs::v1::ExportLogsServiceRequest;
+use leakwatch::otlp::proto::otlp::collector::metrics::v1::ExportMetricsServiceRequest;
+use leakwatch::otlp::proto::otlp::collector::trace::v1::ExportTraceServiceRequest;
+use leakwatch::otlp::proto::otlp::common::v1::{any_value, AnyValue, KeyValue, KeyValueList};
+use leakwatch::otlp::proto::otlp::logs::v1::{LogRecord, ResourceLogs, ScopeLogs};
+use leakwatch::otlp::proto::otlp::metrics::v1::{
     metric, AggregationTemporality, Metric, NumberDataPoint, ResourceMetrics, Sum,
 };
-use leakwatch::proto::otlp::trace::v1::{ResourceSpans, ScopeSpans, Span};
+use leakwatch::otlp::proto::otlp::trace::v1::{ResourceSpans, ScopeSpans, Span};
 use prost::Message;
 
 /// The committed corpus must stay small (it lives in git).

@@ -17,16 +17,16 @@ use std::time::Duration;
 use bytes::Bytes;
 use common::*;
 use leakwatch::engine::{Engine, EngineConfig};
-use leakwatch::proto::otlp::collector::logs::v1::ExportLogsServiceRequest;
-use leakwatch::proto::otlp::collector::metrics::v1::{
+use leakwatch::ops::telemetry::Telemetry;
+use leakwatch::otlp::proto::otlp::collector::logs::v1::ExportLogsServiceRequest;
+use leakwatch::otlp::proto::otlp::collector::metrics::v1::{
     ExportMetricsServiceRequest, ExportMetricsServiceResponse,
 };
-use leakwatch::proto::otlp::collector::trace::v1::ExportTraceServiceRequest;
-use leakwatch::proto::otlp::metrics::v1::{
+use leakwatch::otlp::proto::otlp::collector::trace::v1::ExportTraceServiceRequest;
+use leakwatch::otlp::proto::otlp::metrics::v1::{
     number_data_point, Metric, ResourceMetrics, ScopeMetrics,
 };
-use leakwatch::proto::paths;
-use leakwatch::telemetry::Telemetry;
+use leakwatch::otlp::proto::paths;
 use prost::Message;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tonic::codec::CompressionEncoding;
@@ -83,7 +83,7 @@ async fn post(lw: &Running, path: &str, content_type: &str, body: Vec<u8>) -> (u
     (status, body)
 }
 
-fn memory_points(points: Vec<leakwatch::proto::otlp::metrics::v1::NumberDataPoint>) -> Bytes {
+fn memory_points(points: Vec<leakwatch::otlp::proto::otlp::metrics::v1::NumberDataPoint>) -> Bytes {
     Bytes::from(
         request(
             resource("hostile", "pod-1"),
@@ -186,7 +186,7 @@ async fn nan_inf_negative_and_huge_values_are_counted_not_used_and_forwarded() {
     let mut downstream = Downstream::start().await;
     let lw = start(test_config(Some(downstream.endpoint()))).await;
     let t = now_ns();
-    let int_point = |t_ns, v: i64| leakwatch::proto::otlp::metrics::v1::NumberDataPoint {
+    let int_point = |t_ns, v: i64| leakwatch::otlp::proto::otlp::metrics::v1::NumberDataPoint {
         time_unix_nano: t_ns,
         value: Some(number_data_point::Value::AsInt(v)),
         ..Default::default()
@@ -200,7 +200,7 @@ async fn nan_inf_negative_and_huge_values_are_counted_not_used_and_forwarded() {
         number_point(t + 5 * SEC, 1e300, vec![]),
         int_point(t + 6 * SEC, i64::MAX),
         int_point(t + 7 * SEC, i64::MIN),
-        leakwatch::proto::otlp::metrics::v1::NumberDataPoint {
+        leakwatch::otlp::proto::otlp::metrics::v1::NumberDataPoint {
             flags: 1, // FLAG_NO_RECORDED_VALUE
             ..number_point(t + 8 * SEC, 1e8, vec![])
         },
@@ -469,7 +469,7 @@ fn deep_metrics_request() -> Bytes {
     let mut scope = rm.scope_metrics[0].clone();
     let point_attr = field(7, &deep);
     let metric = scope.metrics.remove(0);
-    let leakwatch::proto::otlp::metrics::v1::metric::Data::Gauge(g) =
+    let leakwatch::otlp::proto::otlp::metrics::v1::metric::Data::Gauge(g) =
         metric.data.as_ref().expect("data")
     else {
         panic!("gauge")
@@ -622,7 +622,7 @@ async fn otlp_json_is_converted_faithfully_or_refused() {
     let forwarded =
         ExportMetricsServiceRequest::decode(downstream.next_on(paths::METRICS).await.body)
             .expect("forwarded protobuf");
-    let Some(leakwatch::proto::otlp::metrics::v1::metric::Data::Gauge(g)) =
+    let Some(leakwatch::otlp::proto::otlp::metrics::v1::metric::Data::Gauge(g)) =
         &forwarded.resource_metrics[0].scope_metrics[0].metrics[0].data
     else {
         panic!("the gauge was dropped: {forwarded:?}")

@@ -11,10 +11,10 @@ use std::time::Duration;
 use bytes::Bytes;
 use common::*;
 use leakwatch::config::MemoryLimiterConfig;
-use leakwatch::proto::otlp::collector::metrics::v1::{
+use leakwatch::otlp::proto::otlp::collector::metrics::v1::{
     ExportMetricsServiceRequest, ExportMetricsServiceResponse,
 };
-use leakwatch::proto::paths;
+use leakwatch::otlp::proto::paths;
 use prost::Message;
 use tonic::Code;
 use tonic_types::StatusExt;

@@ -14,10 +14,10 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use common::*;
-use leakwatch::proto::otlp::collector::logs::v1::ExportLogsServiceRequest;
-use leakwatch::proto::otlp::common::v1::{any_value, AnyValue};
-use leakwatch::proto::otlp::logs::v1::{LogRecord, ResourceLogs, ScopeLogs};
-use leakwatch::proto::paths;
+use leakwatch::otlp::proto::otlp::collector::logs::v1::ExportLogsServiceRequest;
+use leakwatch::otlp::proto::otlp::common::v1::{any_value, AnyValue};
+use leakwatch::otlp::proto::otlp::logs::v1::{LogRecord, ResourceLogs, ScopeLogs};
+use leakwatch::otlp::proto::paths;
 use prost::Message;
 use tokio::sync::Mutex;
 

@@ -7,17 +7,17 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use common::*;
-use leakwatch::proto::otlp::collector::logs::v1::{
+use leakwatch::otlp::proto::otlp::collector::logs::v1::{
     ExportLogsServiceRequest, ExportLogsServiceResponse,
 };
-use leakwatch::proto::otlp::collector::metrics::v1::{
+use leakwatch::otlp::proto::otlp::collector::metrics::v1::{
     ExportMetricsServiceRequest, ExportMetricsServiceResponse,
 };
-use leakwatch::proto::otlp::collector::trace::v1::ExportTraceServiceRequest;
-use leakwatch::proto::otlp::common::v1::InstrumentationScope;
-use leakwatch::proto::otlp::logs::v1::{LogRecord, ResourceLogs, ScopeLogs};
-use leakwatch::proto::otlp::trace::v1::{ResourceSpans, ScopeSpans, Span};
-use leakwatch::proto::paths;
+use leakwatch::otlp::proto::otlp::collector::trace::v1::ExportTraceServiceRequest;
+use leakwatch::otlp::proto::otlp::common::v1::InstrumentationScope;
+use leakwatch::otlp::proto::otlp::logs::v1::{LogRecord, ResourceLogs, ScopeLogs};
+use leakwatch::otlp::proto::otlp::trace::v1::{ResourceSpans, ScopeSpans, Span};
+use leakwatch::otlp::proto::paths;
 use prost::Message;
 use tonic::codec::CompressionEncoding;
 use tonic::Code;
@@ -58,9 +58,9 @@ fn logs(n: usize) -> ExportLogsServiceRequest {
                 log_records: (0..n)
                     .map(|i| LogRecord {
                         time_unix_nano: 5,
-                        body: Some(leakwatch::proto::otlp::common::v1::AnyValue {
+                        body: Some(leakwatch::otlp::proto::otlp::common::v1::AnyValue {
                             value: Some(
-                                leakwatch::proto::otlp::common::v1::any_value::Value::StringValue(
+                                leakwatch::otlp::proto::otlp::common::v1::any_value::Value::StringValue(
                                     format!("log {i}"),
                                 ),
                             ),
@@ -199,9 +199,9 @@ async fn grpc_compression_bomb_is_resource_exhausted() {
     // 1 MiB of zeros in one log body: compresses to ~1 KiB, inflates past the limit.
     let mut req = logs(1);
     req.resource_logs[0].scope_logs[0].log_records[0].body =
-        Some(leakwatch::proto::otlp::common::v1::AnyValue {
+        Some(leakwatch::otlp::proto::otlp::common::v1::AnyValue {
             value: Some(
-                leakwatch::proto::otlp::common::v1::any_value::Value::StringValue(
+                leakwatch::otlp::proto::otlp::common::v1::any_value::Value::StringValue(
                     "0".repeat(1 << 20),
                 ),
             ),
@@ -549,7 +549,8 @@ async fn series_limit_refuses_new_series_with_partial_success() {
             .expect("decode");
     let metrics = &forwarded.resource_metrics[0].scope_metrics[0].metrics;
     assert_eq!(metrics.len(), 2);
-    let Some(leakwatch::proto::otlp::metrics::v1::metric::Data::Gauge(g)) = &metrics[0].data else {
+    let Some(leakwatch::otlp::proto::otlp::metrics::v1::metric::Data::Gauge(g)) = &metrics[0].data
+    else {
         panic!("gauge")
     };
     let pools: Vec<_> = g
@@ -693,9 +694,11 @@ async fn leakwatch_watches_its_own_memory() {
 fn log_request(id: u64, text: &str) -> Bytes {
     let record = LogRecord {
         time_unix_nano: id + 1,
-        body: Some(leakwatch::proto::otlp::common::v1::AnyValue {
+        body: Some(leakwatch::otlp::proto::otlp::common::v1::AnyValue {
             value: Some(
-                leakwatch::proto::otlp::common::v1::any_value::Value::StringValue(text.to_owned()),
+                leakwatch::otlp::proto::otlp::common::v1::any_value::Value::StringValue(
+                    text.to_owned(),
+                ),
             ),
         }),
         ..Default::default()

@@ -9,7 +9,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use common::*;
 use leakwatch::config::AuthConfig;
-use leakwatch::proto::paths;
+use leakwatch::otlp::proto::paths;
 use prost::Message;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;

@@ -9,8 +9,8 @@ use std::sync::Arc;
 use bytes::Bytes;
 use common::*;
 use leakwatch::config::{ClientTlsConfig, ServerTlsConfig};
-use leakwatch::proto::otlp::collector::logs::v1::ExportLogsServiceRequest;
-use leakwatch::proto::paths;
+use leakwatch::otlp::proto::otlp::collector::logs::v1::ExportLogsServiceRequest;
+use leakwatch::otlp::proto::paths;
 use prost::Message;
 use rcgen::{
     BasicConstraints, CertificateParams, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair,

@@ -35,16 +35,16 @@ use leakwatch::detector::{
     ResourceSummary, Sample, SeriesDetector, SeriesSummary, Temporality, TrendSummary,
 };
 use leakwatch::engine::{self, Engine, EngineConfig, EngineEvent};
-use leakwatch::events::{self, EventSink};
-use leakwatch::limiter::MemoryLimiter;
-use leakwatch::proto::lean;
-use leakwatch::proto::otlp::collector::logs::v1::ExportLogsServiceRequest;
-use leakwatch::proto::otlp::collector::metrics::v1::ExportMetricsServiceRequest;
-use leakwatch::proto::otlp::collector::trace::v1::ExportTraceServiceRequest;
-use leakwatch::proto::otlp::metrics::v1::metric::Data;
+use leakwatch::notify::{self, EventSink};
+use leakwatch::ops::limiter::MemoryLimiter;
+use leakwatch::ops::telemetry::Telemetry;
+use leakwatch::otlp::proto::lean;
+use leakwatch::otlp::proto::otlp::collector::logs::v1::ExportLogsServiceRequest;
+use leakwatch::otlp::proto::otlp::collector::metrics::v1::ExportMetricsServiceRequest;
+use leakwatch::otlp::proto::otlp::collector::trace::v1::ExportTraceServiceRequest;
+use leakwatch::otlp::proto::otlp::metrics::v1::metric::Data;
+use leakwatch::otlp::signal::{Protocol, Signal};
 use leakwatch::receiver::{self, ExportError, Ingress};
-use leakwatch::signal::{Protocol, Signal};
-use leakwatch::telemetry::Telemetry;
 use prost::Message;
 
 /// A fuzz target: its name (the corpus folder) and its harness.
@@ -118,7 +118,7 @@ fn check_metrics(body: Bytes, protocol: Protocol) {
     let lean = lean::ExportMetricsRequest::decode(body.clone());
     let full = ExportMetricsServiceRequest::decode(body.clone());
     // The hot path's borrowed view means what prost's lean decode means.
-    let view = leakwatch::view::MetricsRequest::decode(body.clone());
+    let view = leakwatch::otlp::view::MetricsRequest::decode(body.clone());
     match (&lean, &view) {
         (Ok(lean), Ok(view)) => assert_eq!(
             view.points(),
@@ -214,7 +214,7 @@ fn check_events(events: &[EngineEvent]) {
         check_event(&e.event);
     }
     if !events.is_empty() {
-        let encoded = events::log_request(events, 1).encode_to_vec();
+        let encoded = notify::log_request(events, 1).encode_to_vec();
         ExportLogsServiceRequest::decode(&encoded[..])
             .unwrap_or_else(|e| panic!("leak event log records do not decode: {e}"));
     }

@@ -31,7 +31,7 @@ use crate::auth::BearerToken;
 use crate::detector::LeakState;
 use crate::engine::{Engine, ResourceView, SeriesView};
 use crate::exporter::ExportQueue;
-use crate::telemetry::{own_rss_bytes, Gauges};
+use crate::ops::telemetry::{own_rss_bytes, Gauges};
 
 /// What the admin handlers read.
 #[derive(Clone)]

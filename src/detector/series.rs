@@ -20,7 +20,7 @@
 //!
 //! Size: the ring (272 bytes) plus a few scalars, 352 bytes, asserted in the tests: with the
 //! 8-byte pointer to the series' names and its 8-byte resource key, a tracked series' boxed
-//! state is 368 bytes (`crate::series::TRACKED_MAX_BYTES`: jemalloc's 384-byte size class). Of what only the point being observed needs, whether it began a segment is a
+//! state is 368 bytes (`crate::engine::table::TRACKED_MAX_BYTES`: jemalloc's 384-byte size class). Of what only the point being observed needs, whether it began a segment is a
 //! flag, not a timestamp, and the seconds its counter increment covers are only in the ring.
 
 use crate::catalog::{Classified, Role};
@@ -561,7 +561,7 @@ mod tests {
 
     #[test]
     fn state_fits_in_352_bytes() {
-        // 352 + the name pointer + the resource key = `crate::series::TRACKED_MAX_BYTES`.
+        // 352 + the name pointer + the resource key = `crate::engine::table::TRACKED_MAX_BYTES`.
         let size = std::mem::size_of::<SeriesDetector>();
         assert!(size <= 352, "SeriesDetector is {size} bytes");
     }

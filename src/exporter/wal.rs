@@ -47,7 +47,7 @@ use bytes::Bytes;
 use tracing::{debug, error, info, warn};
 
 use crate::config::{PersistentQueueConfig, SyncMode};
-use crate::signal::Signal;
+use crate::otlp::signal::Signal;
 
 /// "LWQ1" read as a little-endian u32.
 const MAGIC: u32 = u32::from_le_bytes(*b"LWQ1");

@@ -24,10 +24,12 @@ use tonic::{Code, Status};
 use tonic_types::{ErrorDetails, StatusExt};
 
 use super::{Accepted, ExportError, Ingress};
-use crate::codec::RawCodec;
 use crate::config::GrpcReceiverConfig;
-use crate::proto::otlp::collector::{logs::v1 as logs, metrics::v1 as metrics, trace::v1 as trace};
-use crate::signal::{Protocol, Signal};
+use crate::otlp::codec::RawCodec;
+use crate::otlp::proto::otlp::collector::{
+    logs::v1 as logs, metrics::v1 as metrics, trace::v1 as trace,
+};
+use crate::otlp::signal::{Protocol, Signal};
 
 /// Errors starting the gRPC receiver.
 #[derive(Debug, thiserror::Error)]
@@ -196,7 +198,7 @@ fn remap_too_large(
         ingress.telemetry.received(signal, Protocol::Grpc, 0);
         ingress
             .telemetry
-            .refused(signal, crate::telemetry::RefusedReason::TooLarge, 0);
+            .refused(signal, crate::ops::telemetry::RefusedReason::TooLarge, 0);
     }
     response
 }
@@ -211,7 +213,7 @@ pub async fn serve(
 ) -> Result<(), GrpcError> {
     let max = cfg.max_message_bytes;
     let mut builder = tonic::transport::Server::builder()
-        .max_frame_size(crate::net::MAX_FRAME_BYTES)
+        .max_frame_size(crate::ops::net::MAX_FRAME_BYTES)
         .max_concurrent_streams(cfg.max_concurrent_streams)
         // A request (body included) must arrive and be answered within this.
         .timeout(cfg.read_timeout);
@@ -248,7 +250,7 @@ pub async fn serve(
                 let deadline = cfg.read_timeout;
                 futures_util::StreamExt::map(
                     TcpIncoming::from(listener).with_nodelay(Some(true)),
-                    move |s| s.map(|s| crate::slow::FirstBytes::new(s, deadline)),
+                    move |s| s.map(|s| crate::ops::slow::FirstBytes::new(s, deadline)),
                 )
             },
             shutdown.cancelled_owned(),

@@ -20,8 +20,10 @@ use http_body_util::{BodyExt, Limited};
 use prost::Message;
 
 use super::{Accepted, ExportError, Ingress};
-use crate::proto::otlp::collector::{logs::v1 as logs, metrics::v1 as metrics, trace::v1 as trace};
-use crate::signal::{Protocol, Signal};
+use crate::otlp::proto::otlp::collector::{
+    logs::v1 as logs, metrics::v1 as metrics, trace::v1 as trace,
+};
+use crate::otlp::signal::{Protocol, Signal};
 
 /// `google.rpc.Status`, the body of OTLP/HTTP error responses.
 #[derive(Clone, PartialEq, Message)]
@@ -120,7 +122,7 @@ async fn handle(
                     size: state.max_body_bytes + 1,
                     limit: state.max_body_bytes,
                 })
-            } else if crate::slow::is_body_timeout(&*e) {
+            } else if crate::ops::slow::is_body_timeout(&*e) {
                 fail(ExportError::Timeout(e.to_string()))
             } else {
                 fail(ExportError::Malformed(format!("reading the body: {e}")))
@@ -149,7 +151,7 @@ async fn handle(
 
 /// Converts an OTLP/JSON request to protobuf bytes (the forwarded form).
 pub fn json_to_protobuf(signal: Signal, body: &[u8]) -> Result<Bytes, ExportError> {
-    super::otlp_json::to_protobuf(signal, body)
+    super::json::to_protobuf(signal, body)
 }
 
 fn success_response(signal: Signal, accepted: &Accepted, format: Format) -> Response {

@@ -10,7 +10,7 @@
 
 pub mod grpc;
 pub mod http;
-pub mod otlp_json;
+pub mod json;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -20,13 +20,13 @@ use prost::Message;
 
 use crate::auth::BearerToken;
 use crate::engine::{self, Engine, IngestError};
-use crate::events::EventSink;
 use crate::exporter::{ExportQueue, QueueFull, SendError};
-use crate::limiter::MemoryLimiter;
-use crate::proto::lean;
-use crate::signal::{Protocol, Signal};
-use crate::telemetry::{RefusedReason, Telemetry};
-use crate::view::MetricsRequest;
+use crate::notify::EventSink;
+use crate::ops::limiter::MemoryLimiter;
+use crate::ops::telemetry::{RefusedReason, Telemetry};
+use crate::otlp::proto::lean;
+use crate::otlp::signal::{Protocol, Signal};
+use crate::otlp::view::MetricsRequest;
 
 /// Why a request was refused as a whole.
 #[derive(Debug, thiserror::Error)]

@@ -11,15 +11,17 @@ use std::time::Duration;
 
 use bytes::{Buf, BufMut, Bytes};
 use leakwatch::config::Config;
-use leakwatch::proto::otlp::collector::metrics::v1::ExportMetricsServiceRequest;
-use leakwatch::proto::otlp::common::v1::{any_value, AnyValue, InstrumentationScope, KeyValue};
-use leakwatch::proto::otlp::metrics::v1::{
+use leakwatch::otlp::proto::otlp::collector::metrics::v1::ExportMetricsServiceRequest;
+use leakwatch::otlp::proto::otlp::common::v1::{
+    any_value, AnyValue, InstrumentationScope, KeyValue,
+};
+use leakwatch::otlp::proto::otlp::metrics::v1::{
     exponential_histogram_data_point::Buckets, metric, number_data_point,
     summary_data_point::ValueAtQuantile, AggregationTemporality, ExponentialHistogram,
     ExponentialHistogramDataPoint, Gauge, Histogram, HistogramDataPoint, Metric, NumberDataPoint,
     ResourceMetrics, ScopeMetrics, Sum, Summary, SummaryDataPoint,
 };
-use leakwatch::proto::otlp::resource::v1::Resource;
+use leakwatch::otlp::proto::otlp::resource::v1::Resource;
 use leakwatch::server::{Addresses, Bound, ShutdownReport};
 use tokio::net::TcpListener;
 use tokio::sync::{mpsc, Mutex};
@@ -158,9 +160,9 @@ impl tonic::server::UnaryService<Bytes> for Handler {
                     });
                     // Field 1 of every Export*ServiceResponse: partial_success {rejected = 1,
                     // error_message = 2}.
-                    let reply = leakwatch::proto::otlp::collector::logs::v1::ExportLogsServiceResponse {
+                    let reply = leakwatch::otlp::proto::otlp::collector::logs::v1::ExportLogsServiceResponse {
                         partial_success: Some(
-                            leakwatch::proto::otlp::collector::logs::v1::ExportLogsPartialSuccess {
+                            leakwatch::otlp::proto::otlp::collector::logs::v1::ExportLogsPartialSuccess {
                                 rejected_log_records: rejected,
                                 error_message: "fake downstream rejected some".into(),
                             },
@@ -401,7 +403,7 @@ pub async fn start(config: Config) -> Running {
 #[derive(Default)]
 pub struct FakeMemory(pub std::sync::atomic::AtomicU64);
 
-impl leakwatch::limiter::MemoryProbe for FakeMemory {
+impl leakwatch::ops::limiter::MemoryProbe for FakeMemory {
     fn used_bytes(&self) -> Option<u64> {
         Some(self.0.load(std::sync::atomic::Ordering::Relaxed))
     }

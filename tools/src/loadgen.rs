@@ -52,15 +52,17 @@ use tokio::time::Instant;
 use tonic::codec::CompressionEncoding;
 use tonic::server::{NamedService, UnaryService};
 
-use leakwatch::codec::RawCodec;
-use leakwatch::proto::otlp::collector::metrics::v1::ExportMetricsServiceRequest;
-use leakwatch::proto::otlp::common::v1::{any_value, AnyValue, InstrumentationScope, KeyValue};
-use leakwatch::proto::otlp::metrics::v1::{
+use leakwatch::otlp::codec::RawCodec;
+use leakwatch::otlp::proto::otlp::collector::metrics::v1::ExportMetricsServiceRequest;
+use leakwatch::otlp::proto::otlp::common::v1::{
+    any_value, AnyValue, InstrumentationScope, KeyValue,
+};
+use leakwatch::otlp::proto::otlp::metrics::v1::{
     metric, number_data_point, AggregationTemporality, Gauge, Histogram, HistogramDataPoint,
     Metric, NumberDataPoint, ResourceMetrics, ScopeMetrics,
 };
-use leakwatch::proto::otlp::resource::v1::Resource;
-use leakwatch::proto::{lean, paths};
+use leakwatch::otlp::proto::otlp::resource::v1::Resource;
+use leakwatch::otlp::proto::{lean, paths};
 
 /// Errors of the load generator.
 #[derive(Debug, thiserror::Error)]
@@ -1692,7 +1694,7 @@ impl UnaryService<Bytes> for SinkHandler {
     fn call(&mut self, request: tonic::Request<Bytes>) -> Self::Future {
         self.0.requests.fetch_add(1, Ordering::Relaxed);
         self.0.resources.fetch_add(
-            leakwatch::view::top_level_entries(request.get_ref()),
+            leakwatch::otlp::view::top_level_entries(request.get_ref()),
             Ordering::Relaxed,
         );
         self.0
@@ -1994,7 +1996,7 @@ pub fn main(args: LoadgenArgs) -> ExitCode {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use leakwatch::proto::otlp::metrics::v1::metric::Data;
+    use leakwatch::otlp::proto::otlp::metrics::v1::metric::Data;
 
     fn small(series: usize, resources: usize, per_request: usize) -> WorkloadConfig {
         WorkloadConfig {

@@ -21,7 +21,7 @@ use std::sync::Arc;
 use crate::scenario::{Scenario, TraceSample};
 use leakwatch::detector::LeakEventKind;
 use leakwatch::engine::{Engine, EngineConfig, EngineEvent, IngestError};
-use leakwatch::telemetry::Telemetry;
+use leakwatch::ops::telemetry::Telemetry;
 
 const NS: f64 = 1e9;
 const HOUR_NS: u64 = 3_600_000_000_000;

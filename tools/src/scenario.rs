@@ -45,13 +45,15 @@ use bytes::Bytes;
 use prost::Message;
 
 use leakwatch::engine::{Engine, EngineEvent, IngestError};
-use leakwatch::proto::otlp::collector::metrics::v1::ExportMetricsServiceRequest;
-use leakwatch::proto::otlp::common::v1::{any_value, AnyValue, InstrumentationScope, KeyValue};
-use leakwatch::proto::otlp::metrics::v1::{
+use leakwatch::otlp::proto::otlp::collector::metrics::v1::ExportMetricsServiceRequest;
+use leakwatch::otlp::proto::otlp::common::v1::{
+    any_value, AnyValue, InstrumentationScope, KeyValue,
+};
+use leakwatch::otlp::proto::otlp::metrics::v1::{
     metric, number_data_point, AggregationTemporality, Histogram, HistogramDataPoint, Metric,
     NumberDataPoint, ResourceMetrics, ScopeMetrics, Sum,
 };
-use leakwatch::proto::otlp::resource::v1::Resource;
+use leakwatch::otlp::proto::otlp::resource::v1::Resource;
 
 /// Start of every trace's day 0: 2025-03-03T00:00:00Z, a Monday.
 pub const EPOCH_S: u64 = 1_740_960_000;

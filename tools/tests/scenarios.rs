@@ -12,8 +12,8 @@ use std::sync::{Arc, OnceLock};
 use bytes::Bytes;
 use leakwatch::detector::LeakEventKind;
 use leakwatch::engine::{Engine, EngineConfig, EngineEvent};
-use leakwatch::proto::otlp::collector::metrics::v1::ExportMetricsServiceRequest;
-use leakwatch::telemetry::{PointAnomaly, Telemetry};
+use leakwatch::ops::telemetry::{PointAnomaly, Telemetry};
+use leakwatch::otlp::proto::otlp::collector::metrics::v1::ExportMetricsServiceRequest;
 use leakwatch_tools::practice::{Comparison, Run};
 use leakwatch_tools::scenario::{self, Scenario};
 use prost::Message;
@@ -254,7 +254,7 @@ impl Rng {
 }
 
 fn time_of(request: &ExportMetricsServiceRequest) -> u64 {
-    use leakwatch::proto::otlp::metrics::v1::metric::Data;
+    use leakwatch::otlp::proto::otlp::metrics::v1::metric::Data;
     request
         .resource_metrics
         .iter()

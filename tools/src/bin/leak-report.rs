@@ -14,7 +14,7 @@ use bytes::Bytes;
 use prost::Message;
 
 use leakwatch::engine::{Engine, EngineConfig};
-use leakwatch::telemetry::Telemetry;
+use leakwatch::ops::telemetry::Telemetry;
 use leakwatch_tools::practice::{Baselines, Comparison, Method, PolyfitR2, Run};
 use leakwatch_tools::scenario::{self, Scenario, MB};
 

@@ -43,8 +43,8 @@ use prost::Message;
 use xxhash_rust::xxh3::xxh3_64;
 
 use crate::detector::SeriesDetector;
-use crate::proto::lean;
-use crate::proto::otlp::common::v1 as common;
+use crate::otlp::proto::lean;
+use crate::otlp::proto::otlp::common::v1 as common;
 
 /// The hash that names a series.
 pub type SeriesKey = u64;

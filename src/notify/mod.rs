@@ -21,18 +21,18 @@ use tracing::{error, info, warn};
 use crate::detector::{LeakEvent, LeakEventKind, LeakState};
 use crate::engine::{Engine, EngineEvent, ResourceInfo};
 use crate::exporter::ExportQueue;
-use crate::proto::otlp::collector::logs::v1::ExportLogsServiceRequest;
-use crate::proto::otlp::collector::metrics::v1::ExportMetricsServiceRequest;
-use crate::proto::otlp::common::v1::{
+use crate::ops::telemetry::Telemetry;
+use crate::otlp::proto::otlp::collector::logs::v1::ExportLogsServiceRequest;
+use crate::otlp::proto::otlp::collector::metrics::v1::ExportMetricsServiceRequest;
+use crate::otlp::proto::otlp::common::v1::{
     any_value, AnyValue, ArrayValue, InstrumentationScope, KeyValue,
 };
-use crate::proto::otlp::logs::v1::{LogRecord, ResourceLogs, ScopeLogs, SeverityNumber};
-use crate::proto::otlp::metrics::v1::{
+use crate::otlp::proto::otlp::logs::v1::{LogRecord, ResourceLogs, ScopeLogs, SeverityNumber};
+use crate::otlp::proto::otlp::metrics::v1::{
     metric, number_data_point, Gauge, Metric, NumberDataPoint, ResourceMetrics, ScopeMetrics,
 };
-use crate::proto::otlp::resource::v1::Resource;
-use crate::signal::Signal;
-use crate::telemetry::Telemetry;
+use crate::otlp::proto::otlp::resource::v1::Resource;
+use crate::otlp::signal::Signal;
 
 const SCOPE: &str = "leakwatch";
 
@@ -88,7 +88,7 @@ impl EventSink {
         if let Err(e) = queue.try_enqueue(Signal::Logs, body) {
             // Not silent: counted as a dropped export and logged.
             self.telemetry
-                .export(Signal::Logs, crate::telemetry::ExportOutcome::Dropped);
+                .export(Signal::Logs, crate::ops::telemetry::ExportOutcome::Dropped);
             warn!(error = %e, events = events.len(), "Could not queue leak events for the downstream.");
         }
     }
@@ -349,16 +349,17 @@ pub async fn run_derived_metrics(
     interval: Duration,
     shutdown: CancellationToken,
 ) {
-    let mut ticks = crate::periodic::Periodic::after_first_period(interval, shutdown);
+    let mut ticks = crate::ops::periodic::Periodic::after_first_period(interval, shutdown);
     while ticks.tick().await {
         let request = derived_metrics(&engine);
         if request.resource_metrics.is_empty() {
             continue;
         }
         if let Err(e) = queue.try_enqueue(Signal::Metrics, Bytes::from(request.encode_to_vec())) {
-            engine
-                .telemetry()
-                .export(Signal::Metrics, crate::telemetry::ExportOutcome::Dropped);
+            engine.telemetry().export(
+                Signal::Metrics,
+                crate::ops::telemetry::ExportOutcome::Dropped,
+            );
             warn!(error = %e, "Could not queue derived metrics for the downstream.");
         }
     }

@@ -22,7 +22,7 @@ use bytes::Bytes;
 use prost::encoding::{decode_varint, WireType};
 use prost::{DecodeError, Message};
 
-use crate::proto::lean;
+use crate::otlp::proto::lean;
 
 /// A metrics export request whose encoding was checked, with its point count.
 #[derive(Clone, Debug)]
@@ -597,13 +597,15 @@ fn check_message(buf: &[u8], known: &[(u32, WireType)]) -> Result<(), Fallback> 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::proto::otlp::collector::metrics::v1::ExportMetricsServiceRequest;
-    use crate::proto::otlp::common::v1::{any_value, AnyValue, InstrumentationScope, KeyValue};
-    use crate::proto::otlp::metrics::v1::{
+    use crate::otlp::proto::otlp::collector::metrics::v1::ExportMetricsServiceRequest;
+    use crate::otlp::proto::otlp::common::v1::{
+        any_value, AnyValue, InstrumentationScope, KeyValue,
+    };
+    use crate::otlp::proto::otlp::metrics::v1::{
         metric::Data, number_data_point, AggregationTemporality, Gauge, Histogram,
         HistogramDataPoint, Metric, NumberDataPoint, ResourceMetrics, ScopeMetrics, Sum,
     };
-    use crate::proto::otlp::resource::v1::Resource;
+    use crate::otlp::proto::otlp::resource::v1::Resource;
 
     fn kv(k: &str, v: &str) -> KeyValue {
         KeyValue {

@@ -26,9 +26,9 @@ impl Signal {
     /// The gRPC method that exports this signal.
     pub fn grpc_path(self) -> &'static str {
         match self {
-            Signal::Metrics => crate::proto::paths::METRICS,
-            Signal::Traces => crate::proto::paths::TRACES,
-            Signal::Logs => crate::proto::paths::LOGS,
+            Signal::Metrics => crate::otlp::proto::paths::METRICS,
+            Signal::Traces => crate::otlp::proto::paths::TRACES,
+            Signal::Logs => crate::otlp::proto::paths::LOGS,
         }
     }
 

@@ -44,7 +44,7 @@ pub struct ProcessRss;
 
 impl MemoryProbe for ProcessRss {
     fn used_bytes(&self) -> Option<u64> {
-        crate::telemetry::own_rss_bytes()
+        crate::ops::telemetry::own_rss_bytes()
     }
 }
 
@@ -152,7 +152,7 @@ pub async fn run_sampler(
     every: Duration,
     shutdown: CancellationToken,
 ) {
-    let mut ticks = crate::periodic::Periodic::new(every, shutdown);
+    let mut ticks = crate::ops::periodic::Periodic::new(every, shutdown);
     while ticks.tick().await {
         if let Some(used) = probe.used_bytes() {
             limiter.observe(used);

@@ -3,7 +3,7 @@
 //! their detectors, in event time.
 //!
 //! `Engine::ingest_metrics` is the whole stage as one synchronous call on the
-//! request's bytes, read through the borrowed [`crate::view`] (no allocation per point); the gRPC and HTTP receivers, the benchmarks and the
+//! request's bytes, read through the borrowed [`crate::otlp::view`] (no allocation per point); the gRPC and HTTP receivers, the benchmarks and the
 //! scenario suite all go through it, so a trace replayed at 10,000× gives the
 //! same answer as live traffic. It never blocks on I/O and holds each lock
 //! (one resource entry, with that resource's series) only while it applies
@@ -19,20 +19,22 @@ use dashmap::DashMap;
 use prost::Message;
 use serde::{Deserialize, Serialize};
 
+pub mod table;
+
 use crate::catalog::Catalog;
 use crate::detector::{
     DetectorConfig, LeakEvent, LeakState, Observation, ResourceDetector, ResourceSummary, Sample,
     SeriesDetector, SeriesSummary, Temporality,
 };
-use crate::limiter::MemoryLimiter;
-use crate::proto::lean;
-use crate::proto::otlp::common::v1::{any_value, KeyValue};
-use crate::series::{
-    self, Prehashed, ResourceKey, ResourceSeries, Series, SeriesKey, SeriesLimitReached,
-    SeriesName, SeriesTable, Tracked,
+use crate::ops::limiter::MemoryLimiter;
+use crate::ops::telemetry::{PointAnomaly, Telemetry};
+use crate::otlp::proto::lean;
+use crate::otlp::proto::otlp::common::v1::{any_value, KeyValue};
+use crate::otlp::view::{Attrs, DataView, Kind, MetricsRequest, PointView};
+use table::{
+    Prehashed, ResourceKey, ResourceSeries, Series, SeriesKey, SeriesLimitReached, SeriesName,
+    SeriesTable, Tracked,
 };
-use crate::telemetry::{PointAnomaly, Telemetry};
-use crate::view::{Attrs, DataView, Kind, MetricsRequest, PointView};
 
 /// OTLP's `DataPointFlags.FLAG_NO_RECORDED_VALUE`.
 const FLAG_NO_RECORDED_VALUE: u32 = 1;
@@ -87,7 +89,7 @@ pub struct ResourceInfo {
 
 impl ResourceInfo {
     fn from_raw(key: ResourceKey, raw: Attrs<'_>) -> Self {
-        Self::from_attributes(key, series::decode_attributes_full(raw.iter()))
+        Self::from_attributes(key, table::decode_attributes_full(raw.iter()))
     }
 
     fn from_attributes(key: ResourceKey, attributes: Vec<KeyValue>) -> Self {
@@ -202,7 +204,7 @@ impl Engine {
             known_metrics: cfg
                 .catalog
                 .metric_names()
-                .map(|n| series::hash_name(n.as_bytes()))
+                .map(|n| table::hash_name(n.as_bytes()))
                 .collect(),
             watermark_ns: AtomicU64::new(0),
             cfg,
@@ -235,7 +237,7 @@ impl Engine {
     }
 
     /// The interned names of the tracked series (for memory figures).
-    pub fn series_names(&self) -> &series::Names {
+    pub fn series_names(&self) -> &table::Names {
         self.series.names()
     }
 
@@ -285,19 +287,19 @@ impl Engine {
         let mut ordinal: u32 = 0;
         for rm in request.resources() {
             let raw_resource = rm.attributes;
-            let resource_key = series::hash_attributes(raw_resource.iter());
+            let resource_key = table::hash_attributes(raw_resource.iter());
             // The resource entry is created only once a metric the catalog
             // knows shows up, and locked only while its points are applied.
             let mut resource = None;
             for sm in rm.scopes() {
-                let scope_hash = series::hash_name(sm.name);
+                let scope_hash = table::hash_name(sm.name);
                 for metric in sm.metrics() {
                     let Ok(name) = std::str::from_utf8(metric.name) else {
                         continue;
                     };
                     let n = metric.point_count();
                     outcome.points += n as u64;
-                    let metric_hash = series::hash_name(metric.name);
+                    let metric_hash = table::hash_name(metric.name);
                     if n == 0 || !self.known_metrics.contains(&metric_hash) {
                         ordinal = ordinal.saturating_add(n);
                         continue;
@@ -388,7 +390,8 @@ impl Engine {
             return Err(SeriesLimitReached::Count);
         }
         Ok(self.resources.entry(key).or_insert_with(|| {
-            self.limiter.charge(crate::limiter::RESOURCE_CHARGE_BYTES);
+            self.limiter
+                .charge(crate::ops::limiter::RESOURCE_CHARGE_BYTES);
             ResourceEntry {
                 info: Arc::new(ResourceInfo::from_raw(key, raw)),
                 detector: Box::default(),
@@ -429,11 +432,11 @@ impl Engine {
         tally: &mut Tally,
         events: &mut Vec<EngineEvent>,
     ) -> Result<(), SeriesLimitReached> {
-        let key: SeriesKey = series::series_key(
+        let key: SeriesKey = table::series_key(
             ctx.resource_key,
             ctx.scope_hash,
             ctx.hash,
-            series::hash_attributes(p.attributes.iter()),
+            table::hash_attributes(p.attributes.iter()),
         );
         let create = || Series {
             last_seen_ns: 0,
@@ -447,7 +450,8 @@ impl Engine {
             |series, new| {
                 if new {
                     tally.created += 1;
-                    self.limiter.charge(crate::limiter::SERIES_CHARGE_BYTES);
+                    self.limiter
+                        .charge(crate::ops::limiter::SERIES_CHARGE_BYTES);
                 }
                 // A point's time keeps its series from eviction, but a stamp
                 // beyond the watermark's reach (refused below) must not keep
@@ -510,7 +514,7 @@ impl Engine {
 
     /// Classifies a new series (once per series, so decoding here is fine).
     fn classify(&self, ctx: &MetricCtx<'_>, raw_attributes: Attrs<'_>) -> Option<Box<Tracked>> {
-        let pairs = series::decode_attributes_text(raw_attributes.iter());
+        let pairs = table::decode_attributes_text(raw_attributes.iter());
         let borrowed: Vec<(&str, &str)> = pairs
             .iter()
             .map(|(k, v)| (k.as_str(), v.as_str()))
@@ -524,7 +528,7 @@ impl Engine {
             .clone();
         let name = self.series.names().intern(SeriesName {
             metric,
-            labels: series::labels_text(&pairs).into_boxed_str(),
+            labels: table::labels_text(&pairs).into_boxed_str(),
         });
         Some(Box::new(Tracked {
             name,
@@ -553,7 +557,7 @@ impl Engine {
                 false
             }
         });
-        // After the resources' locks are released (see `series::Names`).
+        // After the resources' locks are released (see `table::Names`).
         self.series.names().release_unused();
         self.telemetry.series_evicted(evicted as u64);
         evicted
@@ -644,7 +648,7 @@ impl Engine {
                 ResourceEntry {
                     info: Arc::new(ResourceInfo::from_attributes(
                         r.key,
-                        series::decode_attributes_full(r.attributes.iter().map(|a| &a[..])),
+                        table::decode_attributes_full(r.attributes.iter().map(|a| &a[..])),
                     )),
                     detector: Box::new(r.detector),
                     latest_ns: r.latest_ns,
@@ -659,7 +663,7 @@ impl Engine {
         for s in snapshot.series {
             let metric = self
                 .metric_names
-                .entry(series::hash_name(s.metric.as_bytes()))
+                .entry(table::hash_name(s.metric.as_bytes()))
                 .or_insert_with(|| Arc::from(s.metric.as_str()))
                 .value()
                 .clone();
@@ -859,8 +863,8 @@ fn for_each_point(
 /// ascending): the rare path taken when the series limit refused points, so
 /// that what is forwarded is exactly what the client was told was accepted.
 pub fn without_points(body: &[u8], ordinals: &[u32]) -> Result<Bytes, prost::DecodeError> {
-    use crate::proto::otlp::collector::metrics::v1::ExportMetricsServiceRequest;
-    use crate::proto::otlp::metrics::v1::metric::Data;
+    use crate::otlp::proto::otlp::collector::metrics::v1::ExportMetricsServiceRequest;
+    use crate::otlp::proto::otlp::metrics::v1::metric::Data;
     let mut request = ExportMetricsServiceRequest::decode(body)?;
     let mut ordinal: u32 = 0;
     let mut refused = ordinals.iter().copied().peekable();
@@ -896,8 +900,8 @@ pub fn without_points(body: &[u8], ordinals: &[u32]) -> Result<Bytes, prost::Dec
     Ok(Bytes::from(request.encode_to_vec()))
 }
 
-fn point_total(m: &crate::proto::otlp::metrics::v1::Metric) -> usize {
-    use crate::proto::otlp::metrics::v1::metric::Data;
+fn point_total(m: &crate::otlp::proto::otlp::metrics::v1::Metric) -> usize {
+    use crate::otlp::proto::otlp::metrics::v1::metric::Data;
     match m.data.as_ref() {
         None => 0,
         Some(Data::Gauge(g)) => g.data_points.len(),
@@ -911,12 +915,12 @@ fn point_total(m: &crate::proto::otlp::metrics::v1::Metric) -> usize {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::proto::otlp::collector::metrics::v1::ExportMetricsServiceRequest;
-    use crate::proto::otlp::common::v1::AnyValue;
-    use crate::proto::otlp::metrics::v1::{
+    use crate::otlp::proto::otlp::collector::metrics::v1::ExportMetricsServiceRequest;
+    use crate::otlp::proto::otlp::common::v1::AnyValue;
+    use crate::otlp::proto::otlp::metrics::v1::{
         metric::Data, Gauge, Metric, NumberDataPoint, ResourceMetrics, ScopeMetrics,
     };
-    use crate::proto::otlp::resource::v1::Resource;
+    use crate::otlp::proto::otlp::resource::v1::Resource;
 
     fn rss_request(service: &str, t_ns: u64, value: f64) -> Bytes {
         let request = ExportMetricsServiceRequest {
@@ -936,7 +940,7 @@ mod tests {
                         data: Some(Data::Gauge(Gauge {
                             data_points: vec![NumberDataPoint {
                                 time_unix_nano: t_ns,
-                                value: Some(crate::proto::otlp::metrics::v1::number_data_point::Value::AsDouble(value)),
+                                value: Some(crate::otlp::proto::otlp::metrics::v1::number_data_point::Value::AsDouble(value)),
                                 ..Default::default()
                             }],
                         })),
@@ -978,7 +982,7 @@ mod tests {
                         time_unix_nano: t_ns,
                         attributes: vec![text("v8js.heap.space.name", format!("space_{j}"))],
                         value: Some(
-                            crate::proto::otlp::metrics::v1::number_data_point::Value::AsDouble(
+                            crate::otlp::proto::otlp::metrics::v1::number_data_point::Value::AsDouble(
                                 1e7,
                             ),
                         ),

@@ -8,7 +8,7 @@
 use std::fmt::Write as _;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use crate::signal::{Protocol, Signal};
+use crate::otlp::signal::{Protocol, Signal};
 
 /// Why a whole request was refused.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

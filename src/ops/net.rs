@@ -16,7 +16,7 @@ use tracing::debug;
 use hyper::body::Incoming;
 
 use crate::config::ServerTlsConfig;
-use crate::slow::{DeadlineBody, FirstBytes, Timeouts};
+use crate::ops::slow::{DeadlineBody, FirstBytes, Timeouts};
 
 /// Errors building a TLS acceptor.
 #[derive(Debug, thiserror::Error)]

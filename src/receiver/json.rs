@@ -14,8 +14,10 @@ use prost::Message;
 use serde_json::{Map, Value};
 
 use super::ExportError;
-use crate::proto::otlp::collector::{logs::v1 as logs, metrics::v1 as metrics, trace::v1 as trace};
-use crate::signal::Signal;
+use crate::otlp::proto::otlp::collector::{
+    logs::v1 as logs, metrics::v1 as metrics, trace::v1 as trace,
+};
+use crate::otlp::signal::Signal;
 
 /// Fields that hold a 64-bit unsigned integer (a JSON number or a decimal string).
 const U64_FIELDS: &[&str] = &[
@@ -138,8 +140,8 @@ fn json_points(tree: &Value) -> Counts {
 
 /// The same counts on the decoded request (non-finite `asDouble`s patched).
 fn decoded_points(request: &metrics::ExportMetricsServiceRequest) -> Counts {
-    use crate::proto::otlp::metrics::v1::metric::Data;
-    use crate::proto::otlp::metrics::v1::Exemplar;
+    use crate::otlp::proto::otlp::metrics::v1::metric::Data;
+    use crate::otlp::proto::otlp::metrics::v1::Exemplar;
     let valued = |e: &[Exemplar]| e.iter().filter(|e| e.value.is_some()).count() as u64;
     let mut counts = Counts::default();
     for m in request
@@ -279,7 +281,7 @@ fn apply(
     request: &mut metrics::ExportMetricsServiceRequest,
     patches: &[Patch],
 ) -> Result<(), String> {
-    use crate::proto::otlp::metrics::v1::{metric::Data, number_data_point::Value as V};
+    use crate::otlp::proto::otlp::metrics::v1::{metric::Data, number_data_point::Value as V};
     for &(r, s, m, p, value) in patches {
         let point = request
             .resource_metrics
@@ -300,7 +302,7 @@ fn apply(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::proto::otlp::metrics::v1::{
+    use crate::otlp::proto::otlp::metrics::v1::{
         exemplar::Value as ExemplarValue, metric::Data, number_data_point::Value as V,
     };
 

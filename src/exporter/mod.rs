@@ -54,11 +54,11 @@ use tonic::{Code, Status};
 use tonic_types::StatusExt;
 use tracing::{debug, info, warn};
 
-use crate::codec::ConcatCodec;
 use crate::config::{BatchConfig, Compression, DownstreamConfig, SyncMode};
-use crate::proto::lean;
-use crate::signal::Signal;
-use crate::telemetry::{ExportOutcome, Telemetry};
+use crate::ops::telemetry::{ExportOutcome, Telemetry};
+use crate::otlp::codec::ConcatCodec;
+use crate::otlp::proto::lean;
+use crate::otlp::signal::Signal;
 use wal::{Wal, WalError, WalOptions};
 
 /// Errors building the exporter.
