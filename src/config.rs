@@ -20,6 +20,7 @@ use serde_yaml::{Mapping, Value};
 
 use crate::catalog::RuleConfig;
 use crate::detector::DetectorConfig;
+use crate::secret::Secret;
 
 /// The whole configuration.
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
@@ -129,6 +130,14 @@ pub struct GrpcReceiverConfig {
     pub max_message_bytes: usize,
     /// TLS for this listener (plaintext when unset).
     pub tls: Option<ServerTlsConfig>,
+    /// Most requests (HTTP/2 streams) one connection may have open at once
+    /// (SETTINGS_MAX_CONCURRENT_STREAMS); a client wanting more waits.
+    pub max_concurrent_streams: u32,
+    /// Longest time a new connection may take to send its first bytes, and one
+    /// request to arrive and be answered; slower ones are cut off (slow clients
+    /// must not hold connections and memory).
+    #[serde(with = "humantime_serde")]
+    pub read_timeout: Duration,
 }
 
 impl Default for GrpcReceiverConfig {
@@ -138,9 +147,19 @@ impl Default for GrpcReceiverConfig {
             listen: SocketAddr::from(([127, 0, 0, 1], 4317)),
             max_message_bytes: 4 * 1024 * 1024,
             tls: None,
+            max_concurrent_streams: DEFAULT_MAX_CONCURRENT_STREAMS,
+            read_timeout: DEFAULT_READ_TIMEOUT,
         }
     }
 }
+
+/// Streams per connection by default: the least RFC 9113 recommends a peer
+/// allows; an SDK uses one, a collector as many as its exporter's consumers.
+pub const DEFAULT_MAX_CONCURRENT_STREAMS: u32 = 100;
+
+/// Header and body read timeouts by default: the OpenTelemetry Collector's
+/// `read_header_timeout` (confighttp: 1 minute).
+pub const DEFAULT_READ_TIMEOUT: Duration = Duration::from_secs(60);
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -154,6 +173,15 @@ pub struct HttpReceiverConfig {
     pub max_body_bytes: usize,
     /// TLS for this listener (plaintext when unset).
     pub tls: Option<ServerTlsConfig>,
+    /// Longest time a client may take to send a request's headers (and the
+    /// first bytes of a new connection); an idle HTTP/1.1 keep-alive connection
+    /// is closed after it too.
+    #[serde(with = "humantime_serde")]
+    pub read_header_timeout: Duration,
+    /// Longest time a client may take to send a request's body, once its
+    /// headers arrived; slower ones get 408.
+    #[serde(with = "humantime_serde")]
+    pub read_body_timeout: Duration,
 }
 
 impl Default for HttpReceiverConfig {
@@ -163,6 +191,8 @@ impl Default for HttpReceiverConfig {
             listen: SocketAddr::from(([127, 0, 0, 1], 4318)),
             max_body_bytes: 20 * 1024 * 1024,
             tls: None,
+            read_header_timeout: DEFAULT_READ_TIMEOUT,
+            read_body_timeout: DEFAULT_READ_TIMEOUT,
         }
     }
 }
@@ -179,13 +209,16 @@ pub struct ServerTlsConfig {
     pub client_ca_file: Option<PathBuf>,
 }
 
+/// Bearer-token authentication. Set exactly one of the two keys; an empty or
+/// whitespace-only token is a configuration error (it would let everyone in).
 #[derive(Clone, Debug, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct AuthConfig {
-    /// The bearer token clients must send (`Authorization: Bearer …`).
+    /// The bearer token clients must send (`Authorization: Bearer …`);
+    /// surrounding whitespace trimmed. Printed as `<redacted>`.
     #[serde(default)]
-    pub bearer_token: Option<String>,
-    /// A file holding the token (trailing whitespace trimmed); read at start.
+    pub bearer_token: Option<Secret>,
+    /// A file holding the token (surrounding whitespace trimmed); read at start.
     #[serde(default)]
     pub bearer_token_file: Option<PathBuf>,
 }
@@ -196,7 +229,21 @@ pub struct AdminConfig {
     /// Serve the admin listener.
     pub enabled: bool,
     /// Address of `/healthz`, `/readyz`, `/metrics`, `/api/v1/*` and the web page.
+    /// The API and the page show the resource attributes of every tracked process:
+    /// keep it on loopback, or set `auth` (and `tls`) before binding it wider.
     pub listen: SocketAddr,
+    /// Bearer-token authentication for `/metrics`, `/api/v1/*` (off when unset);
+    /// `/healthz`, `/readyz` and the page's static HTML stay open.
+    pub auth: Option<AuthConfig>,
+    /// TLS for this listener (plaintext when unset).
+    pub tls: Option<ServerTlsConfig>,
+    /// Longest time a client may take to send a request's headers (and the first
+    /// bytes of a new connection); idle keep-alive connections are closed after it.
+    #[serde(with = "humantime_serde")]
+    pub read_header_timeout: Duration,
+    /// Longest time a client may take to send a request's body.
+    #[serde(with = "humantime_serde")]
+    pub read_body_timeout: Duration,
 }
 
 impl Default for AdminConfig {
@@ -204,6 +251,10 @@ impl Default for AdminConfig {
         AdminConfig {
             enabled: true,
             listen: SocketAddr::from(([127, 0, 0, 1], 9464)),
+            auth: None,
+            tls: None,
+            read_header_timeout: DEFAULT_READ_TIMEOUT,
+            read_body_timeout: DEFAULT_READ_TIMEOUT,
         }
     }
 }
@@ -238,7 +289,8 @@ pub struct DownstreamConfig {
     pub queue: QueueConfig,
     /// Retries of failed exports.
     pub retry: RetryConfig,
-    /// TLS to the downstream (with an `https://` endpoint).
+    /// TLS to the downstream: required with an `https://` endpoint, refused with
+    /// an `http://` one (it would not be used).
     pub tls: Option<ClientTlsConfig>,
 }
 
@@ -384,7 +436,8 @@ impl Default for RetryConfig {
 #[derive(Clone, Debug, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ClientTlsConfig {
-    /// PEM CA bundle that signed the downstream's certificate.
+    /// PEM CA bundle that signed the downstream's certificate. Required:
+    /// leakwatch has no built-in trust roots.
     #[serde(default)]
     pub ca_file: Option<PathBuf>,
     /// PEM client certificate (mTLS).
@@ -738,11 +791,42 @@ impl Config {
             );
             check(!c.interval.is_zero(), "checkpoint.interval: must be > 0");
         }
-        if let Some(auth) = &self.receivers.auth {
-            check(
-                auth.bearer_token.is_some() != auth.bearer_token_file.is_some(),
-                "receivers.auth: set exactly one of bearer_token and bearer_token_file",
-            );
+        for (key, auth) in [
+            ("receivers.auth", &self.receivers.auth),
+            ("admin.auth", &self.admin.auth),
+        ] {
+            if let Some(Err(e)) = auth
+                .as_ref()
+                .map(|a| crate::auth::BearerToken::from_config(a, key))
+            {
+                errors.push(e);
+            }
+        }
+        self.validate_downstream_tls(errors);
+        for (key, d) in [
+            (
+                "receivers.grpc.read_timeout",
+                self.receivers.grpc.read_timeout,
+            ),
+            (
+                "receivers.http.read_header_timeout",
+                self.receivers.http.read_header_timeout,
+            ),
+            (
+                "receivers.http.read_body_timeout",
+                self.receivers.http.read_body_timeout,
+            ),
+            ("admin.read_header_timeout", self.admin.read_header_timeout),
+            ("admin.read_body_timeout", self.admin.read_body_timeout),
+        ] {
+            if d.is_zero() {
+                errors.push(format!(
+                    "{key}: must be > 0 (a slow client would hold its connection forever)"
+                ));
+            }
+        }
+        if self.receivers.grpc.max_concurrent_streams == 0 {
+            errors.push("receivers.grpc.max_concurrent_streams: must be > 0".to_owned());
         }
         if self
             .log
@@ -761,6 +845,43 @@ impl Config {
                     .into_iter()
                     .map(|e| format!("detector: {e}")),
             );
+        }
+    }
+}
+
+impl Config {
+    /// TLS to the downstream must match its endpoint's scheme: `http://` with
+    /// `tls` would send plaintext, `https://` without it fails every export.
+    fn validate_downstream_tls(&self, errors: &mut Vec<String>) {
+        let d = &self.downstream;
+        let scheme = d
+            .endpoint
+            .as_deref()
+            .and_then(|e| e.parse::<http::Uri>().ok())
+            .and_then(|u| u.scheme_str().map(str::to_ascii_lowercase));
+        match (scheme.as_deref(), &d.tls) {
+            (Some("http"), Some(_)) => errors.push(
+                "downstream.tls: set, but downstream.endpoint is http:// and would be sent in plaintext: use an https:// endpoint (or remove downstream.tls)".to_owned(),
+            ),
+            (Some("https"), None) => errors.push(
+                "downstream.endpoint: https:// needs downstream.tls with at least ca_file (the CA that signed the downstream's certificate)".to_owned(),
+            ),
+            (None, Some(_)) => errors.push(
+                "downstream.tls: set, but downstream.endpoint is not: nothing is forwarded (set an https:// endpoint or remove downstream.tls)".to_owned(),
+            ),
+            _ => {}
+        }
+        if let Some(tls) = &d.tls {
+            if tls.ca_file.is_none() {
+                errors.push(
+                    "downstream.tls.ca_file: required: leakwatch has no built-in trust roots, so no downstream certificate could be verified".to_owned(),
+                );
+            }
+            if tls.cert_file.is_some() != tls.key_file.is_some() {
+                errors.push(
+                    "downstream.tls: set both cert_file and key_file (mTLS) or neither".to_owned(),
+                );
+            }
         }
     }
 }
@@ -1071,5 +1192,97 @@ mod tests {
                     .any(|m| m.starts_with("downstream.batch.linger")),
             "{err}"
         );
+    }
+    #[test]
+    fn empty_tokens_are_errors_named_by_key() {
+        let f = file("receivers:\n  auth:\n    bearer_token: \"\"\nadmin:\n  auth:\n    bearer_token: \"   \"\n");
+        let err = Config::load(Some(&f.0), &env(&[]), &[]).expect_err("empty tokens");
+        assert!(
+            err.0
+                .iter()
+                .any(|m| m.starts_with("receivers.auth.bearer_token: empty")),
+            "{err}"
+        );
+        assert!(
+            err.0
+                .iter()
+                .any(|m| m.starts_with("admin.auth.bearer_token: empty")),
+            "{err}"
+        );
+        let token = file("  \n");
+        let f = file(&format!(
+            "receivers:\n  auth:\n    bearer_token_file: {}\n",
+            token.0.display()
+        ));
+        let err = Config::load(Some(&f.0), &env(&[]), &[]).expect_err("empty token file");
+        assert!(
+            err.0
+                .iter()
+                .any(|m| m.starts_with("receivers.auth.bearer_token_file:") && m.contains("empty")),
+            "{err}"
+        );
+        let f = file("receivers:\n  auth:\n    bearer_token: s3cret\n");
+        let c = Config::load(Some(&f.0), &env(&[]), &[]).expect("a real token");
+        let printed = serde_yaml::to_string(&c).expect("yaml") + &format!("{c:?}");
+        assert!(!printed.contains("s3cret"), "{printed}");
+    }
+
+    #[test]
+    fn downstream_tls_must_match_the_scheme() {
+        let f =
+            file("downstream:\n  endpoint: http://127.0.0.1:14317\n  tls:\n    ca_file: /ca.pem\n");
+        let err = Config::load(Some(&f.0), &env(&[]), &[]).expect_err("plaintext with tls");
+        assert!(
+            err.0
+                .iter()
+                .any(|m| m.starts_with("downstream.tls:") && m.contains("https://")),
+            "{err}"
+        );
+        let f = file("downstream:\n  endpoint: https://collector:14317\n");
+        let err = Config::load(Some(&f.0), &env(&[]), &[]).expect_err("https without tls");
+        assert!(
+            err.0
+                .iter()
+                .any(|m| m.starts_with("downstream.endpoint: https://") && m.contains("ca_file")),
+            "{err}"
+        );
+        let f = file(
+            "downstream:\n  endpoint: https://collector:14317\n  tls:\n    cert_file: /c.pem\n",
+        );
+        let err = Config::load(Some(&f.0), &env(&[]), &[]).expect_err("no CA, half mTLS");
+        assert!(
+            err.0
+                .iter()
+                .any(|m| m.starts_with("downstream.tls.ca_file"))
+                && err.0.iter().any(|m| m.contains("cert_file and key_file")),
+            "{err}"
+        );
+        let f = file(
+            "downstream:\n  endpoint: https://collector:14317\n  tls:\n    ca_file: /ca.pem\n",
+        );
+        Config::load(Some(&f.0), &env(&[]), &[]).expect("https with a CA");
+    }
+
+    #[test]
+    fn slow_client_timeouts_default_and_validate() {
+        let c = Config::load(None, &env(&[]), &[]).expect("defaults");
+        assert_eq!(
+            c.receivers.http.read_header_timeout,
+            Duration::from_secs(60)
+        );
+        assert_eq!(c.receivers.http.read_body_timeout, Duration::from_secs(60));
+        assert_eq!(c.receivers.grpc.read_timeout, Duration::from_secs(60));
+        assert_eq!(c.receivers.grpc.max_concurrent_streams, 100);
+        assert_eq!(c.admin.read_header_timeout, Duration::from_secs(60));
+        assert!(c.admin.auth.is_none() && c.admin.tls.is_none());
+        let f = file("receivers:\n  http:\n    read_header_timeout: 0s\n  grpc:\n    max_concurrent_streams: 0\nadmin:\n  read_body_timeout: 0s\n");
+        let err = Config::load(Some(&f.0), &env(&[]), &[]).expect_err("zeros");
+        for key in [
+            "receivers.http.read_header_timeout",
+            "receivers.grpc.max_concurrent_streams",
+            "admin.read_body_timeout",
+        ] {
+            assert!(err.0.iter().any(|m| m.starts_with(key)), "{key}: {err}");
+        }
     }
 }

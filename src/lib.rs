@@ -25,9 +25,11 @@
 //! - [`exporter`]: the bounded queue (optionally written ahead to disk) and the senders.
 //! - [`checkpoint`]: the detector state saved periodically and restored at start.
 //! - [`admin`]: health, self-metrics, JSON API, web page.
+//! - [`auth`], [`secret`]: bearer tokens and redacted secrets.
 //! - [`config`], [`server`], [`net`], [`telemetry`], [`codec`], [`proto`], [`signal`]: plumbing.
 
 pub mod admin;
+pub mod auth;
 pub mod catalog;
 pub mod checkpoint;
 pub mod config;
@@ -38,5 +40,6 @@ pub mod notify;
 pub mod ops;
 pub mod otlp;
 pub mod receiver;
+pub mod secret;
 pub mod selfwatch;
 pub mod server;

@@ -14,12 +14,14 @@ use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
 use crate::admin::{self, AdminState};
+use crate::auth::BearerToken;
 use crate::catalog::Catalog;
 use crate::config::Config;
 use crate::engine::{Engine, EngineConfig};
 use crate::exporter::{Exporter, ExporterError};
 use crate::notify::{self, EventSink};
 use crate::ops::limiter::{MemoryLimiter, MemoryProbe, ProcessRss};
+use crate::ops::slow::Timeouts;
 use crate::ops::telemetry::Telemetry;
 use crate::receiver::{self, Ingress};
 
@@ -35,14 +37,13 @@ pub enum ServerError {
     },
     #[error(transparent)]
     Exporter(#[from] ExporterError),
-    #[error("receivers.auth: reading {path}: {source}")]
-    TokenFile {
-        path: String,
-        #[source]
-        source: std::io::Error,
-    },
+    /// A bearer token that cannot be read or is empty (the message names the key).
+    #[error("{0}")]
+    Auth(String),
     #[error("HTTP TLS: {0}")]
     Tls(#[from] crate::ops::net::TlsError),
+    #[error("admin TLS: {0}")]
+    AdminTls(#[source] crate::ops::net::TlsError),
     #[error(transparent)]
     Grpc(#[from] receiver::grpc::GrpcError),
 }
@@ -70,6 +71,15 @@ pub struct Addresses {
 pub struct ShutdownReport {
     /// Requests still queued when the grace period ended.
     pub dropped_requests: usize,
+}
+
+fn bearer_token(
+    auth: Option<&crate::config::AuthConfig>,
+    key: &str,
+) -> Result<Option<Arc<BearerToken>>, ServerError> {
+    auth.map(|a| BearerToken::from_config(a, key).map(Arc::new))
+        .transpose()
+        .map_err(ServerError::Auth)
 }
 
 async fn bind(what: &'static str, addr: SocketAddr) -> Result<TcpListener, ServerError> {
@@ -182,21 +192,17 @@ impl Bound {
             }
         };
         let queue = exporter.as_ref().map(Exporter::queue);
-        let token = match &config.receivers.auth {
-            None => None,
-            Some(auth) => match (&auth.bearer_token, &auth.bearer_token_file) {
-                (Some(t), _) => Some(Arc::<str>::from(t.as_str())),
-                (None, Some(path)) => {
-                    let text =
-                        std::fs::read_to_string(path).map_err(|source| ServerError::TokenFile {
-                            path: path.display().to_string(),
-                            source,
-                        })?;
-                    Some(Arc::<str>::from(text.trim_end()))
-                }
-                (None, None) => None,
-            },
-        };
+        // Checked again here (Config::load did) for configurations built in code:
+        // an empty token must never mean "no authentication".
+        let token = bearer_token(config.receivers.auth.as_ref(), "receivers.auth")?;
+        let admin_token = bearer_token(config.admin.auth.as_ref(), "admin.auth")?;
+        let admin_tls = config
+            .admin
+            .tls
+            .as_ref()
+            .map(crate::ops::net::tls_acceptor)
+            .transpose()
+            .map_err(ServerError::AdminTls)?;
         let ingress = Arc::new(Ingress {
             engine: Arc::clone(&engine),
             queue: queue.clone(),
@@ -241,6 +247,10 @@ impl Bound {
                 listener,
                 router,
                 tls,
+                Timeouts {
+                    header: config.receivers.http.read_header_timeout,
+                    body: config.receivers.http.read_body_timeout,
+                },
                 shutdown.clone(),
                 grace,
             ));
@@ -257,11 +267,16 @@ impl Bound {
                 engine: Arc::clone(&engine),
                 queue: queue.clone(),
                 ready: Arc::clone(&ready),
+                token: admin_token,
             });
             admin_task = Some(tokio::spawn(crate::ops::net::serve_http(
                 listener,
                 router,
-                None,
+                admin_tls,
+                Timeouts {
+                    header: config.admin.read_header_timeout,
+                    body: config.admin.read_body_timeout,
+                },
                 admin_stop.clone(),
                 Duration::from_secs(1),
             )));

@@ -65,3 +65,60 @@ fn check_config_applies_env_then_flags() {
     );
     assert!(text.contains("listen: 127.0.0.1:4317"), "default: {text}");
 }
+
+#[test]
+fn check_config_redacts_the_bearer_tokens() {
+    let dir = std::env::temp_dir().join(format!("leakwatch-cli-secret-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("dir");
+    let file = dir.join("auth.yaml");
+    std::fs::write(
+        &file,
+        "receivers:\n  auth:\n    bearer_token: rcv-s3cret\nadmin:\n  auth:\n    bearer_token: adm-s3cret\n",
+    )
+    .expect("write");
+    let out = leakwatch()
+        .args(["check-config", "--config"])
+        .arg(&file)
+        .output()
+        .expect("run");
+    let _ = std::fs::remove_dir_all(&dir);
+    assert!(out.status.success(), "{out:?}");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(!text.contains("s3cret"), "a token was printed: {text}");
+    assert_eq!(
+        text.matches("bearer_token: <redacted>").count(),
+        2,
+        "{text}"
+    );
+}
+
+#[test]
+fn empty_tokens_and_tls_mistakes_exit_64_with_the_key() {
+    let dir = std::env::temp_dir().join(format!("leakwatch-cli-empty-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("dir");
+    let token = dir.join("token");
+    std::fs::write(&token, " \n").expect("write");
+    let file = dir.join("bad.yaml");
+    std::fs::write(
+        &file,
+        format!(
+            "receivers:\n  auth:\n    bearer_token_file: {}\nadmin:\n  auth:\n    bearer_token: \"\"\ndownstream:\n  endpoint: https://collector:4317\n",
+            token.display()
+        ),
+    )
+    .expect("write");
+    let out = leakwatch()
+        .arg("--config")
+        .arg(&file)
+        .output()
+        .expect("run");
+    let _ = std::fs::remove_dir_all(&dir);
+    assert_eq!(out.status.code(), Some(64), "{out:?}");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("receivers.auth.bearer_token_file")
+            && err.contains("admin.auth.bearer_token")
+            && err.contains("downstream.endpoint: https:// needs downstream.tls"),
+        "{err}"
+    );
+}

@@ -7,19 +7,27 @@
 //! - `GET /api/v1/leaks`: open incidents (suspected or confirmed) as JSON.
 //! - `GET /api/v1/resources`: every tracked resource and its assessment.
 //! - `GET /api/v1/series?service.name=…`: trend figures of tracked series.
-//! - `GET /`: the web page.
+//! - `GET /`: the web page (static HTML; it reads the API above).
+//!
+//! The API and the page show the resource attributes (service, instance, host,
+//! …) of every tracked process and their memory trends; `/metrics` shows
+//! leakwatch's own counters. With `admin.auth` set, `/metrics` and
+//! `/api/v1/*` need the bearer token; `/healthz`, `/readyz` and the page's
+//! HTML stay open for probes and browsers (open the page as `/#token=…`).
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
-use axum::extract::{Query, State};
+use axum::extract::{Query, Request, State};
 use axum::http::{header, StatusCode};
+use axum::middleware::{self, Next};
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
 use serde::Serialize;
 
+use crate::auth::BearerToken;
 use crate::detector::LeakState;
 use crate::engine::{Engine, ResourceView, SeriesView};
 use crate::exporter::ExportQueue;
@@ -31,19 +39,41 @@ pub struct AdminState {
     pub engine: Arc<Engine>,
     pub queue: Option<ExportQueue>,
     pub ready: Arc<AtomicBool>,
+    /// The token `/metrics` and `/api/v1/*` need (open when `None`).
+    pub token: Option<Arc<BearerToken>>,
 }
 
 /// The admin routes.
 pub fn router(state: AdminState) -> Router {
-    Router::new()
-        .route("/", get(page))
-        .route("/healthz", get(|| async { "ok\n" }))
-        .route("/readyz", get(readyz))
+    let protected = Router::new()
         .route("/metrics", get(metrics))
         .route("/api/v1/leaks", get(leaks))
         .route("/api/v1/resources", get(resources))
         .route("/api/v1/series", get(series))
+        .route_layer(middleware::from_fn_with_state(state.clone(), authorize));
+    Router::new()
+        .route("/", get(page))
+        .route("/healthz", get(|| async { "ok\n" }))
+        .route("/readyz", get(readyz))
+        .merge(protected)
         .with_state(state)
+}
+
+/// Lets a request through when no token is configured or it carries the token.
+async fn authorize(State(s): State<AdminState>, request: Request, next: Next) -> Response {
+    let presented = request
+        .headers()
+        .get(header::AUTHORIZATION)
+        .map(|v| v.as_bytes());
+    match &s.token {
+        Some(token) if !token.admits(presented) => (
+            StatusCode::UNAUTHORIZED,
+            [(header::WWW_AUTHENTICATE, "Bearer")],
+            "missing or invalid bearer token\n",
+        )
+            .into_response(),
+        _ => next.run(request).await,
+    }
 }
 
 async fn readyz(State(s): State<AdminState>) -> Response {

@@ -1,8 +1,9 @@
 //! Plumbing below the stages: self-telemetry, the memory limiter, TLS and HTTP serving,
-//! periodic tickers and the outbound HTTP client.
+//! periodic tickers, the outbound HTTP client and slow-client deadlines.
 
 pub mod limiter;
 pub mod net;
 pub mod outbound;
 pub mod periodic;
+pub mod slow;
 pub mod telemetry;

@@ -4,7 +4,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use hyper_util::server::graceful::GracefulShutdown;
 use hyper_util::service::TowerToHyperService;
@@ -13,7 +13,10 @@ use tokio_rustls::TlsAcceptor;
 use tokio_util::sync::CancellationToken;
 use tracing::debug;
 
+use hyper::body::Incoming;
+
 use crate::config::ServerTlsConfig;
+use crate::ops::slow::{DeadlineBody, FirstBytes, Timeouts};
 
 /// Errors building a TLS acceptor.
 #[derive(Debug, thiserror::Error)]
@@ -92,17 +95,27 @@ pub fn tls_acceptor(cfg: &ServerTlsConfig) -> Result<TlsAcceptor, TlsError> {
 pub const MAX_FRAME_BYTES: u32 = 1 << 20;
 
 /// Serves `router` on `listener` until `shutdown` is cancelled, then lets
-/// open connections finish their requests for at most `drain`.
+/// open connections finish their requests for at most `drain`. Slow clients
+/// are cut off by `timeouts` (see [`crate::slow`]).
 pub async fn serve_http(
     listener: TcpListener,
     router: axum::Router,
     tls: Option<TlsAcceptor>,
+    timeouts: Timeouts,
     shutdown: CancellationToken,
     drain: Duration,
 ) {
     let graceful = GracefulShutdown::new();
     let mut builder = auto::Builder::new(TokioExecutor::new());
     builder.http2().max_frame_size(MAX_FRAME_BYTES);
+    builder
+        .http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(timeouts.header);
+    // Every request's body has a deadline counted from its headers.
+    let router = tower::ServiceExt::map_request(router, move |r: http::Request<Incoming>| {
+        r.map(|body| DeadlineBody::new(body, timeouts.body))
+    });
     loop {
         let (stream, peer) = tokio::select! {
             biased;
@@ -127,6 +140,7 @@ pub async fn serve_http(
                         .await
                     {
                         Ok(Ok(stream)) => {
+                            let stream = FirstBytes::new(stream, timeouts.header);
                             let conn = builder
                                 .serve_connection_with_upgrades(TokioIo::new(stream), service);
                             watcher.watch(conn.into_owned()).await
@@ -139,6 +153,7 @@ pub async fn serve_http(
                     }
                 }
                 None => {
+                    let stream = FirstBytes::new(stream, timeouts.header);
                     let conn =
                         builder.serve_connection_with_upgrades(TokioIo::new(stream), service);
                     watcher.watch(conn.into_owned()).await

@@ -21,10 +21,11 @@ pub enum RefusedReason {
     Unauthenticated,
     ShuttingDown,
     Persistence,
+    Timeout,
 }
 
 impl RefusedReason {
-    pub const ALL: [RefusedReason; 8] = [
+    pub const ALL: [RefusedReason; 9] = [
         RefusedReason::Malformed,
         RefusedReason::TooLarge,
         RefusedReason::UnsupportedMediaType,
@@ -33,6 +34,7 @@ impl RefusedReason {
         RefusedReason::Unauthenticated,
         RefusedReason::ShuttingDown,
         RefusedReason::Persistence,
+        RefusedReason::Timeout,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -45,6 +47,7 @@ impl RefusedReason {
             RefusedReason::Unauthenticated => "unauthenticated",
             RefusedReason::ShuttingDown => "shutting_down",
             RefusedReason::Persistence => "persistence",
+            RefusedReason::Timeout => "timeout",
         }
     }
 }

@@ -49,6 +49,7 @@ pub fn status_of(error: &ExportError, ingress: &Ingress) -> Status {
         }
         ExportError::TooLarge { .. } => Status::resource_exhausted(message),
         ExportError::Unauthenticated => Status::unauthenticated(message),
+        ExportError::Timeout(_) => Status::deadline_exceeded(message),
         ExportError::QueueFull(_)
         | ExportError::ShuttingDown
         | ExportError::MemoryLimit
@@ -117,15 +118,7 @@ impl<const S: u8> UnaryService<Bytes> for Handler<S> {
     fn call(&mut self, request: tonic::Request<Bytes>) -> Self::Future {
         let signal = signal_of(S);
         let ingress = &self.0;
-        let auth = request
-            .metadata()
-            .get("authorization")
-            .map(|v| v.as_bytes());
-        if let Err(e) = ingress.authorize(auth) {
-            ingress.telemetry.received(signal, Protocol::Grpc, 0);
-            let e = ingress.refuse(signal, 0, e);
-            return ready(Err(status_of(&e, ingress)));
-        }
+        // Authenticated in `OtlpService::call`, before the body was read.
         let result = ingress
             .export(signal, Protocol::Grpc, request.into_inner())
             .map(|accepted| tonic::Response::new(response_of(signal, &accepted)))
@@ -156,6 +149,18 @@ where
             return Box::pin(async move { Ok(response) });
         }
         let ingress = Arc::clone(&self.ingress);
+        // Authenticate on the headers, before a byte of the body is read,
+        // decompressed or decoded.
+        let auth = request
+            .headers()
+            .get(http::header::AUTHORIZATION)
+            .map(|v| v.as_bytes());
+        if let Err(e) = ingress.authorize(auth) {
+            ingress.telemetry.received(signal, Protocol::Grpc, 0);
+            let e = ingress.refuse(signal, 0, e);
+            let response = status_of(&e, &ingress).into_http();
+            return Box::pin(async move { Ok(response) });
+        }
         let max = self.max_message_bytes;
         Box::pin(async move {
             let mut encodings = EnabledCompressionEncodings::default();
@@ -207,8 +212,11 @@ pub async fn serve(
     shutdown: CancellationToken,
 ) -> Result<(), GrpcError> {
     let max = cfg.max_message_bytes;
-    let mut builder =
-        tonic::transport::Server::builder().max_frame_size(crate::ops::net::MAX_FRAME_BYTES);
+    let mut builder = tonic::transport::Server::builder()
+        .max_frame_size(crate::ops::net::MAX_FRAME_BYTES)
+        .max_concurrent_streams(cfg.max_concurrent_streams)
+        // A request (body included) must arrive and be answered within this.
+        .timeout(cfg.read_timeout);
     if let Some(tls) = &cfg.tls {
         let read = |p: &std::path::Path| {
             std::fs::read(p).map_err(|e| GrpcError::Tls(format!("reading {}: {e}", p.display())))
@@ -237,7 +245,14 @@ pub async fn serve(
             max_message_bytes: max,
         })
         .serve_with_incoming_shutdown(
-            TcpIncoming::from(listener).with_nodelay(Some(true)),
+            {
+                // A new connection must send its first bytes within the read timeout.
+                let deadline = cfg.read_timeout;
+                futures_util::StreamExt::map(
+                    TcpIncoming::from(listener).with_nodelay(Some(true)),
+                    move |s| s.map(|s| crate::ops::slow::FirstBytes::new(s, deadline)),
+                )
+            },
             shutdown.cancelled_owned(),
         )
         .await?;

@@ -122,6 +122,8 @@ async fn handle(
                     size: state.max_body_bytes + 1,
                     limit: state.max_body_bytes,
                 })
+            } else if crate::ops::slow::is_body_timeout(&*e) {
+                fail(ExportError::Timeout(e.to_string()))
             } else {
                 fail(ExportError::Malformed(format!("reading the body: {e}")))
             };
@@ -207,6 +209,7 @@ fn error_response(error: &ExportError, ingress: &Ingress, format: Format) -> Res
         ExportError::TooLarge { .. } => (StatusCode::PAYLOAD_TOO_LARGE, 8),
         ExportError::UnsupportedMediaType(_) => (StatusCode::UNSUPPORTED_MEDIA_TYPE, 3),
         ExportError::Unauthenticated => (StatusCode::UNAUTHORIZED, 16),
+        ExportError::Timeout(_) => (StatusCode::REQUEST_TIMEOUT, 4),
         ExportError::QueueFull(_)
         | ExportError::ShuttingDown
         | ExportError::MemoryLimit

@@ -17,6 +17,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 
+use crate::auth::BearerToken;
 use crate::engine::{Engine, IngestError};
 use crate::exporter::{ExportQueue, QueueFull, SendError};
 use crate::notify::EventSink;
@@ -46,6 +47,9 @@ pub enum ExportError {
     Persistence,
     #[error("missing or invalid bearer token")]
     Unauthenticated,
+    /// The client did not send its request within the read timeout.
+    #[error("{0}")]
+    Timeout(String),
 }
 
 impl ExportError {
@@ -59,6 +63,7 @@ impl ExportError {
             ExportError::MemoryLimit => RefusedReason::MemoryLimit,
             ExportError::Persistence => RefusedReason::Persistence,
             ExportError::Unauthenticated => RefusedReason::Unauthenticated,
+            ExportError::Timeout(_) => RefusedReason::Timeout,
         }
     }
 
@@ -88,7 +93,7 @@ pub struct Ingress {
     pub events: EventSink,
     pub telemetry: Arc<Telemetry>,
     /// The bearer token clients must present, if any.
-    pub token: Option<Arc<str>>,
+    pub token: Option<Arc<BearerToken>>,
     /// Largest decompressed body.
     pub max_decompressed_bytes: usize,
     /// What clients are told to wait before retrying.
@@ -100,19 +105,9 @@ pub struct Ingress {
 impl Ingress {
     /// Checks an `Authorization` header value against the configured token.
     pub fn authorize(&self, header: Option<&[u8]>) -> Result<(), ExportError> {
-        let Some(token) = &self.token else {
-            return Ok(());
-        };
-        let presented = header
-            .and_then(|h| {
-                h.strip_prefix(b"Bearer ")
-                    .or_else(|| h.strip_prefix(b"bearer "))
-            })
-            .unwrap_or_default();
-        if constant_time_eq(presented, token.as_bytes()) {
-            Ok(())
-        } else {
-            Err(ExportError::Unauthenticated)
+        match &self.token {
+            Some(token) if !token.admits(header) => Err(ExportError::Unauthenticated),
+            _ => Ok(()),
         }
     }
 
@@ -260,13 +255,6 @@ fn send_error(e: SendError) -> ExportError {
     }
 }
 
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    if a.len() != b.len() {
-        return false;
-    }
-    a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
-}
-
 /// Decompresses `body` (`gzip`, `zstd`, or `identity`/none), refusing output
 /// larger than `limit` bytes without ever holding more than that.
 pub fn decompress(encoding: Option<&str>, body: Bytes, limit: usize) -> Result<Bytes, ExportError> {
@@ -358,12 +346,5 @@ mod tests {
             decompress(Some("br"), Bytes::new(), 10),
             Err(ExportError::UnsupportedMediaType(_))
         ));
-    }
-
-    #[test]
-    fn token_comparison() {
-        assert!(constant_time_eq(b"abc", b"abc"));
-        assert!(!constant_time_eq(b"abc", b"abd"));
-        assert!(!constant_time_eq(b"abc", b"abcd"));
     }
 }
