@@ -8,25 +8,30 @@
 //!
 //! # Layout
 //!
-//! Data flows one way, one module per stage:
+//! Data flows one way, one module per stage; a module imports only those below it:
 //!
 //! ```text
-//! receiver::{grpc,http} ──► engine (series ─► detector) ──► events ──► exporter ──► downstream
-//!          └───────────────── original bytes ───────────────────────────┘
+//! receiver::{grpc,http,json} ──► engine (table ─► detector) ──► notify ──► exporter ──► downstream
+//!          └──────────────────── original bytes ──────────────────────────────┘
 //! ```
 //!
-//! - [`receiver`]: OTLP/gRPC and OTLP/HTTP front ends over one export path.
-//! - [`view`]: the checked, borrowed (allocation-free) view of a metrics request.
-//! - [`engine`]: feeds every point of that view to detection.
-//! - [`series`]: series identity (hashes of raw bytes) and the bounded table.
+//! - [`otlp`]: protobuf types, signal kinds, the checked borrowed view, counting, re-encoding, codecs.
 //! - [`catalog`]: which runtime metrics mean what (heap, RSS, GC, requests).
 //! - [`detector`]: the pure numeric core: per-series trends, per-process lifecycle.
-//! - [`events`]: leak events as log lines, OTLP log records and derived metrics.
-//! - [`exporter`]: the bounded queue (optionally written ahead to disk) and the senders.
-//! - [`checkpoint`]: the detector state saved periodically and restored at start.
-//! - [`admin`]: health, self-metrics, JSON API, web page.
+//! - [`ops`]: self-telemetry, memory limiter, TLS/HTTP serving, slow-client deadlines, tickers,
+//!   the outbound HTTP client.
 //! - [`auth`], [`secret`]: bearer tokens and redacted secrets.
-//! - [`config`], [`server`], [`net`], [`telemetry`], [`codec`], [`proto`], [`signal`]: plumbing.
+//! - [`engine`]: feeds every point of a request to detection; resource identity, the series
+//!   table, the snapshot format and the read models.
+//! - [`exporter`]: the bounded queue (optionally written ahead to disk) and the senders.
+//! - [`notify`]: leak events as log lines, OTLP log records and derived metrics.
+//! - [`receiver`]: OTLP/gRPC and OTLP/HTTP front ends over one export path.
+//! - [`checkpoint`], [`selfwatch`], [`admin`]: saved detector state, self-monitoring, the admin
+//!   listener.
+//! - [`config`], [`server`]: typed configuration; the composition root.
+//!
+//! The development tools (load generator, scenario traces, reference practices) live in the
+//! unpublished `leakwatch-tools` crate (`tools/`), which the product never depends on.
 
 pub mod admin;
 pub mod auth;

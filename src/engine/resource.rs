@@ -74,6 +74,6 @@ pub struct ResourceEntry {
     pub detector: Box<ResourceDetector>,
     /// Newest event time seen from this resource.
     pub latest_ns: u64,
-    /// Its series (bounded in all by the engine's [`SeriesTable`]).
+    /// Its series (bounded in all by the engine's [`SeriesTable`](super::table::SeriesTable)).
     pub series: ResourceSeries,
 }

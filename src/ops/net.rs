@@ -96,7 +96,7 @@ pub const MAX_FRAME_BYTES: u32 = 1 << 20;
 
 /// Serves `router` on `listener` until `shutdown` is cancelled, then lets
 /// open connections finish their requests for at most `drain`. Slow clients
-/// are cut off by `timeouts` (see [`crate::slow`]).
+/// are cut off by `timeouts` (see [`crate::ops::slow`]).
 pub async fn serve_http(
     listener: TcpListener,
     router: axum::Router,

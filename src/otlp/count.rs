@@ -9,7 +9,7 @@ use super::proto::otlp::metrics::v1::{metric::Data, Metric};
 use super::signal::Signal;
 
 /// Data points in a request decoded by prost (the oracle the view is tested
-/// against; the hot path reads [`MetricsRequest::points`]).
+/// against; the hot path reads [`MetricsRequest::points`](super::view::MetricsRequest::points)).
 pub fn count_points(request: &lean::ExportMetricsRequest) -> u64 {
     request
         .resource_metrics
