@@ -22,13 +22,13 @@ use criterion::{
 use http::uri::PathAndQuery;
 use leakwatch::config::Config;
 use leakwatch::engine::{Engine, EngineConfig};
-use leakwatch::notify::EventSink;
+use leakwatch::notify::Notifier;
 use leakwatch::ops::limiter::MemoryLimiter;
 use leakwatch::ops::telemetry::Telemetry;
 use leakwatch::otlp::codec::RawCodec;
 use leakwatch::otlp::proto::paths;
 use leakwatch::otlp::signal::{Protocol, Signal};
-use leakwatch::receiver::Ingress;
+use leakwatch::pipeline::Ingress;
 use leakwatch::server::Bound;
 use leakwatch_tools::loadgen::Size;
 use tokio::net::TcpListener;
@@ -84,7 +84,7 @@ fn in_process(c: &mut Criterion) {
         let ingress = Ingress {
             engine: Arc::new(Engine::new(EngineConfig::default(), Arc::clone(&telemetry))),
             queue: None,
-            events: EventSink::new(None, false, Arc::clone(&telemetry)),
+            events: Notifier::counting(Arc::clone(&telemetry)),
             telemetry,
             token: None,
             max_decompressed_bytes: 64 << 20,

@@ -8,8 +8,7 @@ use std::path::Path;
 
 use subtle::ConstantTimeEq;
 
-use crate::config::AuthConfig;
-use crate::secret::REDACTED;
+use crate::secret::{Secret, REDACTED};
 
 /// The token clients must present, kept only as its digest.
 #[derive(Clone)]
@@ -38,10 +37,15 @@ impl BearerToken {
         })
     }
 
-    /// Reads the token `cfg` names. `key` is the configuration key (e.g.
-    /// `receivers.auth`) every error message starts with.
-    pub fn from_config(cfg: &AuthConfig, key: &str) -> Result<BearerToken, String> {
-        let text = match (&cfg.bearer_token, &cfg.bearer_token_file) {
+    /// Reads the token given inline or in a file (exactly one of them). `key`
+    /// is the configuration key (e.g. `receivers.auth`) every error message
+    /// starts with.
+    pub fn load(
+        inline: Option<&Secret>,
+        file: Option<&Path>,
+        key: &str,
+    ) -> Result<BearerToken, String> {
+        let text = match (inline, file) {
             (Some(t), None) => t.expose().to_owned(),
             (None, Some(path)) => read_file(path, key)?,
             _ => {
@@ -55,7 +59,7 @@ impl BearerToken {
                 "{key}: the token is {REDACTED:?}, check-config's placeholder: set the real token"
             ));
         }
-        BearerToken::new(&text).ok_or_else(|| match &cfg.bearer_token_file {
+        BearerToken::new(&text).ok_or_else(|| match file {
             Some(path) => format!(
                 "{key}.bearer_token_file: {} is empty or only whitespace; an empty token would let every request in (remove {key} to turn authentication off)",
                 path.display()
@@ -88,17 +92,13 @@ fn read_file(path: &Path, key: &str) -> Result<String, String> {
 mod tests {
     use super::*;
 
-    fn cfg(token: Option<&str>, file: Option<&Path>) -> AuthConfig {
-        AuthConfig {
-            bearer_token: token.map(Into::into),
-            bearer_token_file: file.map(Path::to_path_buf),
-        }
+    fn load(token: Option<&str>, file: Option<&Path>, key: &str) -> Result<BearerToken, String> {
+        BearerToken::load(token.map(Secret::from).as_ref(), file, key)
     }
 
     #[test]
     fn the_token_is_admitted_and_nothing_else() {
-        let t =
-            BearerToken::from_config(&cfg(Some("s3cret"), None), "receivers.auth").expect("token");
+        let t = load(Some("s3cret"), None, "receivers.auth").expect("token");
         assert!(t.admits(Some(b"Bearer s3cret")));
         assert!(t.admits(Some(b"bearer s3cret")));
         assert!(t.admits(Some(b"BEARER s3cret")));
@@ -119,33 +119,28 @@ mod tests {
     #[test]
     fn empty_and_whitespace_tokens_are_refused_by_key() {
         for token in ["", "   ", "\n\t"] {
-            let err =
-                BearerToken::from_config(&cfg(Some(token), None), "admin.auth").expect_err("empty");
+            let err = load(Some(token), None, "admin.auth").expect_err("empty");
             assert!(err.starts_with("admin.auth.bearer_token: empty"), "{err}");
         }
         let path = std::env::temp_dir().join(format!("leakwatch-token-{}", std::process::id()));
         std::fs::write(&path, " \n\n").expect("write");
-        let err = BearerToken::from_config(&cfg(None, Some(&path)), "receivers.auth")
-            .expect_err("empty file");
+        let err = load(None, Some(&path), "receivers.auth").expect_err("empty file");
         assert!(
             err.starts_with("receivers.auth.bearer_token_file:") && err.contains("empty"),
             "{err}"
         );
         std::fs::write(&path, "from-file\n").expect("write");
-        let t = BearerToken::from_config(&cfg(None, Some(&path)), "receivers.auth")
-            .expect("token from the file, trimmed");
+        let t = load(None, Some(&path), "receivers.auth").expect("token from the file, trimmed");
         assert!(t.admits(Some(b"Bearer from-file")));
         let _ = std::fs::remove_file(&path);
-        let err = BearerToken::from_config(&cfg(None, Some(&path)), "receivers.auth")
-            .expect_err("missing file");
+        let err = load(None, Some(&path), "receivers.auth").expect_err("missing file");
         assert!(
             err.starts_with("receivers.auth.bearer_token_file: reading"),
             "{err}"
         );
-        let err = BearerToken::from_config(&cfg(None, None), "receivers.auth").expect_err("none");
+        let err = load(None, None, "receivers.auth").expect_err("none");
         assert!(err.contains("exactly one"), "{err}");
-        let err = BearerToken::from_config(&cfg(Some(REDACTED), None), "receivers.auth")
-            .expect_err("placeholder");
+        let err = load(Some(REDACTED), None, "receivers.auth").expect_err("placeholder");
         assert!(err.contains("placeholder"), "{err}");
     }
 }

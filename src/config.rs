@@ -18,6 +18,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 use serde_yaml::{Mapping, Value};
 
+use crate::auth::BearerToken;
 use crate::catalog::RuleConfig;
 use crate::detector::DetectorConfig;
 use crate::secret::Secret;
@@ -221,6 +222,18 @@ pub struct AuthConfig {
     /// A file holding the token (surrounding whitespace trimmed); read at start.
     #[serde(default)]
     pub bearer_token_file: Option<PathBuf>,
+}
+
+impl AuthConfig {
+    /// Reads the token this section names (see [`BearerToken::load`]); `key`
+    /// is where the section sits, e.g. `receivers.auth`.
+    pub fn bearer_token(&self, key: &str) -> Result<BearerToken, String> {
+        BearerToken::load(
+            self.bearer_token.as_ref(),
+            self.bearer_token_file.as_deref(),
+            key,
+        )
+    }
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -795,10 +808,7 @@ impl Config {
             ("receivers.auth", &self.receivers.auth),
             ("admin.auth", &self.admin.auth),
         ] {
-            if let Some(Err(e)) = auth
-                .as_ref()
-                .map(|a| crate::auth::BearerToken::from_config(a, key))
-            {
+            if let Some(Err(e)) = auth.as_ref().map(|a| a.bearer_token(key)) {
                 errors.push(e);
             }
         }

@@ -44,6 +44,7 @@ pub mod exporter;
 pub mod notify;
 pub mod ops;
 pub mod otlp;
+pub mod pipeline;
 pub mod receiver;
 pub mod secret;
 pub mod selfwatch;

@@ -31,7 +31,7 @@ use prost::Message;
 use tokio_util::sync::CancellationToken;
 
 use crate::engine::Engine;
-use crate::notify::EventSink;
+use crate::notify::Notifier;
 use crate::otlp::proto::otlp::collector::metrics::v1::ExportMetricsServiceRequest;
 use crate::otlp::proto::otlp::common::v1::{any_value, AnyValue, InstrumentationScope, KeyValue};
 use crate::otlp::proto::otlp::metrics::v1::{
@@ -125,7 +125,7 @@ pub fn request(
 /// detector every `interval` until `shutdown`.
 pub async fn run(
     engine: Arc<Engine>,
-    events: EventSink,
+    events: Notifier,
     heap: Option<Arc<dyn HeapProbe>>,
     interval: Duration,
     warmup: Duration,

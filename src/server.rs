@@ -1,7 +1,11 @@
-//! Wiring: binds the listeners, builds the stages, runs them until the
-//! shutdown token is cancelled, then stops in order — receivers first (they
-//! finish in-flight requests), then the export queue drains within the grace
-//! period, then the admin listener.
+//! The composition root: binds the listeners, then starts the stages in the
+//! order data needs them and stops them in reverse.
+//!
+//! Start: saved detector state → exporter (downstream) → notifier outlets →
+//! pipeline → admin → background tasks → receivers. Stop: receivers finish
+//! their in-flight requests → background tasks end → a last checkpoint →
+//! outlets deliver their backlog → the export queue drains within the grace
+//! period → admin. Each stage spawns and owns its own tasks.
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -11,19 +15,21 @@ use std::time::Duration;
 use tokio::net::TcpListener;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
-use tracing::{info, warn};
+use tracing::info;
 
 use crate::admin::{self, AdminState};
 use crate::auth::BearerToken;
 use crate::catalog::Catalog;
+use crate::checkpoint::Checkpointer;
 use crate::config::Config;
 use crate::engine::{Engine, EngineConfig};
-use crate::exporter::{Exporter, ExporterError};
-use crate::notify::{self, EventSink};
+use crate::exporter::{ExportQueue, Exporter, ExporterError};
+use crate::notify::{self, Notifier, Outlet, Outlets};
 use crate::ops::limiter::{MemoryLimiter, MemoryProbe, ProcessRss};
 use crate::ops::slow::Timeouts;
 use crate::ops::telemetry::Telemetry;
-use crate::receiver::{self, Ingress};
+use crate::pipeline::Ingress;
+use crate::receiver;
 
 /// Errors starting or running the server.
 #[derive(Debug, thiserror::Error)]
@@ -73,36 +79,30 @@ pub struct ShutdownReport {
     pub dropped_requests: usize,
 }
 
-fn bearer_token(
-    auth: Option<&crate::config::AuthConfig>,
-    key: &str,
-) -> Result<Option<Arc<BearerToken>>, ServerError> {
-    auth.map(|a| BearerToken::from_config(a, key).map(Arc::new))
-        .transpose()
-        .map_err(ServerError::Auth)
-}
-
 async fn bind(what: &'static str, addr: SocketAddr) -> Result<TcpListener, ServerError> {
     TcpListener::bind(addr)
         .await
         .map_err(|source| ServerError::Bind { what, addr, source })
 }
 
+async fn bind_if(
+    enabled: bool,
+    what: &'static str,
+    addr: SocketAddr,
+) -> Result<Option<TcpListener>, ServerError> {
+    Ok(match enabled {
+        true => Some(bind(what, addr).await?),
+        false => None,
+    })
+}
+
 impl Bound {
     /// Binds every enabled listener.
     pub async fn bind(config: Config) -> Result<Bound, ServerError> {
-        let grpc = match config.receivers.grpc.enabled {
-            true => Some(bind("OTLP/gRPC", config.receivers.grpc.listen).await?),
-            false => None,
-        };
-        let http = match config.receivers.http.enabled {
-            true => Some(bind("OTLP/HTTP", config.receivers.http.listen).await?),
-            false => None,
-        };
-        let admin = match config.admin.enabled {
-            true => Some(bind("admin", config.admin.listen).await?),
-            false => None,
-        };
+        let r = &config.receivers;
+        let grpc = bind_if(r.grpc.enabled, "OTLP/gRPC", r.grpc.listen).await?;
+        let http = bind_if(r.http.enabled, "OTLP/HTTP", r.http.listen).await?;
+        let admin = bind_if(config.admin.enabled, "admin", config.admin.listen).await?;
         Ok(Bound {
             config,
             grpc,
@@ -138,7 +138,6 @@ impl Bound {
 
     /// Runs until `shutdown` is cancelled, then stops gracefully.
     pub async fn run(self, shutdown: CancellationToken) -> Result<ShutdownReport, ServerError> {
-        let addrs = self.addresses();
         let Bound {
             config,
             grpc,
@@ -147,164 +146,60 @@ impl Bound {
             probe,
             heap,
         } = self;
+        // Everything that can refuse the configuration, before any task starts.
+        let secrets = Secrets::load(&config)?;
+        let grace = config.shutdown.grace_period;
         let telemetry = Arc::new(Telemetry::new());
-        let limiter = Arc::new(match &config.receivers.memory_limiter {
-            Some(m) => MemoryLimiter::new(
-                m.limit_bytes,
-                (m.limit_bytes as f64 * m.soft_limit_percent / 100.0) as u64,
-            ),
-            None => MemoryLimiter::unlimited(),
-        });
+        let limiter = Arc::new(memory_limiter(&config));
         let engine = Arc::new(
-            Engine::new(
-                EngineConfig {
-                    max_series: config.series.max_series,
-                    idle_timeout: config.series.idle_timeout,
-                    max_forward_jump: config.series.max_forward_jump,
-                    detector: config.detector.clone(),
-                    catalog: Catalog::with_rules(config.catalog.rules.clone()),
-                },
-                Arc::clone(&telemetry),
-            )
-            .with_limiter(Arc::clone(&limiter)),
+            Engine::new(engine_config(&config), Arc::clone(&telemetry))
+                .with_limiter(Arc::clone(&limiter)),
         );
-        // The detector state from the last checkpoint, before anything is received.
-        let checkpointer = config.checkpoint.as_ref().map(|c| {
-            Arc::new(crate::checkpoint::Checkpointer::new(
-                c.path.clone(),
-                Arc::clone(&engine),
-            ))
-        });
-        if let Some(c) = &checkpointer {
-            let c = Arc::clone(c);
-            // Logged and counted inside; a bad checkpoint leaves the engine empty.
-            let _ = tokio::task::spawn_blocking(move || c.restore()).await;
-        }
-        let exporter = match &config.downstream.endpoint {
-            Some(endpoint) => Some(Exporter::start(
-                &config.downstream,
-                endpoint,
-                Arc::clone(&telemetry),
-            )?),
-            None => {
-                info!("No downstream configured: data is tracked and counted, not forwarded.");
-                None
-            }
-        };
+
+        // 1. The detector state from the last checkpoint, before anything is received.
+        let checkpointer = restore(&config, &engine).await;
+        // 2. The downstream.
+        let exporter = start_exporter(&config, &telemetry)?;
         let queue = exporter.as_ref().map(Exporter::queue);
-        // Checked again here (Config::load did) for configurations built in code:
-        // an empty token must never mean "no authentication".
-        let token = bearer_token(config.receivers.auth.as_ref(), "receivers.auth")?;
-        let admin_token = bearer_token(config.admin.auth.as_ref(), "admin.auth")?;
-        let admin_tls = config
-            .admin
-            .tls
-            .as_ref()
-            .map(crate::ops::net::tls_acceptor)
-            .transpose()
-            .map_err(ServerError::AdminTls)?;
+        // 3. The notifier's outlets.
+        let (notifier, outlets) = start_outlets(&config, queue.clone(), &telemetry);
+        // 4. The per-request pipeline.
         let ingress = Arc::new(Ingress {
             engine: Arc::clone(&engine),
             queue: queue.clone(),
-            events: EventSink::new(queue.clone(), config.events.logs, Arc::clone(&telemetry)),
+            events: notifier.clone(),
             telemetry: Arc::clone(&telemetry),
-            token,
+            token: secrets.receivers_token,
             max_decompressed_bytes: config.receivers.max_decompressed_bytes,
             retry_after: Duration::from_secs(1),
             limiter: Arc::clone(&limiter),
         });
-        let grace = config.shutdown.grace_period;
+        // 5. Admin: up until the very end.
         let ready = Arc::new(AtomicBool::new(false));
-
-        // Receivers.
-        let mut receivers = JoinSet::new();
-        if let Some(listener) = grpc {
-            let ingress = Arc::clone(&ingress);
-            let cfg = config.receivers.grpc.clone();
-            let token = shutdown.clone();
-            receivers.spawn(async move {
-                if let Err(e) = receiver::grpc::serve(listener, ingress, &cfg, token).await {
-                    tracing::error!(error = %e, "OTLP/gRPC receiver failed.");
-                }
-            });
-            if let Some(addr) = addrs.grpc {
-                info!(%addr, "OTLP/gRPC receiver listening.");
-            }
-        }
-        if let Some(listener) = http {
-            let tls = config
-                .receivers
-                .http
-                .tls
-                .as_ref()
-                .map(crate::ops::net::tls_acceptor)
-                .transpose()?;
-            let router = receiver::http::router(receiver::http::HttpState {
-                ingress: Arc::clone(&ingress),
-                max_body_bytes: config.receivers.http.max_body_bytes,
-            });
-            receivers.spawn(crate::ops::net::serve_http(
+        let admin = admin.map(|listener| {
+            admin::start(
                 listener,
-                router,
-                tls,
-                Timeouts {
-                    header: config.receivers.http.read_header_timeout,
-                    body: config.receivers.http.read_body_timeout,
+                AdminState {
+                    engine: Arc::clone(&engine),
+                    queue: queue.clone(),
+                    ready: Arc::clone(&ready),
+                    token: secrets.admin_token,
                 },
-                shutdown.clone(),
-                grace,
-            ));
-            if let Some(addr) = addrs.http {
-                info!(%addr, "OTLP/HTTP receiver listening.");
-            }
-        }
-
-        // Admin listener: up until the very end.
-        let admin_stop = CancellationToken::new();
-        let mut admin_task = None;
-        if let Some(listener) = admin {
-            let router = admin::router(AdminState {
-                engine: Arc::clone(&engine),
-                queue: queue.clone(),
-                ready: Arc::clone(&ready),
-                token: admin_token,
-            });
-            admin_task = Some(tokio::spawn(crate::ops::net::serve_http(
-                listener,
-                router,
-                admin_tls,
+                secrets.admin_tls,
                 Timeouts {
                     header: config.admin.read_header_timeout,
                     body: config.admin.read_body_timeout,
                 },
-                admin_stop.clone(),
-                Duration::from_secs(1),
-            )));
-            if let Some(addr) = addrs.admin {
-                info!(%addr, "Admin listener listening.");
-            }
-        }
-
-        // Background tasks.
+            )
+        });
+        // 6. Background tasks, each owned by its stage.
         let mut background = JoinSet::new();
-        {
-            let engine = Arc::clone(&engine);
-            let every = config.series.sweep_interval;
-            let token = shutdown.clone();
-            background.spawn(async move {
-                let mut ticks = crate::ops::periodic::Periodic::new(every, token);
-                while ticks.tick().await {
-                    let evicted = engine.evict_idle();
-                    if evicted > 0 {
-                        tracing::debug!(evicted, "Idle series evicted.");
-                    }
-                }
-            });
-        }
+        background
+            .spawn(Arc::clone(&engine).run_sweeper(config.series.sweep_interval, shutdown.clone()));
         if config.self_monitoring.enabled {
             background.spawn(crate::selfwatch::run(
                 Arc::clone(&engine),
-                ingress.events.clone(),
+                notifier,
                 heap,
                 config.self_monitoring.interval,
                 config.self_monitoring.warmup,
@@ -337,37 +232,139 @@ impl Bound {
                 shutdown.clone(),
             ));
         }
+        // 7. The receivers.
+        let receivers = receiver::start(
+            grpc,
+            http,
+            secrets.http_tls,
+            &ingress,
+            &config.receivers,
+            grace,
+            &shutdown,
+        );
 
         ready.store(true, Ordering::Release);
         info!(version = env!("CARGO_PKG_VERSION"), "leakwatch is running.");
         shutdown.cancelled().await;
 
+        // In reverse.
         info!("Shutting down: receivers stop accepting.");
         ready.store(false, Ordering::Release);
-        if tokio::time::timeout(grace, async {
-            while receivers.join_next().await.is_some() {}
-        })
-        .await
-        .is_err()
-        {
-            warn!("Receivers did not stop within the grace period.");
-            receivers.abort_all();
-        }
+        receivers.stopped(grace).await;
         background.abort_all();
         if let Some(c) = &checkpointer {
             // Nothing is ingested any more: this is the state the next start resumes from.
             // Logged and counted inside.
             let _ = c.write().await;
         }
+        outlets.drain(grace).await;
         let dropped_requests = match exporter {
             Some(e) => e.shutdown(grace).await,
             None => 0,
         };
-        admin_stop.cancel();
-        if let Some(t) = admin_task {
-            let _ = t.await;
+        if let Some(admin) = admin {
+            admin.stop().await;
         }
         info!(dropped_requests, "leakwatch stopped.");
         Ok(ShutdownReport { dropped_requests })
     }
+}
+
+/// Tokens and TLS material, read and checked before anything starts.
+struct Secrets {
+    receivers_token: Option<Arc<BearerToken>>,
+    admin_token: Option<Arc<BearerToken>>,
+    http_tls: Option<tokio_rustls::TlsAcceptor>,
+    admin_tls: Option<tokio_rustls::TlsAcceptor>,
+}
+
+impl Secrets {
+    fn load(config: &Config) -> Result<Secrets, ServerError> {
+        // Checked again here (Config::load did) for configurations built in code:
+        // an empty token must never mean "no authentication".
+        let token = |auth: Option<&crate::config::AuthConfig>, key: &str| {
+            auth.map(|a| a.bearer_token(key).map(Arc::new))
+                .transpose()
+                .map_err(ServerError::Auth)
+        };
+        Ok(Secrets {
+            receivers_token: token(config.receivers.auth.as_ref(), "receivers.auth")?,
+            admin_token: token(config.admin.auth.as_ref(), "admin.auth")?,
+            http_tls: match (&config.receivers.http.tls, config.receivers.http.enabled) {
+                (Some(tls), true) => Some(crate::ops::net::tls_acceptor(tls)?),
+                _ => None,
+            },
+            admin_tls: config
+                .admin
+                .tls
+                .as_ref()
+                .map(crate::ops::net::tls_acceptor)
+                .transpose()
+                .map_err(ServerError::AdminTls)?,
+        })
+    }
+}
+
+fn memory_limiter(config: &Config) -> MemoryLimiter {
+    match &config.receivers.memory_limiter {
+        Some(m) => MemoryLimiter::new(
+            m.limit_bytes,
+            (m.limit_bytes as f64 * m.soft_limit_percent / 100.0) as u64,
+        ),
+        None => MemoryLimiter::unlimited(),
+    }
+}
+
+fn engine_config(config: &Config) -> EngineConfig {
+    EngineConfig {
+        max_series: config.series.max_series,
+        idle_timeout: config.series.idle_timeout,
+        max_forward_jump: config.series.max_forward_jump,
+        detector: config.detector.clone(),
+        catalog: Catalog::with_rules(config.catalog.rules.clone()),
+    }
+}
+
+/// Restores the last checkpoint, if checkpoints are configured.
+async fn restore(config: &Config, engine: &Arc<Engine>) -> Option<Arc<Checkpointer>> {
+    let c = Arc::new(Checkpointer::new(
+        config.checkpoint.as_ref()?.path.clone(),
+        Arc::clone(engine),
+    ));
+    let restoring = Arc::clone(&c);
+    // Logged and counted inside; a bad checkpoint leaves the engine empty.
+    let _ = tokio::task::spawn_blocking(move || restoring.restore()).await;
+    Some(c)
+}
+
+fn start_exporter(
+    config: &Config,
+    telemetry: &Arc<Telemetry>,
+) -> Result<Option<Exporter>, ServerError> {
+    match &config.downstream.endpoint {
+        Some(endpoint) => Ok(Some(Exporter::start(
+            &config.downstream,
+            endpoint,
+            Arc::clone(telemetry),
+        )?)),
+        None => {
+            info!("No downstream configured: data is tracked and counted, not forwarded.");
+            Ok(None)
+        }
+    }
+}
+
+fn start_outlets(
+    config: &Config,
+    queue: Option<ExportQueue>,
+    telemetry: &Arc<Telemetry>,
+) -> (Notifier, Outlets) {
+    let mut outlets: Vec<Box<dyn Outlet>> = vec![Box::new(notify::log_line::LogLine)];
+    if let (Some(queue), true) = (queue, config.events.logs) {
+        outlets.push(Box::new(notify::otlp_logs::OtlpLogs::new(
+            queue,
+            Arc::clone(telemetry),
+        )));
+    }
+    Notifier::start(outlets, notify::BACKLOG, Arc::clone(telemetry))
 }

@@ -35,7 +35,7 @@ use leakwatch::detector::{
     ResourceSummary, Sample, SeriesDetector, SeriesSummary, Temporality, TrendSummary,
 };
 use leakwatch::engine::{Engine, EngineConfig, EngineEvent};
-use leakwatch::notify::{self, EventSink};
+use leakwatch::notify::{self, Notifier};
 use leakwatch::ops::limiter::MemoryLimiter;
 use leakwatch::ops::telemetry::Telemetry;
 use leakwatch::otlp::proto::lean;
@@ -44,7 +44,8 @@ use leakwatch::otlp::proto::otlp::collector::metrics::v1::ExportMetricsServiceRe
 use leakwatch::otlp::proto::otlp::collector::trace::v1::ExportTraceServiceRequest;
 use leakwatch::otlp::proto::otlp::metrics::v1::metric::Data;
 use leakwatch::otlp::signal::{Protocol, Signal};
-use leakwatch::receiver::{self, ExportError, Ingress};
+use leakwatch::pipeline::{ExportError, Ingress};
+use leakwatch::receiver;
 use prost::Message;
 
 /// A fuzz target: its name (the corpus folder) and its harness.
@@ -80,7 +81,7 @@ fn ingress() -> Ingress {
     Ingress {
         engine: Arc::new(Engine::new(engine_config(), Arc::clone(&telemetry))),
         queue: None,
-        events: EventSink::new(None, true, Arc::clone(&telemetry)),
+        events: Notifier::counting(Arc::clone(&telemetry)),
         telemetry,
         token: None,
         max_decompressed_bytes: 1 << 20,

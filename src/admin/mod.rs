@@ -18,6 +18,7 @@
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
+use std::time::Duration;
 
 use axum::extract::{Query, Request, State};
 use axum::http::{header, StatusCode};
@@ -26,11 +27,14 @@ use axum::response::{Html, IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
 use serde::Serialize;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
 
 use crate::auth::BearerToken;
 use crate::detector::LeakState;
 use crate::engine::{Engine, ResourceView, SeriesView};
 use crate::exporter::ExportQueue;
+use crate::ops::slow::Timeouts;
 use crate::ops::telemetry::{own_rss_bytes, Gauges};
 
 /// What the admin handlers read.
@@ -60,6 +64,43 @@ pub fn router(state: AdminState) -> Router {
 }
 
 /// Lets a request through when no token is configured or it carries the token.
+/// The admin listener, running.
+pub struct Admin {
+    task: tokio::task::JoinHandle<()>,
+    stop: CancellationToken,
+}
+
+/// Serves the admin routes on `listener`. It has its own stop (not the
+/// shutdown token): probes and scrapes are answered until the very end.
+pub fn start(
+    listener: TcpListener,
+    state: AdminState,
+    tls: Option<tokio_rustls::TlsAcceptor>,
+    timeouts: Timeouts,
+) -> Admin {
+    if let Ok(addr) = listener.local_addr() {
+        tracing::info!(%addr, "Admin listener listening.");
+    }
+    let stop = CancellationToken::new();
+    let task = tokio::spawn(crate::ops::net::serve_http(
+        listener,
+        router(state),
+        tls,
+        timeouts,
+        stop.clone(),
+        Duration::from_secs(1),
+    ));
+    Admin { task, stop }
+}
+
+impl Admin {
+    /// Stops the listener; in-flight requests get a second.
+    pub async fn stop(self) {
+        self.stop.cancel();
+        let _ = self.task.await;
+    }
+}
+
 async fn authorize(State(s): State<AdminState>, request: Request, next: Next) -> Response {
     let presented = request
         .headers()

@@ -16,6 +16,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use dashmap::DashMap;
+use tokio_util::sync::CancellationToken;
 
 mod query;
 mod resource;
@@ -469,6 +470,18 @@ impl Engine {
             resource: ctx.resource_key,
             detector: SeriesDetector::new(classified),
         }))
+    }
+
+    /// Evicts idle series every `every` until `shutdown` (the engine's own
+    /// background task).
+    pub async fn run_sweeper(self: Arc<Self>, every: Duration, shutdown: CancellationToken) {
+        let mut ticks = crate::ops::periodic::Periodic::new(every, shutdown);
+        while ticks.tick().await {
+            let evicted = self.evict_idle();
+            if evicted > 0 {
+                tracing::debug!(evicted, "Idle series evicted.");
+            }
+        }
     }
 
     /// Evicts series and resources idle for longer than the idle timeout in

@@ -1,6 +1,14 @@
-//! The emit stage: turns leak-lifecycle transitions into what users see —
-//! a structured log line, an OTLP log record sent downstream through the
-//! export queue (the event contract below), and periodic derived metrics.
+//! The notify stage: hands leak-lifecycle transitions to every outlet — a
+//! structured log line ([`log_line`]), OTLP log records sent downstream
+//! through the export queue ([`otlp_logs`], the event contract below) — and
+//! sends periodic derived metrics ([`derived`]).
+//!
+//! One fan-out: [`Notifier::emit`] runs on the request path and never waits.
+//! It counts the events and offers the batch to each outlet's own bounded
+//! backlog; a full backlog drops that batch for that outlet only, counted in
+//! `leakwatch_notify_dropped_total{outlet}` and logged. Each outlet runs on
+//! its own task, so a slow one (an HTTP call) delays nobody else. A new
+//! outlet is one file implementing [`Outlet`].
 //!
 //! Event contract (other tools rely on it): resource = the leaking app's
 //! resource with all its attributes; `event_name` and attribute `event.name`
@@ -11,371 +19,149 @@
 //! / `leak.limit_bytes` when known; the body is one human sentence.
 
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
-use bytes::Bytes;
-use prost::Message;
+use futures_util::future::BoxFuture;
+use tokio::sync::mpsc;
+use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
-use tracing::{error, info, warn};
+use tracing::warn;
 
-use crate::detector::{LeakEvent, LeakEventKind, LeakState};
-use crate::engine::{Engine, EngineEvent, ResourceInfo};
-use crate::exporter::ExportQueue;
-use crate::ops::telemetry::Telemetry;
-use crate::otlp::proto::otlp::collector::logs::v1::ExportLogsServiceRequest;
-use crate::otlp::proto::otlp::collector::metrics::v1::ExportMetricsServiceRequest;
-use crate::otlp::proto::otlp::common::v1::{
-    any_value, AnyValue, ArrayValue, InstrumentationScope, KeyValue,
-};
-use crate::otlp::proto::otlp::logs::v1::{LogRecord, ResourceLogs, ScopeLogs, SeverityNumber};
-use crate::otlp::proto::otlp::metrics::v1::{
-    metric, number_data_point, Gauge, Metric, NumberDataPoint, ResourceMetrics, ScopeMetrics,
-};
-use crate::otlp::proto::otlp::resource::v1::Resource;
-use crate::otlp::signal::Signal;
+use crate::engine::EngineEvent;
+use crate::ops::telemetry::{OutletKind, Telemetry};
 
+pub mod derived;
+pub mod log_line;
+pub mod otlp_logs;
+pub mod words;
+
+pub use derived::{derived_metrics, run_derived_metrics};
+pub use otlp_logs::log_request;
+pub use words::{human_bytes, human_duration, sentence};
+
+/// The instrumentation scope of everything leakwatch emits.
 const SCOPE: &str = "leakwatch";
 
-/// Where leak events go.
+/// Batches each outlet can hold before it drops new ones.
+pub const BACKLOG: usize = 1024;
+
+/// One request's (or one sweep's) leak events, shared by every outlet.
+pub type Batch = Arc<[EngineEvent]>;
+
+/// Somewhere leak events go. Runs on its own task, never on the request path,
+/// so `deliver` may take its time (retries included); batches wait in its
+/// bounded backlog meanwhile.
+pub trait Outlet: Send + 'static {
+    fn kind(&self) -> OutletKind;
+    fn deliver<'a>(&'a mut self, batch: &'a Batch) -> BoxFuture<'a, ()>;
+}
+
+struct Feed {
+    kind: OutletKind,
+    tx: mpsc::Sender<Batch>,
+}
+
+/// The request path's handle on the notifier: cheap to clone, never blocks.
 #[derive(Clone)]
-pub struct EventSink {
-    queue: Option<ExportQueue>,
-    send_logs: bool,
+pub struct Notifier {
+    feeds: Arc<[Feed]>,
     telemetry: Arc<Telemetry>,
 }
 
-impl EventSink {
-    pub fn new(queue: Option<ExportQueue>, send_logs: bool, telemetry: Arc<Telemetry>) -> Self {
-        EventSink {
-            queue,
-            send_logs,
+/// The outlets' tasks, owned by the notify stage.
+pub struct Outlets {
+    tasks: JoinSet<()>,
+    stop: CancellationToken,
+}
+
+impl Notifier {
+    /// A notifier without outlets: events are counted, nothing else (benches, fuzzing).
+    pub fn counting(telemetry: Arc<Telemetry>) -> Notifier {
+        Notifier {
+            feeds: Arc::from(Vec::new()),
             telemetry,
         }
     }
 
-    /// Logs each event, counts it and sends it downstream as a log record.
+    /// Starts one task per outlet, each reading its own backlog of `backlog` batches.
+    pub fn start(
+        outlets: Vec<Box<dyn Outlet>>,
+        backlog: usize,
+        telemetry: Arc<Telemetry>,
+    ) -> (Notifier, Outlets) {
+        let stop = CancellationToken::new();
+        let mut tasks = JoinSet::new();
+        let feeds: Vec<Feed> = outlets
+            .into_iter()
+            .map(|outlet| {
+                let (tx, rx) = mpsc::channel(backlog.max(1));
+                let kind = outlet.kind();
+                tasks.spawn(run(outlet, rx, stop.clone()));
+                Feed { kind, tx }
+            })
+            .collect();
+        (
+            Notifier {
+                feeds: Arc::from(feeds),
+                telemetry,
+            },
+            Outlets { tasks, stop },
+        )
+    }
+
+    /// Counts `events` and offers them to every outlet without waiting.
     pub fn emit(&self, events: Vec<EngineEvent>) {
         if events.is_empty() {
             return;
         }
         for e in &events {
-            let sentence = sentence(&e.resource, &e.event);
-            let ev = &e.event;
-            let fields = (
-                ev.kind.event_name(),
-                &e.resource.service_name,
-                &e.resource.instance,
-                &ev.metric,
-            );
-            match ev.kind {
-                LeakEventKind::Confirmed => {
-                    error!(event = fields.0, service = %fields.1, instance = %fields.2, metric = %fields.3, growth_bytes_per_hour = ev.growth_bytes_per_hour, r_squared = ev.r_squared, signals = ?ev.signals, "{sentence}")
-                }
-                LeakEventKind::Suspected => {
-                    warn!(event = fields.0, service = %fields.1, instance = %fields.2, metric = %fields.3, growth_bytes_per_hour = ev.growth_bytes_per_hour, r_squared = ev.r_squared, signals = ?ev.signals, "{sentence}")
-                }
-                LeakEventKind::Resolved => {
-                    info!(event = fields.0, service = %fields.1, instance = %fields.2, metric = %fields.3, "{sentence}")
-                }
+            self.telemetry.leak_event(e.event.kind as usize);
+        }
+        let batch: Batch = Arc::from(events);
+        for feed in self.feeds.iter() {
+            if let Err(e) = feed.tx.try_send(Arc::clone(&batch)) {
+                self.telemetry.notify_dropped(feed.kind);
+                let why = match e {
+                    mpsc::error::TrySendError::Full(_) => "its backlog is full",
+                    mpsc::error::TrySendError::Closed(_) => "it has stopped",
+                };
+                warn!(
+                    outlet = feed.kind.as_str(),
+                    events = batch.len(),
+                    "Leak events dropped for this outlet: {why}."
+                );
             }
-            self.telemetry.leak_event(ev.kind as usize);
-        }
-        if !self.send_logs {
-            return;
-        }
-        let Some(queue) = &self.queue else { return };
-        let body = Bytes::from(log_request(&events, now_ns()).encode_to_vec());
-        if let Err(e) = queue.try_enqueue(Signal::Logs, body) {
-            // Not silent: counted as a dropped export and logged.
-            self.telemetry
-                .export(Signal::Logs, crate::ops::telemetry::ExportOutcome::Dropped);
-            warn!(error = %e, events = events.len(), "Could not queue leak events for the downstream.");
         }
     }
 }
 
-fn now_ns() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_nanos() as u64)
-        .unwrap_or(0)
-}
-
-fn kv(key: &str, value: any_value::Value) -> KeyValue {
-    KeyValue {
-        key: key.to_owned(),
-        value: Some(AnyValue { value: Some(value) }),
-        ..Default::default()
-    }
-}
-
-fn string(s: &str) -> any_value::Value {
-    any_value::Value::StringValue(s.to_owned())
-}
-
-/// The OTLP log records of `events`, one `ResourceLogs` per event.
-pub fn log_request(events: &[EngineEvent], observed_ns: u64) -> ExportLogsServiceRequest {
-    let resource_logs = events
-        .iter()
-        .map(|e| ResourceLogs {
-            resource: Some(Resource {
-                attributes: e.resource.attributes.clone(),
-                ..Default::default()
-            }),
-            scope_logs: vec![ScopeLogs {
-                scope: Some(InstrumentationScope {
-                    name: SCOPE.to_owned(),
-                    version: env!("CARGO_PKG_VERSION").to_owned(),
-                    ..Default::default()
-                }),
-                log_records: vec![log_record(&e.resource, &e.event, observed_ns)],
-                schema_url: String::new(),
-            }],
-            schema_url: String::new(),
-        })
-        .collect();
-    ExportLogsServiceRequest { resource_logs }
-}
-
-fn log_record(resource: &ResourceInfo, ev: &LeakEvent, observed_ns: u64) -> LogRecord {
-    let (severity, text) = match ev.kind {
-        LeakEventKind::Suspected => (SeverityNumber::Warn, "WARN"),
-        LeakEventKind::Confirmed => (SeverityNumber::Error, "ERROR"),
-        LeakEventKind::Resolved => (SeverityNumber::Info, "INFO"),
-    };
-    let mut attributes = vec![
-        kv("event.name", string(ev.kind.event_name())),
-        kv("leak.metric", string(&ev.metric)),
-        kv(
-            "leak.signals",
-            any_value::Value::ArrayValue(ArrayValue {
-                values: ev
-                    .signals
-                    .iter()
-                    .map(|s| AnyValue {
-                        value: Some(string(s)),
-                    })
-                    .collect(),
-            }),
-        ),
-        kv(
-            "leak.growth_bytes_per_hour",
-            any_value::Value::DoubleValue(ev.growth_bytes_per_hour),
-        ),
-        kv(
-            "leak.r_squared",
-            any_value::Value::DoubleValue(ev.r_squared),
-        ),
-        kv(
-            "leak.window_seconds",
-            any_value::Value::DoubleValue(ev.window_seconds),
-        ),
-    ];
-    if let Some(ttl) = ev.time_to_limit_seconds {
-        attributes.push(kv(
-            "leak.time_to_limit_seconds",
-            any_value::Value::DoubleValue(ttl),
-        ));
-    }
-    if let Some(limit) = ev.limit_bytes {
-        attributes.push(kv("leak.limit_bytes", any_value::Value::DoubleValue(limit)));
-    }
-    LogRecord {
-        time_unix_nano: ev.t_ns,
-        observed_time_unix_nano: observed_ns,
-        severity_number: severity as i32,
-        severity_text: text.to_owned(),
-        body: Some(AnyValue {
-            value: Some(string(&sentence(resource, ev))),
-        }),
-        attributes,
-        event_name: ev.kind.event_name().to_owned(),
-        ..Default::default()
-    }
-}
-
-/// One human sentence, e.g. "heap floor of checkout-api (pod-7) grows
-/// 2.1 MiB/h (R² 0.96 over 6 h); 512 MiB limit in about 14 h".
-pub fn sentence(resource: &ResourceInfo, ev: &LeakEvent) -> String {
-    let who = resource.display_name();
-    match ev.kind {
-        LeakEventKind::Resolved => format!("{} of {who} no longer grows: leak resolved", ev.metric),
-        LeakEventKind::Suspected | LeakEventKind::Confirmed => {
-            let verdict = if ev.kind == LeakEventKind::Confirmed {
-                "leak confirmed"
-            } else {
-                "leak suspected"
-            };
-            let mut s = format!(
-                "{} of {who} grows {}/h (R² {:.2} over {}); {verdict}",
-                ev.metric,
-                human_bytes(ev.growth_bytes_per_hour),
-                ev.r_squared,
-                human_duration(ev.window_seconds)
-            );
-            if let (Some(limit), Some(ttl)) = (ev.limit_bytes, ev.time_to_limit_seconds) {
-                s.push_str(&format!(
-                    "; {} limit in about {}",
-                    human_bytes(limit),
-                    human_duration(ttl)
-                ));
-            }
-            s
+impl Outlets {
+    /// Lets every outlet deliver what its backlog holds, for at most `grace`;
+    /// then stops them. Call after the receivers have stopped.
+    pub async fn drain(mut self, grace: Duration) {
+        self.stop.cancel();
+        let all = async { while self.tasks.join_next().await.is_some() {} };
+        if tokio::time::timeout(grace, all).await.is_err() {
+            warn!("Notification outlets did not finish within the grace period.");
+            self.tasks.abort_all();
         }
     }
 }
 
-/// Bytes in binary units with one decimal: `2.1 MiB`.
-pub fn human_bytes(b: f64) -> String {
-    let units = ["B", "KiB", "MiB", "GiB", "TiB"];
-    let mut v = b;
-    let mut i = 0;
-    while v.abs() >= 1024.0 && i + 1 < units.len() {
-        v /= 1024.0;
-        i += 1;
-    }
-    if i == 0 {
-        format!("{v:.0} B")
-    } else {
-        format!("{v:.1} {}", units[i])
-    }
-}
-
-/// Seconds as `45 s`, `12 min`, `6 h`, `2.5 d`.
-pub fn human_duration(secs: f64) -> String {
-    if secs < 120.0 {
-        format!("{secs:.0} s")
-    } else if secs < 7200.0 {
-        format!("{:.0} min", secs / 60.0)
-    } else if secs < 172_800.0 {
-        let h = secs / 3600.0;
-        if (h - h.round()).abs() < 0.05 {
-            format!("{h:.0} h")
-        } else {
-            format!("{h:.1} h")
-        }
-    } else {
-        format!("{:.1} d", secs / 86400.0)
-    }
-}
-
-fn gauge(name: &str, unit: &str, description: &str, t_ns: u64, value: f64) -> Metric {
-    Metric {
-        name: name.to_owned(),
-        description: description.to_owned(),
-        unit: unit.to_owned(),
-        data: Some(metric::Data::Gauge(Gauge {
-            data_points: vec![NumberDataPoint {
-                time_unix_nano: t_ns,
-                value: Some(number_data_point::Value::AsDouble(value)),
-                ..Default::default()
-            }],
-        })),
-        ..Default::default()
-    }
-}
-
-/// Derived metrics of every resource that has tracked series, stamped with
-/// each resource's newest event time.
-pub fn derived_metrics(engine: &Engine) -> ExportMetricsServiceRequest {
-    let resource_metrics = engine
-        .resource_views()
-        .into_iter()
-        .map(|view| {
-            let s = &view.summary;
-            let t = view.latest_unix_nano;
-            let state = match view.state {
-                LeakState::Ok => 0.0,
-                LeakState::Suspected => 1.0,
-                LeakState::Confirmed => 2.0,
-            };
-            let mut metrics = vec![gauge(
-                "leakwatch.leak.state",
-                "1",
-                "Leak state: 0 ok, 1 suspected, 2 confirmed.",
-                t,
-                state,
-            )];
-            if s.leading_metric.is_some() {
-                metrics.push(gauge(
-                    "leakwatch.memory.growth_rate",
-                    "By/h",
-                    "Growth of the memory that survives GC.",
-                    t,
-                    s.growth_bytes_per_hour,
-                ));
-                metrics.push(gauge(
-                    "leakwatch.memory.trend_r2",
-                    "1",
-                    "R² of the memory trend.",
-                    t,
-                    s.r_squared,
-                ));
-            }
-            if let Some(ttl) = s.time_to_limit_seconds {
-                metrics.push(gauge(
-                    "leakwatch.memory.time_to_limit",
-                    "s",
-                    "Forecast time until the memory limit.",
-                    t,
-                    ttl,
-                ));
-            }
-            ResourceMetrics {
-                resource: Some(Resource {
-                    attributes: view.resource.attributes.clone(),
-                    ..Default::default()
-                }),
-                scope_metrics: vec![ScopeMetrics {
-                    scope: Some(InstrumentationScope {
-                        name: SCOPE.to_owned(),
-                        version: env!("CARGO_PKG_VERSION").to_owned(),
-                        ..Default::default()
-                    }),
-                    metrics,
-                    schema_url: String::new(),
-                }],
-                schema_url: String::new(),
-            }
-        })
-        .collect();
-    ExportMetricsServiceRequest { resource_metrics }
-}
-
-/// Sends derived metrics downstream every `interval` until `shutdown`.
-pub async fn run_derived_metrics(
-    engine: Arc<Engine>,
-    queue: ExportQueue,
-    interval: Duration,
-    shutdown: CancellationToken,
-) {
-    let mut ticks = crate::ops::periodic::Periodic::after_first_period(interval, shutdown);
-    while ticks.tick().await {
-        let request = derived_metrics(&engine);
-        if request.resource_metrics.is_empty() {
-            continue;
-        }
-        if let Err(e) = queue.try_enqueue(Signal::Metrics, Bytes::from(request.encode_to_vec())) {
-            engine.telemetry().export(
-                Signal::Metrics,
-                crate::ops::telemetry::ExportOutcome::Dropped,
-            );
-            warn!(error = %e, "Could not queue derived metrics for the downstream.");
+async fn run(mut outlet: Box<dyn Outlet>, mut rx: mpsc::Receiver<Batch>, stop: CancellationToken) {
+    loop {
+        tokio::select! {
+            biased;
+            batch = rx.recv() => match batch {
+                Some(batch) => outlet.deliver(&batch).await,
+                None => return,
+            },
+            _ = stop.cancelled() => break,
         }
     }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn human_units() {
-        assert_eq!(human_bytes(2.1 * 1024.0 * 1024.0), "2.1 MiB");
-        assert_eq!(human_bytes(512.0 * 1024.0 * 1024.0), "512.0 MiB");
-        assert_eq!(human_bytes(10.0), "10 B");
-        assert_eq!(human_duration(6.0 * 3600.0), "6 h");
-        assert_eq!(human_duration(90.0), "90 s");
-        assert_eq!(human_duration(14.0 * 3600.0 + 900.0), "14.2 h");
+    // Stopping: what is already in the backlog is still delivered.
+    rx.close();
+    while let Some(batch) = rx.recv().await {
+        outlet.deliver(&batch).await;
     }
 }

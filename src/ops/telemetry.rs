@@ -179,6 +179,26 @@ fn add(c: &Counter, n: u64) {
     c.fetch_add(n, Ordering::Relaxed);
 }
 
+/// The notifier's outlets, each fed from its own bounded backlog.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum OutletKind {
+    /// The structured log line on stderr.
+    Log,
+    /// OTLP log records sent downstream through the export queue.
+    OtlpLogs,
+}
+
+impl OutletKind {
+    pub const ALL: [OutletKind; 2] = [OutletKind::Log, OutletKind::OtlpLogs];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            OutletKind::Log => "log",
+            OutletKind::OtlpLogs => "otlp_logs",
+        }
+    }
+}
+
 /// All of leakwatch's counters.
 #[derive(Default)]
 pub struct Telemetry {
@@ -194,6 +214,7 @@ pub struct Telemetry {
     series_created: Counter,
     series_evicted: Counter,
     leak_events: [Counter; 3],
+    notify_dropped: [Counter; OutletKind::ALL.len()],
     persistent_replayed: Counter,
     persistent_truncated_bytes: Counter,
     checkpoint_writes: [Counter; 2],
@@ -292,6 +313,15 @@ impl Telemetry {
     }
 
     /// `kind`: 0 suspected, 1 confirmed, 2 resolved.
+    /// A batch of leak events an outlet could not take: its backlog was full.
+    pub fn notify_dropped(&self, outlet: OutletKind) {
+        add(&self.notify_dropped[outlet as usize], 1);
+    }
+
+    pub fn notify_dropped_batches(&self, outlet: OutletKind) -> u64 {
+        self.notify_dropped[outlet as usize].load(Ordering::Relaxed)
+    }
+
     pub fn leak_event(&self, kind: usize) {
         if let Some(c) = self.leak_events.get(kind) {
             add(c, 1);
@@ -624,6 +654,21 @@ impl Telemetry {
                 "kind",
                 kind,
                 load(&self.leak_events[i]),
+            );
+        }
+        header(
+            &mut out,
+            "leakwatch_notify_dropped_total",
+            "counter",
+            "Batches of leak events an outlet dropped because its backlog was full.",
+        );
+        for o in OutletKind::ALL {
+            sample1(
+                &mut out,
+                "leakwatch_notify_dropped_total",
+                "outlet",
+                o.as_str(),
+                load(&self.notify_dropped[o as usize]),
             );
         }
         header(

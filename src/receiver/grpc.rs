@@ -23,13 +23,13 @@ use tonic::transport::server::TcpIncoming;
 use tonic::{Code, Status};
 use tonic_types::{ErrorDetails, StatusExt};
 
-use super::{Accepted, ExportError, Ingress};
 use crate::config::GrpcReceiverConfig;
 use crate::otlp::codec::RawCodec;
 use crate::otlp::proto::otlp::collector::{
     logs::v1 as logs, metrics::v1 as metrics, trace::v1 as trace,
 };
 use crate::otlp::signal::{Protocol, Signal};
+use crate::pipeline::{Accepted, ExportError, Ingress};
 
 /// Errors starting the gRPC receiver.
 #[derive(Debug, thiserror::Error)]

@@ -19,11 +19,11 @@ use bytes::Bytes;
 use http_body_util::{BodyExt, Limited};
 use prost::Message;
 
-use super::{Accepted, ExportError, Ingress};
 use crate::otlp::proto::otlp::collector::{
     logs::v1 as logs, metrics::v1 as metrics, trace::v1 as trace,
 };
 use crate::otlp::signal::{Protocol, Signal};
+use crate::pipeline::{Accepted, ExportError, Ingress};
 
 /// `google.rpc.Status`, the body of OTLP/HTTP error responses.
 #[derive(Clone, PartialEq, Message)]

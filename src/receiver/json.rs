@@ -13,11 +13,11 @@ use bytes::Bytes;
 use prost::Message;
 use serde_json::{Map, Value};
 
-use super::ExportError;
 use crate::otlp::proto::otlp::collector::{
     logs::v1 as logs, metrics::v1 as metrics, trace::v1 as trace,
 };
 use crate::otlp::signal::Signal;
+use crate::pipeline::ExportError;
 
 /// Fields that hold a 64-bit unsigned integer (a JSON number or a decimal string).
 const U64_FIELDS: &[&str] = &[

@@ -1,350 +1,94 @@
 //! The receive stage: OTLP/gRPC ([`grpc`]) and OTLP/HTTP ([`http`]) front
-//! ends over one protocol-independent path, [`Ingress::export`].
-//!
-//! Both front ends turn a request into the raw protobuf bytes of an
-//! `Export*ServiceRequest` (decompressing, and converting OTLP/JSON) and hand
-//! them to `export`, which decodes the lean view once, reserves room in the
-//! export queue *before* accepting anything, runs detection and enqueues the
-//! original bytes. Each front end has one function mapping [`ExportError`]
-//! to its status codes.
+//! ends. Each turns a request into the raw protobuf bytes of an
+//! `Export*ServiceRequest` — authenticating first, then decompressing
+//! ([`decompress`]) and converting OTLP/JSON ([`json`]) — and hands them to
+//! the pipeline ([`crate::pipeline::Ingress::export`]).
 
+pub mod decompress;
 pub mod grpc;
 pub mod http;
 pub mod json;
 
+pub use decompress::decompress;
+
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use bytes::Bytes;
+use tokio::net::TcpListener;
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+use tracing::{info, warn};
 
-use crate::auth::BearerToken;
-use crate::engine::{Engine, IngestError};
-use crate::exporter::{ExportQueue, QueueFull, SendError};
-use crate::notify::EventSink;
-use crate::ops::limiter::MemoryLimiter;
-use crate::ops::telemetry::{RefusedReason, Telemetry};
-use crate::otlp::signal::{Protocol, Signal};
-use crate::otlp::view::MetricsRequest;
+use crate::config::ReceiversConfig;
+use crate::ops::slow::Timeouts;
+use crate::pipeline::Ingress;
 
-/// Why a request was refused as a whole.
-#[derive(Debug, thiserror::Error)]
-pub enum ExportError {
-    #[error("{0}")]
-    Malformed(String),
-    #[error("request of {size} bytes is larger than the limit of {limit} bytes")]
-    TooLarge { size: usize, limit: usize },
-    #[error("{0}")]
-    UnsupportedMediaType(String),
-    #[error("leakwatch's export queue is full; retry later")]
-    QueueFull(#[from] QueueFull),
-    #[error("leakwatch is shutting down; retry later")]
-    ShuttingDown,
-    #[error("leakwatch is above its memory limit; retry later")]
-    MemoryLimit,
-    /// The persistent queue could not store the request (details are logged,
-    /// not sent to the client).
-    #[error("leakwatch cannot store the request durably; retry later")]
-    Persistence,
-    #[error("missing or invalid bearer token")]
-    Unauthenticated,
-    /// The client did not send its request within the read timeout.
-    #[error("{0}")]
-    Timeout(String),
+/// The running front ends.
+pub struct Receivers {
+    tasks: JoinSet<()>,
 }
 
-impl ExportError {
-    pub fn reason(&self) -> RefusedReason {
-        match self {
-            ExportError::Malformed(_) => RefusedReason::Malformed,
-            ExportError::TooLarge { .. } => RefusedReason::TooLarge,
-            ExportError::UnsupportedMediaType(_) => RefusedReason::UnsupportedMediaType,
-            ExportError::QueueFull(_) => RefusedReason::QueueFull,
-            ExportError::ShuttingDown => RefusedReason::ShuttingDown,
-            ExportError::MemoryLimit => RefusedReason::MemoryLimit,
-            ExportError::Persistence => RefusedReason::Persistence,
-            ExportError::Unauthenticated => RefusedReason::Unauthenticated,
-            ExportError::Timeout(_) => RefusedReason::Timeout,
-        }
-    }
-
-    /// Whether the client should retry the same request later.
-    pub fn retryable(&self) -> bool {
-        matches!(
-            self,
-            ExportError::QueueFull(_) | ExportError::ShuttingDown | ExportError::MemoryLimit
-        )
-    }
-}
-
-/// A request accepted, maybe partially.
-#[derive(Debug, Default, PartialEq, Eq)]
-pub struct Accepted {
-    /// Items refused (only data points, at the series limit).
-    pub rejected: u64,
-    /// Why, when `rejected > 0`.
-    pub message: String,
-}
-
-/// State shared by both front ends.
-pub struct Ingress {
-    pub engine: Arc<Engine>,
-    /// `None` when no downstream is configured: data is tracked and counted.
-    pub queue: Option<ExportQueue>,
-    pub events: EventSink,
-    pub telemetry: Arc<Telemetry>,
-    /// The bearer token clients must present, if any.
-    pub token: Option<Arc<BearerToken>>,
-    /// Largest decompressed body.
-    pub max_decompressed_bytes: usize,
-    /// What clients are told to wait before retrying.
-    pub retry_after: Duration,
-    /// Refuses requests while memory is above the hard limit.
-    pub limiter: Arc<MemoryLimiter>,
-}
-
-impl Ingress {
-    /// Checks an `Authorization` header value against the configured token.
-    pub fn authorize(&self, header: Option<&[u8]>) -> Result<(), ExportError> {
-        match &self.token {
-            Some(token) if !token.admits(header) => Err(ExportError::Unauthenticated),
-            _ => Ok(()),
-        }
-    }
-
-    /// The protocol-independent export path. `body` is a protobuf
-    /// `Export{Metrics,Trace,Logs}ServiceRequest`.
-    pub fn export(
-        &self,
-        signal: Signal,
-        protocol: Protocol,
-        body: Bytes,
-    ) -> Result<Accepted, ExportError> {
-        if !self.limiter.admits_requests() {
-            self.telemetry.received(signal, protocol, 0);
-            return Err(self.refuse(signal, 0, ExportError::MemoryLimit));
-        }
-        match signal {
-            Signal::Metrics => self.export_metrics(protocol, body),
-            Signal::Traces | Signal::Logs => self.export_passthrough(signal, protocol, body),
-        }
-    }
-
-    fn export_metrics(&self, protocol: Protocol, body: Bytes) -> Result<Accepted, ExportError> {
-        let request = match MetricsRequest::decode(body.clone()) {
-            Ok(r) => r,
-            Err(e) => {
-                self.telemetry.received(Signal::Metrics, protocol, 0);
-                return Err(self.refuse(
-                    Signal::Metrics,
-                    0,
-                    ExportError::Malformed(format!("invalid ExportMetricsServiceRequest: {e}")),
-                ));
+/// Starts a front end on each bound listener; both stop accepting when
+/// `shutdown` is cancelled and then finish their in-flight requests.
+pub fn start(
+    grpc: Option<TcpListener>,
+    http: Option<TcpListener>,
+    http_tls: Option<tokio_rustls::TlsAcceptor>,
+    ingress: &Arc<Ingress>,
+    cfg: &ReceiversConfig,
+    grace: Duration,
+    shutdown: &CancellationToken,
+) -> Receivers {
+    let mut tasks = JoinSet::new();
+    if let Some(listener) = grpc {
+        let addr = listener.local_addr().ok();
+        let ingress = Arc::clone(ingress);
+        let grpc_cfg = cfg.grpc.clone();
+        let token = shutdown.clone();
+        tasks.spawn(async move {
+            if let Err(e) = grpc::serve(listener, ingress, &grpc_cfg, token).await {
+                tracing::error!(error = %e, "OTLP/gRPC receiver failed.");
             }
-        };
-        let points = request.points();
-        self.telemetry.received(Signal::Metrics, protocol, points);
-        let slot = match &self.queue {
-            Some(q) => Some(
-                q.reserve(body.len())
-                    .map_err(|e| self.refuse(Signal::Metrics, points, e.into()))?,
-            ),
-            None => None,
-        };
-        let outcome = match self.engine.ingest(&request) {
-            Ok(o) => o,
-            Err(e @ IngestError::InvalidMetricName { .. }) | Err(e @ IngestError::Decode(_)) => {
-                return Err(self.refuse(
-                    Signal::Metrics,
-                    points,
-                    ExportError::Malformed(e.to_string()),
-                ));
-            }
-        };
-        drop(request);
-        let rejected = outcome.rejected.len() as u64;
-        if let (Some(queue), Some(slot)) = (&self.queue, slot) {
-            let forward = if rejected == 0 {
-                body
-            } else {
-                // Forward exactly what the client was told was accepted. The
-                // full decode is stricter than the lean one (e.g. nesting
-                // depth); a request it refuses is refused as a whole.
-                crate::otlp::edit::without_points(&body, &outcome.rejected).map_err(|e| {
-                    self.refuse(
-                        Signal::Metrics,
-                        points,
-                        ExportError::Malformed(format!("invalid ExportMetricsServiceRequest: {e}")),
-                    )
-                })?
-            };
-            if forward.is_empty() && rejected > 0 {
-                // Nothing left to forward.
-            } else if let Err(e) = queue.send(slot, Signal::Metrics, forward) {
-                return Err(self.refuse(Signal::Metrics, points, send_error(e)));
-            }
-        }
-        self.events.emit(outcome.events);
-        Ok(if rejected == 0 {
-            Accepted::default()
-        } else {
-            Accepted {
-                rejected,
-                message: if outcome.rejected_for_memory {
-                    format!("{rejected} data points of new series refused: leakwatch is above its memory soft limit")
-                } else {
-                    format!(
-                        "{rejected} data points refused: leakwatch tracks at most {} series (series.max_series)",
-                        self.engine.config().max_series
-                    )
-                },
-            }
-        })
+        });
+        listening("OTLP/gRPC receiver", addr);
     }
-
-    fn export_passthrough(
-        &self,
-        signal: Signal,
-        protocol: Protocol,
-        body: Bytes,
-    ) -> Result<Accepted, ExportError> {
-        let items = match crate::otlp::count::count_items(signal, body.clone()) {
-            Ok(n) => n,
-            Err(e) => {
-                self.telemetry.received(signal, protocol, 0);
-                return Err(self.refuse(
-                    signal,
-                    0,
-                    ExportError::Malformed(format!(
-                        "invalid Export{}ServiceRequest: {e}",
-                        if signal == Signal::Traces {
-                            "Trace"
-                        } else {
-                            "Logs"
-                        }
-                    )),
-                ));
-            }
-        };
-        self.telemetry.received(signal, protocol, items);
-        if let Some(queue) = &self.queue {
-            let slot = queue
-                .reserve(body.len())
-                .map_err(|e| self.refuse(signal, items, e.into()))?;
-            queue
-                .send(slot, signal, body)
-                .map_err(|e| self.refuse(signal, items, send_error(e)))?;
-        }
-        Ok(Accepted::default())
-    }
-
-    /// Counts a refusal and hands the error back.
-    pub fn refuse(&self, signal: Signal, items: u64, error: ExportError) -> ExportError {
-        self.telemetry.refused(signal, error.reason(), items);
-        tracing::debug!(signal = signal.as_str(), reason = error.reason().as_str(), error = %error, "Request refused.");
-        error
-    }
-}
-
-fn send_error(e: SendError) -> ExportError {
-    match e {
-        SendError::Closed(_) => ExportError::ShuttingDown,
-        SendError::Persistent(e) => {
-            tracing::error!(error = %e, "Persistent queue write failed; refusing requests (retryable).");
-            ExportError::Persistence
-        }
-    }
-}
-
-/// Decompresses `body` (`gzip`, `zstd`, or `identity`/none), refusing output
-/// larger than `limit` bytes without ever holding more than that.
-pub fn decompress(encoding: Option<&str>, body: Bytes, limit: usize) -> Result<Bytes, ExportError> {
-    use std::io::Read;
-    let mut out = Vec::new();
-    let read = |r: &mut dyn Read, out: &mut Vec<u8>| -> Result<(), ExportError> {
-        let mut limited = r.take(limit as u64 + 1);
-        limited
-            .read_to_end(out)
-            .map_err(|e| ExportError::Malformed(format!("cannot decompress the body: {e}")))?;
-        if out.len() > limit {
-            return Err(ExportError::TooLarge {
-                size: out.len(),
-                limit,
-            });
-        }
-        Ok(())
-    };
-    match encoding.map(str::trim) {
-        None | Some("") | Some("identity") => {
-            if body.len() > limit {
-                return Err(ExportError::TooLarge {
-                    size: body.len(),
-                    limit,
-                });
-            }
-            return Ok(body);
-        }
-        Some(e) if e.eq_ignore_ascii_case("gzip") => {
-            read(&mut flate2::read::MultiGzDecoder::new(&body[..]), &mut out)?
-        }
-        Some(e) if e.eq_ignore_ascii_case("zstd") => {
-            let mut d = zstd::stream::read::Decoder::new(&body[..])
-                .map_err(|e| ExportError::Malformed(format!("cannot decompress the body: {e}")))?;
-            read(&mut d, &mut out)?
-        }
-        Some(other) => {
-            return Err(ExportError::UnsupportedMediaType(format!(
-                "unsupported Content-Encoding {other:?}; use gzip, zstd or none"
-            )))
-        }
-    }
-    Ok(Bytes::from(out))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use std::io::Write;
-
-    #[test]
-    fn gzip_bomb_is_refused_without_inflating_it_all() {
-        let zeros = vec![0u8; 8 * 1024 * 1024];
-        let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
-        enc.write_all(&zeros).expect("compress");
-        let small = enc.finish().expect("compress");
-        assert!(small.len() < 64 * 1024);
-        let err = decompress(Some("gzip"), Bytes::from(small), 1024 * 1024).expect_err("too large");
-        assert!(
-            matches!(err, ExportError::TooLarge { limit: 1048576, .. }),
-            "{err}"
-        );
-    }
-
-    #[test]
-    fn zstd_round_trips_and_bombs_are_refused() {
-        let data = vec![7u8; 4096];
-        let packed = zstd::encode_all(&data[..], 3).expect("compress");
-        assert_eq!(
-            decompress(Some("zstd"), Bytes::from(packed.clone()), 4096).expect("fits"),
-            Bytes::from(data)
-        );
-        assert!(matches!(
-            decompress(Some("zstd"), Bytes::from(packed), 4095),
-            Err(ExportError::TooLarge { .. })
+    if let Some(listener) = http {
+        let addr = listener.local_addr().ok();
+        let router = http::router(http::HttpState {
+            ingress: Arc::clone(ingress),
+            max_body_bytes: cfg.http.max_body_bytes,
+        });
+        tasks.spawn(crate::ops::net::serve_http(
+            listener,
+            router,
+            http_tls,
+            Timeouts {
+                header: cfg.http.read_header_timeout,
+                body: cfg.http.read_body_timeout,
+            },
+            shutdown.clone(),
+            grace,
         ));
+        listening("OTLP/HTTP receiver", addr);
     }
+    Receivers { tasks }
+}
 
-    #[test]
-    fn corrupt_gzip_is_malformed() {
-        let err = decompress(Some("gzip"), Bytes::from_static(b"not gzip at all"), 1024)
-            .expect_err("corrupt");
-        assert!(matches!(err, ExportError::Malformed(_)));
+fn listening(what: &str, addr: Option<SocketAddr>) {
+    if let Some(addr) = addr {
+        info!(%addr, "{what} listening.");
     }
+}
 
-    #[test]
-    fn unknown_encoding_is_unsupported() {
-        assert!(matches!(
-            decompress(Some("br"), Bytes::new(), 10),
-            Err(ExportError::UnsupportedMediaType(_))
-        ));
+impl Receivers {
+    /// Waits for the front ends to finish their in-flight requests (the
+    /// shutdown token must already be cancelled), at most `grace`.
+    pub async fn stopped(mut self, grace: Duration) {
+        let all = async { while self.tasks.join_next().await.is_some() {} };
+        if tokio::time::timeout(grace, all).await.is_err() {
+            warn!("Receivers did not stop within the grace period.");
+            self.tasks.abort_all();
+        }
     }
 }

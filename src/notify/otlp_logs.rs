@@ -1,0 +1,154 @@
+//! The OTLP-logs outlet: each batch of leak events becomes one
+//! `ExportLogsServiceRequest` (one `ResourceLogs` per event, in the event
+//! contract of [`crate::notify`]) sent downstream through the export queue.
+
+use std::sync::Arc;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use bytes::Bytes;
+use futures_util::future::BoxFuture;
+use prost::Message;
+use tracing::warn;
+
+use super::words::sentence;
+use super::{Batch, Outlet, SCOPE};
+use crate::detector::{LeakEvent, LeakEventKind};
+use crate::engine::{EngineEvent, ResourceInfo};
+use crate::exporter::ExportQueue;
+use crate::ops::telemetry::{ExportOutcome, OutletKind, Telemetry};
+use crate::otlp::proto::otlp::collector::logs::v1::ExportLogsServiceRequest;
+use crate::otlp::proto::otlp::common::v1::{
+    any_value, AnyValue, ArrayValue, InstrumentationScope, KeyValue,
+};
+use crate::otlp::proto::otlp::logs::v1::{LogRecord, ResourceLogs, ScopeLogs, SeverityNumber};
+use crate::otlp::proto::otlp::resource::v1::Resource;
+use crate::otlp::signal::Signal;
+
+/// Sends leak events downstream as OTLP log records.
+pub struct OtlpLogs {
+    queue: ExportQueue,
+    telemetry: Arc<Telemetry>,
+}
+
+impl OtlpLogs {
+    pub fn new(queue: ExportQueue, telemetry: Arc<Telemetry>) -> Self {
+        OtlpLogs { queue, telemetry }
+    }
+}
+
+impl Outlet for OtlpLogs {
+    fn kind(&self) -> OutletKind {
+        OutletKind::OtlpLogs
+    }
+
+    fn deliver<'a>(&'a mut self, batch: &'a Batch) -> BoxFuture<'a, ()> {
+        let body = Bytes::from(log_request(batch, now_ns()).encode_to_vec());
+        if let Err(e) = self.queue.try_enqueue(Signal::Logs, body) {
+            // Not silent: counted as a dropped export and logged.
+            self.telemetry.export(Signal::Logs, ExportOutcome::Dropped);
+            warn!(error = %e, events = batch.len(), "Could not queue leak events for the downstream.");
+        }
+        Box::pin(std::future::ready(()))
+    }
+}
+
+/// Wall clock, for `observed_time_unix_nano` only.
+fn now_ns() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_nanos() as u64)
+        .unwrap_or(0)
+}
+
+fn kv(key: &str, value: any_value::Value) -> KeyValue {
+    KeyValue {
+        key: key.to_owned(),
+        value: Some(AnyValue { value: Some(value) }),
+        ..Default::default()
+    }
+}
+
+fn string(s: &str) -> any_value::Value {
+    any_value::Value::StringValue(s.to_owned())
+}
+
+/// The OTLP log records of `events`, one `ResourceLogs` per event.
+pub fn log_request(events: &[EngineEvent], observed_ns: u64) -> ExportLogsServiceRequest {
+    let resource_logs = events
+        .iter()
+        .map(|e| ResourceLogs {
+            resource: Some(Resource {
+                attributes: e.resource.attributes.clone(),
+                ..Default::default()
+            }),
+            scope_logs: vec![ScopeLogs {
+                scope: Some(InstrumentationScope {
+                    name: SCOPE.to_owned(),
+                    version: env!("CARGO_PKG_VERSION").to_owned(),
+                    ..Default::default()
+                }),
+                log_records: vec![log_record(&e.resource, &e.event, observed_ns)],
+                schema_url: String::new(),
+            }],
+            schema_url: String::new(),
+        })
+        .collect();
+    ExportLogsServiceRequest { resource_logs }
+}
+
+fn log_record(resource: &ResourceInfo, ev: &LeakEvent, observed_ns: u64) -> LogRecord {
+    let (severity, text) = match ev.kind {
+        LeakEventKind::Suspected => (SeverityNumber::Warn, "WARN"),
+        LeakEventKind::Confirmed => (SeverityNumber::Error, "ERROR"),
+        LeakEventKind::Resolved => (SeverityNumber::Info, "INFO"),
+    };
+    let mut attributes = vec![
+        kv("event.name", string(ev.kind.event_name())),
+        kv("leak.metric", string(&ev.metric)),
+        kv(
+            "leak.signals",
+            any_value::Value::ArrayValue(ArrayValue {
+                values: ev
+                    .signals
+                    .iter()
+                    .map(|s| AnyValue {
+                        value: Some(string(s)),
+                    })
+                    .collect(),
+            }),
+        ),
+        kv(
+            "leak.growth_bytes_per_hour",
+            any_value::Value::DoubleValue(ev.growth_bytes_per_hour),
+        ),
+        kv(
+            "leak.r_squared",
+            any_value::Value::DoubleValue(ev.r_squared),
+        ),
+        kv(
+            "leak.window_seconds",
+            any_value::Value::DoubleValue(ev.window_seconds),
+        ),
+    ];
+    if let Some(ttl) = ev.time_to_limit_seconds {
+        attributes.push(kv(
+            "leak.time_to_limit_seconds",
+            any_value::Value::DoubleValue(ttl),
+        ));
+    }
+    if let Some(limit) = ev.limit_bytes {
+        attributes.push(kv("leak.limit_bytes", any_value::Value::DoubleValue(limit)));
+    }
+    LogRecord {
+        time_unix_nano: ev.t_ns,
+        observed_time_unix_nano: observed_ns,
+        severity_number: severity as i32,
+        severity_text: text.to_owned(),
+        body: Some(AnyValue {
+            value: Some(string(&sentence(resource, ev))),
+        }),
+        attributes,
+        event_name: ev.kind.event_name().to_owned(),
+        ..Default::default()
+    }
+}
