@@ -165,3 +165,136 @@ async fn run(mut outlet: Box<dyn Outlet>, mut rx: mpsc::Receiver<Batch>, stop: C
         outlet.deliver(&batch).await;
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::detector::{LeakEvent, LeakEventKind};
+    use crate::engine::ResourceInfo;
+    use tokio::sync::{mpsc::UnboundedSender, Semaphore};
+
+    fn events(n: usize) -> Vec<EngineEvent> {
+        let resource = Arc::new(ResourceInfo {
+            key: 7,
+            service_name: "checkout".into(),
+            instance: "pod-1".into(),
+            attributes: Vec::new(),
+        });
+        (0..n)
+            .map(|i| EngineEvent {
+                resource: Arc::clone(&resource),
+                event: LeakEvent {
+                    kind: LeakEventKind::Suspected,
+                    t_ns: i as u64,
+                    metric: "v8js.memory.heap.used".into(),
+                    signals: vec!["memory"],
+                    growth_bytes_per_hour: 1e6,
+                    r_squared: 0.9,
+                    window_seconds: 3600.0,
+                    time_to_limit_seconds: None,
+                    limit_bytes: None,
+                },
+            })
+            .collect()
+    }
+
+    /// Records the first event time of every batch; waits for a permit first
+    /// when it has a gate, and says when it has started a delivery.
+    struct Probe {
+        kind: OutletKind,
+        seen: UnboundedSender<u64>,
+        gate: Option<Arc<Semaphore>>,
+    }
+
+    impl Outlet for Probe {
+        fn kind(&self) -> OutletKind {
+            self.kind
+        }
+        fn deliver<'a>(&'a mut self, batch: &'a Batch) -> BoxFuture<'a, ()> {
+            Box::pin(async move {
+                let _ = self.seen.send(batch[0].event.t_ns);
+                if let Some(gate) = &self.gate {
+                    gate.acquire().await.expect("gate").forget();
+                }
+            })
+        }
+    }
+
+    fn probe(
+        kind: OutletKind,
+        gate: Option<Arc<Semaphore>>,
+    ) -> (Box<dyn Outlet>, mpsc::UnboundedReceiver<u64>) {
+        let (seen, rx) = mpsc::unbounded_channel();
+        (Box::new(Probe { kind, seen, gate }), rx)
+    }
+
+    fn batch_at(t: u64) -> Vec<EngineEvent> {
+        let mut e = events(1);
+        e[0].event.t_ns = t;
+        e
+    }
+
+    #[tokio::test]
+    async fn a_stuck_outlet_delays_nobody_and_drops_only_its_own_batches() {
+        let telemetry = Arc::new(Telemetry::new());
+        let gate = Arc::new(Semaphore::new(0));
+        let (stuck, mut stuck_seen) = probe(OutletKind::OtlpLogs, Some(Arc::clone(&gate)));
+        let (fine, mut fine_seen) = probe(OutletKind::Log, None);
+        let (notifier, outlets) = Notifier::start(vec![stuck, fine], 2, Arc::clone(&telemetry));
+
+        notifier.emit(batch_at(0));
+        // The stuck outlet holds batch 0 in `deliver`; its backlog has room for two more.
+        assert_eq!(stuck_seen.recv().await, Some(0));
+        assert_eq!(fine_seen.recv().await, Some(0));
+        for t in 1..=5 {
+            notifier.emit(batch_at(t)); // returns at once although one outlet is stuck
+            assert_eq!(fine_seen.recv().await, Some(t), "the other outlet gets every batch");
+        }
+        assert_eq!(telemetry.notify_dropped_batches(OutletKind::OtlpLogs), 3);
+        assert_eq!(telemetry.notify_dropped_batches(OutletKind::Log), 0);
+        assert!(telemetry
+            .render(&crate::ops::telemetry::Gauges::default())
+            .contains("leakwatch_notify_dropped_total{outlet=\"otlp_logs\"} 3"));
+
+        // Unstuck, it delivers what its backlog held, in order, and nothing else.
+        gate.add_permits(10);
+        outlets.drain(Duration::from_secs(5)).await;
+        let mut rest = Vec::new();
+        while let Ok(t) = stuck_seen.try_recv() {
+            rest.push(t);
+        }
+        assert_eq!(rest, vec![1, 2]);
+    }
+
+    #[tokio::test]
+    async fn draining_delivers_the_whole_backlog_and_counts_every_event() {
+        let telemetry = Arc::new(Telemetry::new());
+        let (outlet, mut seen) = probe(OutletKind::Log, None);
+        let (notifier, outlets) = Notifier::start(vec![outlet], 64, Arc::clone(&telemetry));
+        for t in 0..50 {
+            notifier.emit(batch_at(t));
+        }
+        notifier.emit(Vec::new()); // nothing to say: nothing is sent
+        outlets.drain(Duration::from_secs(5)).await;
+        let mut got = Vec::new();
+        while let Ok(t) = seen.try_recv() {
+            got.push(t);
+        }
+        assert_eq!(got, (0..50).collect::<Vec<_>>());
+        assert!(telemetry
+            .render(&crate::ops::telemetry::Gauges::default())
+            .contains("leakwatch_leak_events_total{kind=\"suspected\"} 50"));
+    }
+
+    #[tokio::test]
+    async fn a_stuck_outlet_is_cut_off_at_the_grace_period() {
+        let telemetry = Arc::new(Telemetry::new());
+        let (stuck, mut seen) = probe(OutletKind::Log, Some(Arc::new(Semaphore::new(0))));
+        let (notifier, outlets) = Notifier::start(vec![stuck], 4, telemetry);
+        notifier.emit(events(1));
+        assert_eq!(seen.recv().await, Some(0));
+        let started = std::time::Instant::now();
+        outlets.drain(Duration::from_millis(200)).await;
+        assert!(started.elapsed() < Duration::from_secs(5));
+    }
+}
