@@ -46,10 +46,10 @@ pub enum ServerError {
     /// A bearer token that cannot be read or is empty (the message names the key).
     #[error("{0}")]
     Auth(String),
-    #[error("HTTP TLS: {0}")]
-    Tls(#[from] crate::ops::net::TlsError),
+    #[error("receiver TLS: {0}")]
+    Tls(#[from] crate::ops::tls::TlsError),
     #[error("admin TLS: {0}")]
-    AdminTls(#[source] crate::ops::net::TlsError),
+    AdminTls(#[source] crate::ops::tls::TlsError),
     #[error(transparent)]
     Grpc(#[from] receiver::grpc::GrpcError),
 }
@@ -236,7 +236,7 @@ impl Bound {
         let receivers = receiver::start(
             grpc,
             http,
-            secrets.http_tls,
+            secrets.receivers_tls,
             &ingress,
             &config.receivers,
             grace,
@@ -274,7 +274,7 @@ impl Bound {
 struct Secrets {
     receivers_token: Option<Arc<BearerToken>>,
     admin_token: Option<Arc<BearerToken>>,
-    http_tls: Option<tokio_rustls::TlsAcceptor>,
+    receivers_tls: receiver::Tls,
     admin_tls: Option<tokio_rustls::TlsAcceptor>,
 }
 
@@ -290,15 +290,21 @@ impl Secrets {
         Ok(Secrets {
             receivers_token: token(config.receivers.auth.as_ref(), "receivers.auth")?,
             admin_token: token(config.admin.auth.as_ref(), "admin.auth")?,
-            http_tls: match (&config.receivers.http.tls, config.receivers.http.enabled) {
-                (Some(tls), true) => Some(crate::ops::net::tls_acceptor(tls)?),
-                _ => None,
+            receivers_tls: receiver::Tls {
+                grpc: match (&config.receivers.grpc.tls, config.receivers.grpc.enabled) {
+                    (Some(tls), true) => Some(crate::ops::tls::grpc_server_tls(tls)?),
+                    _ => None,
+                },
+                http: match (&config.receivers.http.tls, config.receivers.http.enabled) {
+                    (Some(tls), true) => Some(crate::ops::tls::tls_acceptor(tls)?),
+                    _ => None,
+                },
             },
             admin_tls: config
                 .admin
                 .tls
                 .as_ref()
-                .map(crate::ops::net::tls_acceptor)
+                .map(crate::ops::tls::tls_acceptor)
                 .transpose()
                 .map_err(ServerError::AdminTls)?,
         })

@@ -248,7 +248,11 @@ mod tests {
         assert_eq!(fine_seen.recv().await, Some(0));
         for t in 1..=5 {
             notifier.emit(batch_at(t)); // returns at once although one outlet is stuck
-            assert_eq!(fine_seen.recv().await, Some(t), "the other outlet gets every batch");
+            assert_eq!(
+                fine_seen.recv().await,
+                Some(t),
+                "the other outlet gets every batch"
+            );
         }
         assert_eq!(telemetry.notify_dropped_batches(OutletKind::OtlpLogs), 3);
         assert_eq!(telemetry.notify_dropped_batches(OutletKind::Log), 0);

@@ -1,4 +1,4 @@
-//! Plumbing below the stages: self-telemetry, the memory limiter, TLS and HTTP serving,
+//! Plumbing below the stages: self-telemetry, the memory limiter, HTTP serving, the TLS loader,
 //! periodic tickers, the outbound HTTP client and slow-client deadlines.
 
 pub mod limiter;
@@ -7,3 +7,4 @@ pub mod outbound;
 pub mod periodic;
 pub mod slow;
 pub mod telemetry;
+pub mod tls;

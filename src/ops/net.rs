@@ -1,7 +1,6 @@
 //! Serving HTTP (the OTLP/HTTP receiver and the admin listener) on a bound
 //! listener, with optional TLS and graceful shutdown.
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
@@ -15,78 +14,7 @@ use tracing::debug;
 
 use hyper::body::Incoming;
 
-use crate::config::ServerTlsConfig;
 use crate::ops::slow::{DeadlineBody, FirstBytes, Timeouts};
-
-/// Errors building a TLS acceptor.
-#[derive(Debug, thiserror::Error)]
-pub enum TlsError {
-    #[error("reading {path}: {source}")]
-    Read {
-        path: String,
-        #[source]
-        source: std::io::Error,
-    },
-    #[error("{path}: no PEM {what} found")]
-    Empty { path: String, what: &'static str },
-    #[error("TLS configuration: {0}")]
-    Rustls(#[from] rustls::Error),
-    #[error("client CA: {0}")]
-    Verifier(String),
-}
-
-fn read_pem(path: &std::path::Path) -> Result<Vec<u8>, TlsError> {
-    std::fs::read(path).map_err(|source| TlsError::Read {
-        path: path.display().to_string(),
-        source,
-    })
-}
-
-/// Builds a rustls acceptor from PEM files (optionally requiring client
-/// certificates signed by `client_ca_file`).
-pub fn tls_acceptor(cfg: &ServerTlsConfig) -> Result<TlsAcceptor, TlsError> {
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let cert_pem = read_pem(&cfg.cert_file)?;
-    let certs: Vec<_> = rustls_pemfile::certs(&mut &cert_pem[..])
-        .filter_map(Result::ok)
-        .collect();
-    if certs.is_empty() {
-        return Err(TlsError::Empty {
-            path: cfg.cert_file.display().to_string(),
-            what: "certificate",
-        });
-    }
-    let key_pem = read_pem(&cfg.key_file)?;
-    let key = rustls_pemfile::private_key(&mut &key_pem[..])
-        .ok()
-        .flatten()
-        .ok_or_else(|| TlsError::Empty {
-            path: cfg.key_file.display().to_string(),
-            what: "private key",
-        })?;
-    let builder = rustls::ServerConfig::builder_with_provider(Arc::clone(&provider))
-        .with_safe_default_protocol_versions()?;
-    let builder = match &cfg.client_ca_file {
-        Some(ca) => {
-            let ca_pem = read_pem(ca)?;
-            let mut roots = rustls::RootCertStore::empty();
-            for cert in rustls_pemfile::certs(&mut &ca_pem[..]).filter_map(Result::ok) {
-                roots.add(cert)?;
-            }
-            let verifier = rustls::server::WebPkiClientVerifier::builder_with_provider(
-                Arc::new(roots),
-                provider,
-            )
-            .build()
-            .map_err(|e| TlsError::Verifier(e.to_string()))?;
-            builder.with_client_cert_verifier(verifier)
-        }
-        None => builder.with_no_client_auth(),
-    };
-    let mut config = builder.with_single_cert(certs, key)?;
-    config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
-    Ok(TlsAcceptor::from(Arc::new(config)))
-}
 
 /// The largest HTTP/2 DATA frame the receivers accept (SETTINGS_MAX_FRAME_SIZE; HTTP/2's
 /// default is 16 KiB). With 1 MiB a collector's batch of a few MB arrives in a few frames, reads

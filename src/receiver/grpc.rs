@@ -34,8 +34,6 @@ use crate::pipeline::{Accepted, ExportError, Ingress};
 /// Errors starting the gRPC receiver.
 #[derive(Debug, thiserror::Error)]
 pub enum GrpcError {
-    #[error("gRPC TLS: {0}")]
-    Tls(String),
     #[error("gRPC server: {0}")]
     Transport(#[from] tonic::transport::Error),
 }
@@ -209,6 +207,7 @@ pub async fn serve(
     listener: TcpListener,
     ingress: Arc<Ingress>,
     cfg: &GrpcReceiverConfig,
+    tls: Option<tonic::transport::ServerTlsConfig>,
     shutdown: CancellationToken,
 ) -> Result<(), GrpcError> {
     let max = cfg.max_message_bytes;
@@ -217,17 +216,8 @@ pub async fn serve(
         .max_concurrent_streams(cfg.max_concurrent_streams)
         // A request (body included) must arrive and be answered within this.
         .timeout(cfg.read_timeout);
-    if let Some(tls) = &cfg.tls {
-        let read = |p: &std::path::Path| {
-            std::fs::read(p).map_err(|e| GrpcError::Tls(format!("reading {}: {e}", p.display())))
-        };
-        let mut tls_cfg = tonic::transport::ServerTlsConfig::new().identity(
-            tonic::transport::Identity::from_pem(read(&tls.cert_file)?, read(&tls.key_file)?),
-        );
-        if let Some(ca) = &tls.client_ca_file {
-            tls_cfg = tls_cfg.client_ca_root(tonic::transport::Certificate::from_pem(read(ca)?));
-        }
-        builder = builder.tls_config(tls_cfg)?;
+    if let Some(tls) = tls {
+        builder = builder.tls_config(tls)?;
     }
     let local: Option<SocketAddr> = listener.local_addr().ok();
     tracing::debug!(addr = ?local, "OTLP/gRPC serving.");

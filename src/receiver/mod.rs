@@ -24,6 +24,13 @@ use crate::config::ReceiversConfig;
 use crate::ops::slow::Timeouts;
 use crate::pipeline::Ingress;
 
+/// The front ends' TLS, loaded before anything starts.
+#[derive(Default)]
+pub struct Tls {
+    pub grpc: Option<tonic::transport::ServerTlsConfig>,
+    pub http: Option<tokio_rustls::TlsAcceptor>,
+}
+
 /// The running front ends.
 pub struct Receivers {
     tasks: JoinSet<()>,
@@ -34,7 +41,7 @@ pub struct Receivers {
 pub fn start(
     grpc: Option<TcpListener>,
     http: Option<TcpListener>,
-    http_tls: Option<tokio_rustls::TlsAcceptor>,
+    tls: Tls,
     ingress: &Arc<Ingress>,
     cfg: &ReceiversConfig,
     grace: Duration,
@@ -47,7 +54,7 @@ pub fn start(
         let grpc_cfg = cfg.grpc.clone();
         let token = shutdown.clone();
         tasks.spawn(async move {
-            if let Err(e) = grpc::serve(listener, ingress, &grpc_cfg, token).await {
+            if let Err(e) = grpc::serve(listener, ingress, &grpc_cfg, tls.grpc, token).await {
                 tracing::error!(error = %e, "OTLP/gRPC receiver failed.");
             }
         });
@@ -62,7 +69,7 @@ pub fn start(
         tasks.spawn(crate::ops::net::serve_http(
             listener,
             router,
-            http_tls,
+            tls.http,
             Timeouts {
                 header: cfg.http.read_header_timeout,
                 body: cfg.http.read_body_timeout,
