@@ -49,6 +49,8 @@ pub struct Config {
     pub self_monitoring: SelfMonitoringConfig,
     /// Periodic checkpoint of the detector state, restored at start (off when unset).
     pub checkpoint: Option<CheckpointConfig>,
+    /// Alertmanager, webhook and heap-dump notifications.
+    pub notify: crate::notify::settings::NotifyConfig,
 }
 
 /// Where and how often the detector state is checkpointed.
@@ -849,6 +851,7 @@ impl Config {
                 self.log.level
             ));
         }
+        self.notify.validate(errors);
         if let Err(detector_errors) = self.detector.validate() {
             errors.extend(
                 detector_errors
@@ -992,6 +995,7 @@ fn from_tree(tree: &Value, errors: &mut Vec<String>) -> Option<Config> {
     section!(shutdown);
     section!(self_monitoring);
     section!(checkpoint);
+    section!(notify);
     (errors.len() == before).then_some(config)
 }
 

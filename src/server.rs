@@ -52,6 +52,8 @@ pub enum ServerError {
     AdminTls(#[source] crate::ops::tls::TlsError),
     #[error(transparent)]
     Grpc(#[from] receiver::grpc::GrpcError),
+    #[error("notify: {0}")]
+    Outbound(#[from] crate::ops::outbound::ClientError),
 }
 
 /// Listeners bound and ready to serve.
@@ -162,7 +164,9 @@ impl Bound {
         let exporter = start_exporter(&config, &telemetry)?;
         let queue = exporter.as_ref().map(Exporter::queue);
         // 3. The notifier's outlets.
-        let (notifier, outlets) = start_outlets(&config, queue.clone(), &telemetry);
+        let heap_dumps = Arc::new(notify::heap_dump::HeapDumps::default());
+        let (notifier, outlets) =
+            start_outlets(&config, queue.clone(), &telemetry, &engine, &heap_dumps)?;
         // 4. The per-request pipeline.
         let ingress = Arc::new(Ingress {
             engine: Arc::clone(&engine),
@@ -184,6 +188,7 @@ impl Bound {
                     queue: queue.clone(),
                     ready: Arc::clone(&ready),
                     token: secrets.admin_token,
+                    heap_dumps: Some(heap_dumps),
                 },
                 secrets.admin_tls,
                 Timeouts {
@@ -364,13 +369,47 @@ fn start_outlets(
     config: &Config,
     queue: Option<ExportQueue>,
     telemetry: &Arc<Telemetry>,
-) -> (Notifier, Outlets) {
+    engine: &Arc<Engine>,
+    heap_dumps: &Arc<notify::heap_dump::HeapDumps>,
+) -> Result<(Notifier, Outlets), ServerError> {
     let mut outlets: Vec<Box<dyn Outlet>> = vec![Box::new(notify::log_line::LogLine)];
-    if let (Some(queue), true) = (queue, config.events.logs) {
+    if let (Some(queue), true) = (queue.clone(), config.events.logs) {
         outlets.push(Box::new(notify::otlp_logs::OtlpLogs::new(
             queue,
             Arc::clone(telemetry),
         )));
     }
-    Notifier::start(outlets, notify::BACKLOG, Arc::clone(telemetry))
+    let n = &config.notify;
+    if let Some((am, url)) = n.alertmanager.as_ref().and_then(|a| Some((a, a.url.as_ref()?))) {
+        info!(%url, "Alerts go to Alertmanager.");
+        outlets.push(Box::new(notify::alertmanager::Alertmanager::new(
+            url,
+            am,
+            crate::ops::outbound::client(am.timeout)?,
+            Arc::clone(telemetry),
+            Some(Arc::clone(engine)),
+        )));
+    }
+    if let Some((w, url)) = n.webhook.as_ref().and_then(|w| Some((w, w.url.as_ref()?))) {
+        info!(%url, "Leak events go to a webhook.");
+        outlets.push(Box::new(notify::webhook::Webhook::new(
+            url,
+            &w.headers,
+            crate::ops::outbound::client(Duration::from_secs(10))?,
+            Arc::clone(telemetry),
+        )));
+    }
+    if !n.heap_dump.is_empty() {
+        outlets.push(Box::new(notify::heap_dump::HeapDump::new(
+            &n.heap_dump,
+            Arc::clone(heap_dumps),
+            queue.filter(|_| config.events.logs),
+            Arc::clone(telemetry),
+        )?));
+    }
+    Ok(Notifier::start(
+        outlets,
+        notify::BACKLOG,
+        Arc::clone(telemetry),
+    ))
 }

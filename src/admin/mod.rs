@@ -34,6 +34,7 @@ use crate::auth::BearerToken;
 use crate::detector::LeakState;
 use crate::engine::{Engine, ResourceView, SeriesView};
 use crate::exporter::ExportQueue;
+use crate::notify::heap_dump::{HeapDumpRecord, HeapDumps};
 use crate::ops::slow::Timeouts;
 use crate::ops::telemetry::{own_rss_bytes, Gauges};
 
@@ -45,6 +46,8 @@ pub struct AdminState {
     pub ready: Arc<AtomicBool>,
     /// The token `/metrics` and `/api/v1/*` need (open when `None`).
     pub token: Option<Arc<BearerToken>>,
+    /// Heap-dump outcomes, shown with each incident.
+    pub heap_dumps: Option<Arc<HeapDumps>>,
 }
 
 /// The admin routes.
@@ -169,7 +172,16 @@ fn listing<T>(items: Vec<T>) -> Json<Listing<T>> {
     })
 }
 
-async fn leaks(State(s): State<AdminState>) -> Json<Listing<ResourceView>> {
+/// An open incident: the resource's assessment and, once taken, its heap dump.
+#[derive(Serialize)]
+struct Incident {
+    #[serde(flatten)]
+    view: ResourceView,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    heap_dump: Option<HeapDumpRecord>,
+}
+
+async fn leaks(State(s): State<AdminState>) -> Json<Listing<Incident>> {
     let mut open: Vec<ResourceView> = s
         .engine
         .resource_views()
@@ -181,7 +193,17 @@ async fn leaks(State(s): State<AdminState>) -> Json<Listing<ResourceView>> {
             .cmp(&(a.state as u8))
             .then_with(|| a.resource.service_name.cmp(&b.resource.service_name))
     });
-    listing(open)
+    listing(
+        open.into_iter()
+            .map(|view| Incident {
+                heap_dump: s
+                    .heap_dumps
+                    .as_ref()
+                    .and_then(|h| h.get(view.resource.key)),
+                view,
+            })
+            .collect(),
+    )
 }
 
 async fn resources(State(s): State<AdminState>) -> Json<Listing<ResourceView>> {

@@ -30,9 +30,14 @@ use tracing::warn;
 use crate::engine::EngineEvent;
 use crate::ops::telemetry::{OutletKind, Telemetry};
 
+pub mod alertmanager;
 pub mod derived;
+pub mod heap_dump;
+pub mod identity;
 pub mod log_line;
 pub mod otlp_logs;
+pub mod settings;
+pub mod webhook;
 pub mod words;
 
 pub use derived::{derived_metrics, run_derived_metrics};
@@ -54,6 +59,15 @@ pub type Batch = Arc<[EngineEvent]>;
 pub trait Outlet: Send + 'static {
     fn kind(&self) -> OutletKind;
     fn deliver<'a>(&'a mut self, batch: &'a Batch) -> BoxFuture<'a, ()>;
+    /// When the outlet wants to run without a batch (a resend, a retry): its
+    /// own timer, on its own task. `None`: only batches wake it.
+    fn wake_at(&self) -> Option<tokio::time::Instant> {
+        None
+    }
+    /// Runs at [`Outlet::wake_at`].
+    fn wake(&mut self) -> BoxFuture<'_, ()> {
+        Box::pin(std::future::ready(()))
+    }
 }
 
 struct Feed {
@@ -150,6 +164,13 @@ impl Outlets {
 
 async fn run(mut outlet: Box<dyn Outlet>, mut rx: mpsc::Receiver<Batch>, stop: CancellationToken) {
     loop {
+        let wake_at = outlet.wake_at();
+        let timer = async move {
+            match wake_at {
+                Some(at) => tokio::time::sleep_until(at).await,
+                None => std::future::pending().await,
+            }
+        };
         tokio::select! {
             biased;
             batch = rx.recv() => match batch {
@@ -157,6 +178,7 @@ async fn run(mut outlet: Box<dyn Outlet>, mut rx: mpsc::Receiver<Batch>, stop: C
                 None => return,
             },
             _ = stop.cancelled() => break,
+            _ = timer => outlet.wake().await,
         }
     }
     // Stopping: what is already in the backlog is still delivered.

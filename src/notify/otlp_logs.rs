@@ -60,7 +60,7 @@ fn now_ns() -> u64 {
         .unwrap_or(0)
 }
 
-fn kv(key: &str, value: any_value::Value) -> KeyValue {
+pub(super) fn kv(key: &str, value: any_value::Value) -> KeyValue {
     KeyValue {
         key: key.to_owned(),
         value: Some(AnyValue { value: Some(value) }),
@@ -68,7 +68,7 @@ fn kv(key: &str, value: any_value::Value) -> KeyValue {
     }
 }
 
-fn string(s: &str) -> any_value::Value {
+pub(super) fn string(s: &str) -> any_value::Value {
     any_value::Value::StringValue(s.to_owned())
 }
 

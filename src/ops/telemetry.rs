@@ -186,18 +186,76 @@ pub enum OutletKind {
     Log,
     /// OTLP log records sent downstream through the export queue.
     OtlpLogs,
+    /// Alerts POSTed to Alertmanager.
+    Alertmanager,
+    /// Lifecycle events POSTed to a webhook.
+    Webhook,
+    /// Heap-dump endpoints called on confirmation.
+    HeapDump,
 }
 
 impl OutletKind {
-    pub const ALL: [OutletKind; 2] = [OutletKind::Log, OutletKind::OtlpLogs];
+    pub const ALL: [OutletKind; 5] = [
+        OutletKind::Log,
+        OutletKind::OtlpLogs,
+        OutletKind::Alertmanager,
+        OutletKind::Webhook,
+        OutletKind::HeapDump,
+    ];
 
     pub fn as_str(self) -> &'static str {
         match self {
             OutletKind::Log => "log",
             OutletKind::OtlpLogs => "otlp_logs",
+            OutletKind::Alertmanager => "alertmanager",
+            OutletKind::Webhook => "webhook",
+            OutletKind::HeapDump => "heap_dump",
         }
     }
 }
+
+/// How one outbound notification request ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum NotifyOutcome {
+    /// 2xx.
+    Success,
+    /// Not reached, timed out or 5xx / 429: retried.
+    Error,
+    /// Another 4xx: the receiver refuses it for good; not retried.
+    Rejected,
+}
+
+impl NotifyOutcome {
+    pub const ALL: [NotifyOutcome; 3] = [
+        NotifyOutcome::Success,
+        NotifyOutcome::Error,
+        NotifyOutcome::Rejected,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            NotifyOutcome::Success => "success",
+            NotifyOutcome::Error => "error",
+            NotifyOutcome::Rejected => "rejected",
+        }
+    }
+
+    /// The outcome of an HTTP response status.
+    pub fn of_status(status: u16) -> NotifyOutcome {
+        match status {
+            200..=299 => NotifyOutcome::Success,
+            429 | 500..=599 => NotifyOutcome::Error,
+            _ => NotifyOutcome::Rejected,
+        }
+    }
+}
+
+/// The outlets that make outbound HTTP requests (the `sink` label).
+const NOTIFY_SINKS: [OutletKind; 3] = [
+    OutletKind::Alertmanager,
+    OutletKind::Webhook,
+    OutletKind::HeapDump,
+];
 
 /// All of leakwatch's counters.
 #[derive(Default)]
@@ -215,6 +273,7 @@ pub struct Telemetry {
     series_evicted: Counter,
     leak_events: [Counter; 3],
     notify_dropped: [Counter; OutletKind::ALL.len()],
+    notify_requests: [[Counter; NotifyOutcome::ALL.len()]; OutletKind::ALL.len()],
     persistent_replayed: Counter,
     persistent_truncated_bytes: Counter,
     checkpoint_writes: [Counter; 2],
@@ -316,6 +375,15 @@ impl Telemetry {
     /// A batch of leak events an outlet could not take: its backlog was full.
     pub fn notify_dropped(&self, outlet: OutletKind) {
         add(&self.notify_dropped[outlet as usize], 1);
+    }
+
+    /// One outbound request of a notification outlet.
+    pub fn notify_request(&self, sink: OutletKind, outcome: NotifyOutcome) {
+        add(&self.notify_requests[sink as usize][outcome as usize], 1);
+    }
+
+    pub fn notify_requests(&self, sink: OutletKind, outcome: NotifyOutcome) -> u64 {
+        self.notify_requests[sink as usize][outcome as usize].load(Ordering::Relaxed)
     }
 
     pub fn notify_dropped_batches(&self, outlet: OutletKind) -> u64 {
@@ -670,6 +738,25 @@ impl Telemetry {
                 o.as_str(),
                 load(&self.notify_dropped[o as usize]),
             );
+        }
+        header(
+            &mut out,
+            "leakwatch_notify_requests_total",
+            "counter",
+            "Outbound notification requests (Alertmanager, webhook, heap dumps) by outcome.",
+        );
+        for sink in NOTIFY_SINKS {
+            for outcome in NotifyOutcome::ALL {
+                sample2(
+                    &mut out,
+                    "leakwatch_notify_requests_total",
+                    "sink",
+                    sink.as_str(),
+                    "outcome",
+                    outcome.as_str(),
+                    load(&self.notify_requests[sink as usize][outcome as usize]),
+                );
+            }
         }
         header(
             &mut out,

@@ -1,0 +1,179 @@
+//! Who an alert is about, as Prometheus labels: only what identifies the
+//! process (so the labels stay the same for the whole incident and two
+//! leakwatch replicas fed the same data produce the same alerts).
+
+use std::collections::BTreeMap;
+
+use crate::engine::ResourceInfo;
+use crate::otlp::proto::otlp::common::v1::any_value;
+
+/// Resource attributes that identify a process, in label order.
+const PROCESS: [&str; 3] = ["service.name", "service.namespace", "service.instance.id"];
+/// What identifies a process that has no `service.instance.id` (a container).
+const CONTAINER: [&str; 3] = ["k8s.namespace.name", "k8s.pod.name", "k8s.container.name"];
+
+/// Labels leakwatch sets itself; static labels may not override them.
+pub const IDENTITY_LABELS: [&str; 8] = [
+    "alertname",
+    "severity",
+    "service_name",
+    "service_namespace",
+    "service_instance_id",
+    "k8s_namespace_name",
+    "k8s_pod_name",
+    "k8s_container_name",
+];
+
+/// A resource attribute name as a Prometheus label name: every character
+/// outside `[a-zA-Z0-9_]` becomes `_`, a leading digit gets a `_` in front
+/// (the rule of Prometheus' OTLP translation).
+pub fn label_name(attribute: &str) -> String {
+    let mut out: String = attribute
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() { c } else { '_' })
+        .collect();
+    if out.starts_with(|c: char| c.is_ascii_digit()) {
+        out.insert(0, '_');
+    }
+    out
+}
+
+/// A resource attribute's value as text (strings, integers, booleans).
+pub fn attribute(resource: &ResourceInfo, key: &str) -> Option<String> {
+    let kv = resource.attributes.iter().find(|kv| kv.key == key)?;
+    match kv.value.as_ref()?.value.as_ref()? {
+        any_value::Value::StringValue(s) => Some(s.clone()),
+        any_value::Value::IntValue(i) => Some(i.to_string()),
+        any_value::Value::BoolValue(b) => Some(b.to_string()),
+        _ => None,
+    }
+}
+
+/// The identifying labels of `resource` (without `alertname` / `severity`):
+/// `service_name` always, `service_namespace` / `service_instance_id` when
+/// present, and the `k8s_*` names only for a resource without
+/// `service.instance.id`.
+pub fn process_labels(resource: &ResourceInfo) -> BTreeMap<String, String> {
+    let mut labels = BTreeMap::new();
+    labels.insert("service_name".to_owned(), resource.service_name.clone());
+    for key in &PROCESS[1..] {
+        if let Some(v) = attribute(resource, key).filter(|v| !v.is_empty()) {
+            labels.insert(label_name(key), v);
+        }
+    }
+    if !labels.contains_key("service_instance_id") {
+        for key in CONTAINER {
+            if let Some(v) = attribute(resource, key).filter(|v| !v.is_empty()) {
+                labels.insert(label_name(key), v);
+            }
+        }
+    }
+    labels
+}
+
+/// Everything but RFC 3986's unreserved characters is percent-encoded.
+pub const COMPONENT: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'.')
+    .remove(b'_')
+    .remove(b'~');
+
+/// leakwatch's page, pointed at one process (`external_url` without a trailing slash).
+pub fn page_url(external_url: &str, resource: &ResourceInfo) -> String {
+    use percent_encoding::utf8_percent_encode;
+    let mut url = format!(
+        "{}/#service.name={}",
+        external_url.trim_end_matches('/'),
+        utf8_percent_encode(&resource.service_name, COMPONENT)
+    );
+    if let Some(id) = attribute(resource, "service.instance.id") {
+        url.push_str("&service.instance.id=");
+        url.extend(utf8_percent_encode(&id, COMPONENT));
+    }
+    url
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+    use crate::otlp::proto::otlp::common::v1::{AnyValue, KeyValue};
+
+    pub(crate) fn resource(attrs: &[(&str, &str)]) -> ResourceInfo {
+        let attributes = attrs
+            .iter()
+            .map(|(k, v)| KeyValue {
+                key: (*k).to_owned(),
+                value: Some(AnyValue {
+                    value: Some(any_value::Value::StringValue((*v).to_owned())),
+                }),
+                ..Default::default()
+            })
+            .collect::<Vec<_>>();
+        let text = |k: &str| {
+            attrs
+                .iter()
+                .find(|(key, _)| *key == k)
+                .map(|(_, v)| (*v).to_owned())
+        };
+        ResourceInfo {
+            key: 1,
+            service_name: text("service.name").unwrap_or_else(|| "unknown_service".into()),
+            instance: text("service.instance.id")
+                .or_else(|| text("k8s.pod.name"))
+                .unwrap_or_default(),
+            attributes,
+        }
+    }
+
+    #[test]
+    fn names_follow_the_prometheus_translation() {
+        assert_eq!(label_name("service.instance.id"), "service_instance_id");
+        assert_eq!(label_name("k8s.pod.name"), "k8s_pod_name");
+        assert_eq!(label_name("1st-thing"), "_1st_thing");
+    }
+
+    #[test]
+    fn labels_are_the_process_and_only_it() {
+        let r = resource(&[
+            ("service.name", "checkout"),
+            ("service.namespace", "shop"),
+            ("service.instance.id", "pod-1"),
+            ("host.name", "node-7"),
+            ("k8s.pod.name", "checkout-abc"),
+            ("process.pid", "42"),
+        ]);
+        let l = process_labels(&r);
+        assert_eq!(
+            l.into_iter().collect::<Vec<_>>(),
+            vec![
+                ("service_instance_id".into(), "pod-1".into()),
+                ("service_name".into(), "checkout".into()),
+                ("service_namespace".into(), "shop".into()),
+            ]
+        );
+    }
+
+    #[test]
+    fn a_container_only_resource_is_named_by_its_k8s_names() {
+        let r = resource(&[
+            ("service.name", "checkout"),
+            ("k8s.namespace.name", "shop"),
+            ("k8s.pod.name", "checkout-abc"),
+            ("k8s.container.name", "app"),
+        ]);
+        let l = process_labels(&r);
+        assert_eq!(l["k8s_namespace_name"], "shop");
+        assert_eq!(l["k8s_pod_name"], "checkout-abc");
+        assert_eq!(l["k8s_container_name"], "app");
+        assert_eq!(l.len(), 4);
+    }
+
+    #[test]
+    fn the_page_url_is_encoded() {
+        let r = resource(&[("service.name", "a b"), ("service.instance.id", "x&y")]);
+        assert_eq!(
+            page_url("http://lw:8080/", &r),
+            "http://lw:8080/#service.name=a%20b&service.instance.id=x%26y"
+        );
+    }
+}
