@@ -380,7 +380,11 @@ fn start_outlets(
         )));
     }
     let n = &config.notify;
-    if let Some((am, url)) = n.alertmanager.as_ref().and_then(|a| Some((a, a.url.as_ref()?))) {
+    if let Some((am, url)) = n
+        .alertmanager
+        .as_ref()
+        .and_then(|a| Some((a, a.url.as_ref()?)))
+    {
         info!(%url, "Alerts go to Alertmanager.");
         outlets.push(Box::new(notify::alertmanager::Alertmanager::new(
             url,

@@ -196,10 +196,7 @@ async fn leaks(State(s): State<AdminState>) -> Json<Listing<Incident>> {
     listing(
         open.into_iter()
             .map(|view| Incident {
-                heap_dump: s
-                    .heap_dumps
-                    .as_ref()
-                    .and_then(|h| h.get(view.resource.key)),
+                heap_dump: s.heap_dumps.as_ref().and_then(|h| h.get(view.resource.key)),
                 view,
             })
             .collect(),

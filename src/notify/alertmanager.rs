@@ -410,7 +410,10 @@ fn alert(
         "summary".to_owned(),
         summary(name, &i.resource.service_name),
     );
-    annotations.insert("description".to_owned(), description(&i.resource, &i.evidence));
+    annotations.insert(
+        "description".to_owned(),
+        description(&i.resource, &i.evidence),
+    );
     if let Some(r) = &shape.runbook_url {
         annotations.insert("runbook_url".to_owned(), r.clone());
     }

@@ -88,7 +88,8 @@ fn pieces(s: &str) -> Result<Vec<Piece>, String> {
 fn plain_host(h: &str) -> bool {
     h.len() <= 253
         && h.starts_with(|c: char| c.is_ascii_alphanumeric())
-        && h.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '.')
+        && h.chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '.')
 }
 
 impl UrlTemplate {
@@ -110,7 +111,9 @@ impl UrlTemplate {
             _ => (authority, ""),
         };
         if !port.is_empty() && (port.len() < 2 || port[1..].parse::<u16>().is_err()) {
-            return Err(format!("{port:?} is not a port (the port cannot be templated)"));
+            return Err(format!(
+                "{port:?} is not a port (the port cannot be templated)"
+            ));
         }
         let host = match pieces(host)?.as_slice() {
             [Piece::Attribute(a)] => Piece::Attribute(a.clone()),
@@ -263,7 +266,12 @@ impl HeapDump {
             return;
         }
         if self.last.len() >= MAX_REMEMBERED {
-            let longest = self.rules.iter().map(|r| r.min_interval).max().unwrap_or_default();
+            let longest = self
+                .rules
+                .iter()
+                .map(|r| r.min_interval)
+                .max()
+                .unwrap_or_default();
             self.last.retain(|_, t| now.duration_since(*t) < longest);
         }
         self.last.insert(resource.key, now);
@@ -423,7 +431,10 @@ mod tests {
     fn attributes_are_substituted_percent_encoded() {
         let t = UrlTemplate::parse("http://{host.name}:3000/debug/heapdump?svc={service.name}")
             .expect("valid");
-        let r = resource(&[("service.name", "a b&c=d/../x"), ("host.name", "node-7.local")]);
+        let r = resource(&[
+            ("service.name", "a b&c=d/../x"),
+            ("host.name", "node-7.local"),
+        ]);
         assert_eq!(
             t.render(&r).expect("url"),
             "http://node-7.local:3000/debug/heapdump?svc=a%20b%26c%3Dd%2F..%2Fx"
@@ -439,7 +450,15 @@ mod tests {
             "http://127.0.0.1:3000/%40evil.example%2Fx"
         );
         let t = UrlTemplate::parse("http://{host.name}:3000/x").expect("valid");
-        for bad in ["evil.example@127.0.0.1", "a/b", "a:80", "", "-x", "[::1]", "a b"] {
+        for bad in [
+            "evil.example@127.0.0.1",
+            "a/b",
+            "a:80",
+            "",
+            "-x",
+            "[::1]",
+            "a b",
+        ] {
             let r = resource(&[("service.name", "s"), ("host.name", bad)]);
             assert!(t.render(&r).is_err(), "{bad:?} should be refused");
         }

@@ -124,7 +124,12 @@ fn any_json(v: &AnyValue) -> Value {
         Some(any_value::Value::KvlistValue(l)) => Value::Object(
             l.values
                 .iter()
-                .map(|kv| (kv.key.clone(), kv.value.as_ref().map_or(Value::Null, any_json)))
+                .map(|kv| {
+                    (
+                        kv.key.clone(),
+                        kv.value.as_ref().map_or(Value::Null, any_json),
+                    )
+                })
                 .collect(),
         ),
         Some(any_value::Value::BytesValue(b)) => {

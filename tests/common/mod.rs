@@ -3,6 +3,7 @@
 //! bytes into a channel, and request builders.
 #![allow(dead_code)]
 
+pub mod alertmanager;
 pub mod procs;
 
 use std::net::SocketAddr;

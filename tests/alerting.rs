@@ -1,0 +1,427 @@
+//! Alerts in the real Alertmanager (Debian's `prometheus-alertmanager` 0.25, API v2): a leak
+//! fires `MemoryLeakSuspected`, then `MemoryLeakConfirmed` (the warning inhibited by the rule
+//! README shows), open alerts are re-sent, resolution and an evicted process end them, two
+//! replicas fed the same data make one alert per name, and an Alertmanager that is down (or
+//! hangs) loses nothing, slows nothing and leaves nothing stuck once it is back.
+//!
+//! leakwatch runs in-process; the leak is generated in event time (a Node.js heap floor
+//! growing 400 KB/s for four minutes, then flat) with one- and two-minute windows, so a whole
+//! incident takes well under a second to feed.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use common::alertmanager::{available, Alertmanager};
+use common::*;
+use leakwatch::config::Config;
+use leakwatch::detector::{DetectorConfig, LeakEventKind};
+use leakwatch::engine::{Engine, EngineConfig};
+use leakwatch::notify::settings::AlertmanagerConfig;
+use leakwatch::ops::telemetry::Telemetry;
+use leakwatch::otlp::proto::otlp::collector::metrics::v1::ExportMetricsServiceRequest;
+use prost::Message;
+
+const S: u64 = 1_000_000_000;
+const STEPS: u64 = 480;
+
+fn detector() -> DetectorConfig {
+    DetectorConfig::with_windows(Duration::from_secs(60), Duration::from_secs(120))
+}
+
+/// Event time of step 0: ten minutes ago, so the whole trace lies in the past.
+fn t0() -> u64 {
+    static T0: std::sync::OnceLock<u64> = std::sync::OnceLock::new();
+    *T0.get_or_init(|| (now_ns() / S - 600) * S)
+}
+
+/// Second `step`: `checkout` (pod-1) leaks for four minutes then levels off; `catalog` is healthy.
+fn trace(step: u64, with_checkout: bool) -> Bytes {
+    let t = t0() + step * S;
+    let saw = (step % 10) as f64 * 2e6;
+    let floor = 100e6 + 400e3 * step.min(240) as f64;
+    let mut both = ExportMetricsServiceRequest::default();
+    if with_checkout {
+        let mut r = resource("checkout", "pod-1");
+        r.attributes.push(kv("service.namespace", "shop"));
+        r.attributes.push(kv("host.name", "node-3"));
+        both.resource_metrics.extend(
+            request(
+                r,
+                vec![
+                    gauge_metric(
+                        "v8js.memory.heap.used",
+                        "By",
+                        vec![number_point(t, floor + saw, vec![])],
+                    ),
+                    gauge_metric(
+                        "v8js.memory.heap.limit",
+                        "By",
+                        vec![number_point(t, 1.5e9, vec![])],
+                    ),
+                ],
+            )
+            .resource_metrics,
+        );
+    }
+    both.resource_metrics.extend(
+        request(
+            resource("catalog", "pod-2"),
+            vec![gauge_metric(
+                "v8js.memory.heap.used",
+                "By",
+                vec![number_point(t, 80e6 + saw, vec![])],
+            )],
+        )
+        .resource_metrics,
+    );
+    Bytes::from(both.encode_to_vec())
+}
+
+/// The steps after which `checkout` is suspected, confirmed and resolved (event time makes
+/// this the same in every run and in every leakwatch).
+fn lifecycle() -> (u64, u64, u64) {
+    let engine = Engine::new(
+        EngineConfig {
+            detector: detector(),
+            ..EngineConfig::default()
+        },
+        Arc::new(Telemetry::new()),
+    );
+    let mut at = BTreeMap::new();
+    for step in 0..STEPS {
+        let out = engine.ingest_metrics(trace(step, true)).expect("valid");
+        for e in out.events {
+            assert_eq!(e.resource.service_name, "checkout");
+            at.entry(e.event.kind as u8).or_insert(step);
+        }
+    }
+    let get = |k: LeakEventKind| {
+        *at.get(&(k as u8))
+            .expect("the trace has the whole lifecycle")
+    };
+    (
+        get(LeakEventKind::Suspected),
+        get(LeakEventKind::Confirmed),
+        get(LeakEventKind::Resolved),
+    )
+}
+
+fn config(am: &str, resend: Duration) -> Config {
+    let mut c = test_config(None);
+    c.detector = detector();
+    c.notify.alertmanager = Some(AlertmanagerConfig {
+        url: Some(am.to_owned()),
+        resend_interval: resend,
+        timeout: Duration::from_secs(2),
+        external_url: Some("http://leakwatch.example:8080".to_owned()),
+        labels: [("cluster".to_owned(), "eu-1".to_owned())].into(),
+        runbook_url: Some("https://runbooks.example/memory-leak".to_owned()),
+    });
+    c
+}
+
+/// Feeds `steps` over OTLP/HTTP; returns the slowest request.
+async fn feed(lw: &Running, steps: std::ops::Range<u64>, with_checkout: bool) -> Duration {
+    let url = lw.http_url("/v1/metrics");
+    let mut slowest = Duration::ZERO;
+    for step in steps {
+        let started = Instant::now();
+        let (status, _, body) = http_request(
+            "POST",
+            &url,
+            &[("content-type", "application/x-protobuf")],
+            trace(step, with_checkout).to_vec(),
+        )
+        .await;
+        assert_eq!(status, 200, "{body:?}");
+        slowest = slowest.max(started.elapsed());
+    }
+    slowest
+}
+
+async fn counter(lw: &Running, outcome: &str) -> u64 {
+    let (_, _, body) = http_request("GET", &lw.admin_url("/metrics"), &[], Vec::new()).await;
+    let line =
+        format!("leakwatch_notify_requests_total{{sink=\"alertmanager\",outcome=\"{outcome}\"}} ");
+    String::from_utf8_lossy(&body)
+        .lines()
+        .find_map(|l| l.strip_prefix(&line)?.parse().ok())
+        .expect("counter rendered")
+}
+
+fn by_name<'a>(alerts: &'a [serde_json::Value], name: &str) -> &'a serde_json::Value {
+    alerts
+        .iter()
+        .find(|a| a["labels"]["alertname"] == name)
+        .unwrap_or_else(|| panic!("no {name} in {alerts:#?}"))
+}
+
+fn rfc3339_ns(v: &serde_json::Value) -> u64 {
+    humantime::parse_rfc3339(v.as_str().expect("time"))
+        .expect("rfc3339")
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("after epoch")
+        .as_nanos() as u64
+}
+
+const SECOND: Duration = Duration::from_secs(1);
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_leak_fires_the_warning_then_the_critical_and_resolution_ends_both() {
+    if !available("a_leak_fires_the_warning_then_the_critical_and_resolution_ends_both") {
+        return;
+    }
+    let (suspected, confirmed, resolved) = lifecycle();
+    let am = Alertmanager::start();
+    // A resend interval far longer than the test: what ends the alerts is leakwatch's endsAt.
+    let lw = start(config(&am.url(), Duration::from_secs(60))).await;
+
+    feed(&lw, 0..suspected + 1, true).await;
+    am.wait_for("the warning", 10 * SECOND, |n| n == ["MemoryLeakSuspected"])
+        .await;
+    let alerts = am.alerts();
+    let warning = by_name(&alerts, "MemoryLeakSuspected");
+    let labels: BTreeMap<String, String> =
+        serde_json::from_value(warning["labels"].clone()).expect("labels");
+    assert_eq!(
+        labels,
+        [
+            ("alertname", "MemoryLeakSuspected"),
+            ("cluster", "eu-1"),
+            ("service_instance_id", "pod-1"),
+            ("service_name", "checkout"),
+            ("service_namespace", "shop"),
+            ("severity", "warning"),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        .collect(),
+        "the process's identity and nothing else (no host.name, nothing about leakwatch)"
+    );
+    let a = &warning["annotations"];
+    assert_eq!(
+        a["summary"],
+        "Memory leak suspected in checkout: memory that survives GC is growing."
+    );
+    let description = a["description"].as_str().expect("description");
+    assert!(
+        description.starts_with("v8js.memory.heap.used of checkout (pod-1) grows ")
+            && description.contains("/h (R² ")
+            && description.contains(" over ")
+            && description.ends_with("leak suspected. Signals: memory."),
+        "{description}"
+    );
+    assert_eq!(a["runbook_url"], "https://runbooks.example/memory-leak");
+    assert_eq!(
+        warning["generatorURL"],
+        "http://leakwatch.example:8080/#service.name=checkout&service.instance.id=pod-1"
+    );
+    // startsAt is the event time of the suspicion.
+    let starts = rfc3339_ns(&warning["startsAt"]);
+    assert!(
+        starts.abs_diff(t0() + suspected * S) <= 2 * S,
+        "startsAt {} vs step {suspected}",
+        warning["startsAt"]
+    );
+    // Valid for four resend intervals: it does not depend on Alertmanager's resolve_timeout.
+    let ends = rfc3339_ns(&warning["endsAt"]);
+    assert!(ends > now_ns() + 200 * S, "endsAt {}", warning["endsAt"]);
+
+    feed(&lw, suspected + 1..confirmed + 1, true).await;
+    am.wait_for("both alerts", 10 * SECOND, |n| {
+        n == ["MemoryLeakConfirmed", "MemoryLeakSuspected"]
+    })
+    .await;
+    let alerts = am.alerts();
+    let critical = by_name(&alerts, "MemoryLeakConfirmed");
+    assert_eq!(critical["labels"]["severity"], "critical");
+    assert_eq!(
+        critical["annotations"]["summary"],
+        "Memory leak confirmed in checkout: memory that survives GC keeps growing."
+    );
+    assert_eq!(critical["status"]["state"], "active");
+    let description = critical["annotations"]["description"]
+        .as_str()
+        .expect("text");
+    assert!(
+        description.ends_with("leak confirmed. Signals: memory."),
+        "{description}"
+    );
+    // README's inhibit rule mutes the warning while the critical fires.
+    let deadline = Instant::now() + 5 * SECOND;
+    loop {
+        let alerts = am.alerts();
+        let warning = by_name(&alerts, "MemoryLeakSuspected");
+        if warning["status"]["state"] == "suppressed" {
+            assert_eq!(
+                warning["status"]["inhibitedBy"].as_array().map(Vec::len),
+                Some(1)
+            );
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "warning not inhibited: {warning:#}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+
+    feed(&lw, confirmed + 1..resolved + 1, true).await;
+    am.wait_for("both alerts ended", 10 * SECOND, |n| n.is_empty())
+        .await;
+    assert_eq!(counter(&lw, "error").await, 0);
+    assert!(counter(&lw, "success").await >= 3);
+    lw.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn open_alerts_are_resent_every_resend_interval() {
+    if !available("open_alerts_are_resent_every_resend_interval") {
+        return;
+    }
+    let (_, confirmed, _) = lifecycle();
+    let am = Alertmanager::start();
+    // Valid for 4 s: without resends Alertmanager would end them after that.
+    let lw = start(config(&am.url(), SECOND)).await;
+    feed(&lw, 0..confirmed + 1, true).await;
+    am.wait_for("both alerts", 10 * SECOND, |n| n.len() == 2)
+        .await;
+    let updated = |alerts: &[serde_json::Value]| {
+        rfc3339_ns(&by_name(alerts, "MemoryLeakConfirmed")["updatedAt"])
+    };
+    let first = updated(&am.alerts());
+    let sent = counter(&lw, "success").await;
+    tokio::time::sleep(9 * SECOND).await;
+    let alerts = am.alerts();
+    assert_eq!(
+        alerts.len(),
+        2,
+        "still open after twice their validity: {alerts:#?}"
+    );
+    assert!(
+        updated(&alerts) >= first + 5 * S,
+        "re-sent: updatedAt moved on"
+    );
+    let resent = counter(&lw, "success").await - sent;
+    assert!(
+        (6..=12).contains(&resent),
+        "about one resend a second, got {resent}"
+    );
+    lw.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_replicas_fed_the_same_data_make_one_alert_per_name() {
+    if !available("two_replicas_fed_the_same_data_make_one_alert_per_name") {
+        return;
+    }
+    let (_, confirmed, resolved) = lifecycle();
+    let am = Alertmanager::start();
+    let a = start(config(&am.url(), Duration::from_secs(60))).await;
+    let b = start(config(&am.url(), Duration::from_secs(60))).await;
+    feed(&a, 0..confirmed + 1, true).await;
+    feed(&b, 0..confirmed + 1, true).await;
+    am.wait_for("both alerts", 10 * SECOND, |n| n.len() >= 2)
+        .await;
+    // Both replicas have sent (each counts its own requests) …
+    for lw in [&a, &b] {
+        assert!(counter(lw, "success").await >= 2);
+    }
+    // … and Alertmanager holds one alert per name.
+    assert_eq!(am.names(), ["MemoryLeakConfirmed", "MemoryLeakSuspected"]);
+    // The resolution from either ends them.
+    feed(&a, confirmed + 1..resolved + 1, true).await;
+    am.wait_for("both alerts ended", 10 * SECOND, |n| n.is_empty())
+        .await;
+    a.stop().await;
+    b.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_alertmanager_that_hangs_or_is_down_loses_nothing_and_slows_nothing() {
+    if !available("an_alertmanager_that_hangs_or_is_down_loses_nothing_and_slows_nothing") {
+        return;
+    }
+    let (suspected, confirmed, resolved) = lifecycle();
+    // First a port that accepts connections and never answers (timeout 2 s) …
+    let hang = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = hang.local_addr().expect("addr").port();
+    let held = std::thread::spawn(move || {
+        let mut conns = Vec::new();
+        hang.set_nonblocking(true).expect("nonblocking");
+        let until = Instant::now() + Duration::from_secs(3);
+        while Instant::now() < until {
+            if let Ok((c, _)) = hang.accept() {
+                conns.push(c);
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        conns.len()
+    });
+    let lw = start(config(&format!("http://127.0.0.1:{port}"), SECOND)).await;
+    let slowest = feed(&lw, 0..confirmed + 1, true).await;
+    assert!(
+        slowest < Duration::from_millis(500),
+        "ingest waited on Alertmanager: {slowest:?}"
+    );
+    assert!(
+        tokio::task::spawn_blocking(move || held.join().expect("hang thread"))
+            .await
+            .expect("join")
+            >= 1,
+        "leakwatch tried to send"
+    );
+    // … then nothing on the port at all (connection refused), for a few retries.
+    tokio::time::sleep(2 * SECOND).await;
+    let errors = counter(&lw, "error").await;
+    assert!(errors >= 2, "retried: {errors} errors");
+    assert_eq!(counter(&lw, "success").await, 0);
+
+    // Alertmanager comes up on that port: what happened meanwhile arrives.
+    let am = Alertmanager::start_on(port);
+    am.wait_for("both alerts after the outage", 10 * SECOND, |n| {
+        n == ["MemoryLeakConfirmed", "MemoryLeakSuspected"]
+    })
+    .await;
+    let alerts = am.alerts();
+    let starts = rfc3339_ns(&by_name(&alerts, "MemoryLeakSuspected")["startsAt"]);
+    assert!(
+        starts.abs_diff(t0() + suspected * S) <= 2 * S,
+        "the warning keeps the time the leak was suspected"
+    );
+    // Nothing stuck: the resolution goes through at once.
+    feed(&lw, confirmed + 1..resolved + 1, true).await;
+    am.wait_for("both alerts ended", 3 * SECOND, |n| n.is_empty())
+        .await;
+    assert!(counter(&lw, "success").await >= 2);
+    lw.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_alerts_of_a_process_that_is_gone_end() {
+    if !available("the_alerts_of_a_process_that_is_gone_end") {
+        return;
+    }
+    let (_, confirmed, _) = lifecycle();
+    let am = Alertmanager::start();
+    let mut c = config(&am.url(), SECOND);
+    c.series.idle_timeout = Duration::from_secs(60);
+    c.series.sweep_interval = Duration::from_millis(200);
+    let lw = start(c).await;
+    feed(&lw, 0..confirmed + 1, true).await;
+    am.wait_for("both alerts", 10 * SECOND, |n| n.len() == 2)
+        .await;
+    // checkout stops reporting while it is still confirmed; catalog goes on, so event time
+    // moves past checkout's idle timeout and the engine evicts it.
+    feed(&lw, confirmed + 1..confirmed + 100, false).await;
+    am.wait_for("both alerts ended", 10 * SECOND, |n| n.is_empty())
+        .await;
+    // And they stay ended (they are not re-sent).
+    tokio::time::sleep(5 * SECOND).await;
+    assert!(am.names().is_empty(), "{:?}", am.names());
+    lw.stop().await;
+}
