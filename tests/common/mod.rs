@@ -4,6 +4,7 @@
 #![allow(dead_code)]
 
 pub mod alertmanager;
+pub mod leak;
 pub mod procs;
 
 use std::net::SocketAddr;
