@@ -5,6 +5,7 @@
 #   .test-env/env.sh           exports LEAKWATCH_TEST_PYTHON, LEAKWATCH_TEST_ROTEL, LEAKWATCH_TEST_NODE_DIR
 #   examples/node/node_modules from `npm ci` (package-lock.json)
 #   /usr/bin/prometheus-alertmanager + amtool (Debian package, apt-get as root; its service stays off)
+#   /usr/bin/promtool (Debian package prometheus, for `leakwatch rules`; its service stays off)
 # Idempotent and quick on re-runs: each part is skipped while its stamp (a hash of its
 # inputs) matches. Safe to run concurrently (flock). Prints a few lines; exits non-zero
 # with a clear message when something cannot be installed.
@@ -104,6 +105,20 @@ if command -v systemctl >/dev/null && [ -d /run/systemd/system ]; then
 fi
 if [ -x /etc/init.d/prometheus-alertmanager ] && [ "$(id -u)" = 0 ]; then
   /etc/init.d/prometheus-alertmanager stop >/dev/null 2>&1 || true
+fi
+
+# ---------------------------------------------------------------- promtool (Debian package prometheus)
+if ! command -v promtool >/dev/null; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+    say "installing prometheus for promtool (apt-get)"
+    apt-get update -qq >/dev/null || true
+    apt-get install -y -qq --no-install-recommends prometheus >"$ENV_DIR/apt-prometheus.log" 2>&1 \
+      || { tail -n 20 "$ENV_DIR/apt-prometheus.log" >&2; die "apt-get install prometheus failed (log: .test-env/apt-prometheus.log)"; }
+  fi
+  command -v promtool >/dev/null || die "promtool not found and cannot be installed here (need root and apt-get): apt-get install prometheus"
+fi
+if command -v systemctl >/dev/null && [ -d /run/systemd/system ]; then
+  systemctl disable --now prometheus >/dev/null 2>&1 || true
 fi
 
 cat >"$ENV_DIR/env.sh" <<EOF

@@ -48,6 +48,9 @@ enum Command {
     Serve(ServeArgs),
     /// Validate the configuration and print it, with defaults filled in, as YAML.
     CheckConfig(ServeArgs),
+    /// Print a Prometheus rule group over the derived metrics (the Alertmanager outlet's
+    /// alerts, for alerting from a TSDB); static labels and runbook from notify.alertmanager.
+    Rules(ServeArgs),
 }
 
 /// Settings for `serve`. Each flag also has an environment variable; the
@@ -118,6 +121,7 @@ fn main() -> ExitCode {
     let (check_only, args) = match cli.command {
         Some(Command::Serve(a)) => (false, a),
         Some(Command::CheckConfig(a)) => (true, a),
+        Some(Command::Rules(a)) => return print_rules(&a),
         None => (false, cli.serve),
     };
     let config = match args.load() {
@@ -146,6 +150,23 @@ fn main() -> ExitCode {
             tracing::error!(error = format!("{e:#}"), "leakwatch failed.");
             eprintln!("leakwatch: {e:#}");
             ExitCode::FAILURE
+        }
+    }
+}
+
+/// `leakwatch rules`.
+fn print_rules(args: &ServeArgs) -> ExitCode {
+    match args.load() {
+        Ok(c) => {
+            print!(
+                "{}",
+                leakwatch::notify::rules::rule_group(c.notify.alertmanager.as_ref())
+            );
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("leakwatch: {e}");
+            ExitCode::from(EXIT_CONFIG)
         }
     }
 }

@@ -36,6 +36,7 @@ pub mod heap_dump;
 pub mod identity;
 pub mod log_line;
 pub mod otlp_logs;
+pub mod rules;
 pub mod settings;
 pub mod webhook;
 pub mod words;
