@@ -8,6 +8,9 @@ const http = require('node:http');
 const crypto = require('node:crypto');
 const { EventEmitter } = require('node:events');
 const v8 = require('node:v8');
+const fs = require('node:fs');
+const os = require('node:os');
+const pathModule = require('node:path');
 const { startTelemetry, envInt } = require('./telemetry');
 const { startLoad } = require('./load');
 
@@ -18,6 +21,9 @@ const PORT = envInt('PORT', 0);
 const LOAD_RPS = envInt('LOAD_RPS', 20);
 const DURATION_S = envInt('DURATION_S', 300);
 const STATS_MS = envInt('STATS_INTERVAL_MS', 5000);
+// Where GET /debug/heapdump writes its snapshots (the guide's endpoint; the server listens on
+// 127.0.0.1 only).
+const HEAPDUMP_DIR = process.env.HEAPDUMP_DIR || os.tmpdir();
 const MAX_DURATION_S = 3600;
 
 if (!['cache', 'listeners'].includes(LEAK_KIND)) {
@@ -76,6 +82,15 @@ const server = http.createServer((req, res) => {
   const path = req.url.split('?', 1)[0];
   if (req.method === 'GET' && path === '/api/render') {
     route = handleRender(req, res);
+  } else if (req.method === 'GET' && path === '/debug/heapdump') {
+    // The guide's heap-dump endpoint: a V8 heap snapshot, answered with {file, size}.
+    route = '/debug/heapdump';
+    const filename = pathModule.join(HEAPDUMP_DIR, `heapdump-${Date.now()}.heapsnapshot`);
+    const file = v8.writeHeapSnapshot(filename);
+    const out = JSON.stringify({ file, size: fs.statSync(file).size });
+    log('heapdump', { file });
+    res.writeHead(200, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(out) });
+    res.end(out);
   } else if (req.method === 'GET' && path === '/healthz') {
     route = '/healthz';
     res.writeHead(200, { 'content-type': 'text/plain' });
