@@ -463,7 +463,7 @@ mod tests {
             assert!(t.render(&r).is_err(), "{bad:?} should be refused");
         }
         let missing = resource(&[("service.name", "s")]);
-        assert!(t.render(&missing).unwrap_err().contains("host.name"));
+        assert!(t.render(&missing).expect_err("no host.name").contains("host.name"));
     }
 
     #[test]
