@@ -16,12 +16,10 @@ use crate::detector::{LeakEvent, LeakEventKind};
 use crate::engine::{EngineEvent, ResourceInfo};
 use crate::exporter::ExportQueue;
 use crate::ops::telemetry::{ExportOutcome, OutletKind, Telemetry};
+use crate::otlp::build::{kv_double, kv_value, resource, scope, string};
 use crate::otlp::proto::otlp::collector::logs::v1::ExportLogsServiceRequest;
-use crate::otlp::proto::otlp::common::v1::{
-    any_value, AnyValue, ArrayValue, InstrumentationScope, KeyValue,
-};
+use crate::otlp::proto::otlp::common::v1::{any_value, AnyValue, ArrayValue};
 use crate::otlp::proto::otlp::logs::v1::{LogRecord, ResourceLogs, ScopeLogs, SeverityNumber};
-use crate::otlp::proto::otlp::resource::v1::Resource;
 use crate::otlp::signal::Signal;
 
 /// Sends leak events downstream as OTLP log records.
@@ -60,33 +58,14 @@ fn now_ns() -> u64 {
         .unwrap_or(0)
 }
 
-fn kv(key: &str, value: any_value::Value) -> KeyValue {
-    KeyValue {
-        key: key.to_owned(),
-        value: Some(AnyValue { value: Some(value) }),
-        ..Default::default()
-    }
-}
-
-fn string(s: &str) -> any_value::Value {
-    any_value::Value::StringValue(s.to_owned())
-}
-
 /// The OTLP log records of `events`, one `ResourceLogs` per event.
 pub fn log_request(events: &[EngineEvent], observed_ns: u64) -> ExportLogsServiceRequest {
     let resource_logs = events
         .iter()
         .map(|e| ResourceLogs {
-            resource: Some(Resource {
-                attributes: e.resource.attributes.clone(),
-                ..Default::default()
-            }),
+            resource: Some(resource(e.resource.attributes.clone())),
             scope_logs: vec![ScopeLogs {
-                scope: Some(InstrumentationScope {
-                    name: SCOPE.to_owned(),
-                    version: env!("CARGO_PKG_VERSION").to_owned(),
-                    ..Default::default()
-                }),
+                scope: Some(scope(SCOPE, env!("CARGO_PKG_VERSION"))),
                 log_records: vec![log_record(&e.resource, &e.event, observed_ns)],
                 schema_url: String::new(),
             }],
@@ -103,9 +82,9 @@ fn log_record(resource: &ResourceInfo, ev: &LeakEvent, observed_ns: u64) -> LogR
         LeakEventKind::Resolved => (SeverityNumber::Info, "INFO"),
     };
     let mut attributes = vec![
-        kv("event.name", string(ev.kind.event_name())),
-        kv("leak.metric", string(&ev.metric)),
-        kv(
+        kv_value("event.name", string(ev.kind.event_name())),
+        kv_value("leak.metric", string(&ev.metric)),
+        kv_value(
             "leak.signals",
             any_value::Value::ArrayValue(ArrayValue {
                 values: ev
@@ -117,27 +96,15 @@ fn log_record(resource: &ResourceInfo, ev: &LeakEvent, observed_ns: u64) -> LogR
                     .collect(),
             }),
         ),
-        kv(
-            "leak.growth_bytes_per_hour",
-            any_value::Value::DoubleValue(ev.growth_bytes_per_hour),
-        ),
-        kv(
-            "leak.r_squared",
-            any_value::Value::DoubleValue(ev.r_squared),
-        ),
-        kv(
-            "leak.window_seconds",
-            any_value::Value::DoubleValue(ev.window_seconds),
-        ),
+        kv_double("leak.growth_bytes_per_hour", ev.growth_bytes_per_hour),
+        kv_double("leak.r_squared", ev.r_squared),
+        kv_double("leak.window_seconds", ev.window_seconds),
     ];
     if let Some(ttl) = ev.time_to_limit_seconds {
-        attributes.push(kv(
-            "leak.time_to_limit_seconds",
-            any_value::Value::DoubleValue(ttl),
-        ));
+        attributes.push(kv_double("leak.time_to_limit_seconds", ttl));
     }
     if let Some(limit) = ev.limit_bytes {
-        attributes.push(kv("leak.limit_bytes", any_value::Value::DoubleValue(limit)));
+        attributes.push(kv_double("leak.limit_bytes", limit));
     }
     LogRecord {
         time_unix_nano: ev.t_ns,

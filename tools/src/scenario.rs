@@ -46,12 +46,9 @@ use prost::Message;
 
 use leakwatch::engine::{Engine, EngineEvent, IngestError};
 use leakwatch::otlp::proto::otlp::collector::metrics::v1::ExportMetricsServiceRequest;
-use leakwatch::otlp::proto::otlp::common::v1::{
-    any_value, AnyValue, InstrumentationScope, KeyValue,
-};
+use leakwatch::otlp::proto::otlp::common::v1::{InstrumentationScope, KeyValue};
 use leakwatch::otlp::proto::otlp::metrics::v1::{
-    metric, number_data_point, AggregationTemporality, Histogram, HistogramDataPoint, Metric,
-    NumberDataPoint, ResourceMetrics, ScopeMetrics, Sum,
+    number_data_point, HistogramDataPoint, Metric, NumberDataPoint, ResourceMetrics, ScopeMetrics,
 };
 use leakwatch::otlp::proto::otlp::resource::v1::Resource;
 
@@ -894,25 +891,7 @@ fn sample_of(sc: &Scenario, s: &State) -> TraceSample {
 
 // ---- OTLP builders -----------------------------------------------------------------------
 
-fn kv(key: &str, value: &str) -> KeyValue {
-    KeyValue {
-        key: key.to_owned(),
-        value: Some(AnyValue {
-            value: Some(any_value::Value::StringValue(value.to_owned())),
-        }),
-        ..KeyValue::default()
-    }
-}
-
-fn kv_int(key: &str, value: i64) -> KeyValue {
-    KeyValue {
-        key: key.to_owned(),
-        value: Some(AnyValue {
-            value: Some(any_value::Value::IntValue(value)),
-        }),
-        ..KeyValue::default()
-    }
-}
+use leakwatch::otlp::build::{kv, kv_int};
 
 /// Points of one metric share the export's times.
 #[derive(Clone, Copy)]
@@ -971,18 +950,7 @@ impl At {
     }
 }
 
-fn sum_metric(name: &str, unit: &str, monotonic: bool, points: Vec<NumberDataPoint>) -> Metric {
-    Metric {
-        name: name.to_owned(),
-        unit: unit.to_owned(),
-        data: Some(metric::Data::Sum(Sum {
-            data_points: points,
-            aggregation_temporality: AggregationTemporality::Cumulative as i32,
-            is_monotonic: monotonic,
-        })),
-        ..Metric::default()
-    }
-}
+use leakwatch::otlp::build::sum as sum_metric;
 
 /// An UpDownCounter (non-monotonic cumulative sum): the semantic conventions' memory type.
 fn updown(name: &str, unit: &str, points: Vec<NumberDataPoint>) -> Metric {
@@ -993,17 +961,7 @@ fn counter(name: &str, unit: &str, points: Vec<NumberDataPoint>) -> Metric {
     sum_metric(name, unit, true, points)
 }
 
-fn histogram(name: &str, unit: &str, points: Vec<HistogramDataPoint>) -> Metric {
-    Metric {
-        name: name.to_owned(),
-        unit: unit.to_owned(),
-        data: Some(metric::Data::Histogram(Histogram {
-            data_points: points,
-            aggregation_temporality: AggregationTemporality::Cumulative as i32,
-        })),
-        ..Metric::default()
-    }
-}
+use leakwatch::otlp::build::histogram;
 
 fn runtime_metrics(sc: &Scenario, s: &State, at: At) -> Vec<Metric> {
     let m = &sc.model;
