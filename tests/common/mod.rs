@@ -3,7 +3,9 @@
 //! bytes into a channel, and request builders.
 #![allow(dead_code)]
 
+pub mod apps;
 pub mod procs;
+pub mod rotel;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
