@@ -498,4 +498,4 @@ mod tests {
 }
 
 #[cfg(test)]
-mod scenarios;
+mod behaviour;

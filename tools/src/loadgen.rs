@@ -1045,7 +1045,15 @@ async fn connect_http1(target: &Target) -> Result<Http1Sender, LoadgenError> {
     Ok(sender)
 }
 
-async fn connect_http2(target: &Target) -> Result<Http2Sender, LoadgenError> {
+/// An HTTP/2 connection (h2c, or the transport of gRPC) with large flow-control windows.
+async fn connect_http2<B>(
+    target: &Target,
+) -> Result<hyper::client::conn::http2::SendRequest<B>, LoadgenError>
+where
+    B: hyper::body::Body + Send + Unpin + 'static,
+    B::Data: Send,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
     let io = connect_tcp(target).await?;
     let (sender, conn) = hyper::client::conn::http2::Builder::new(TokioExecutor::new())
         .initial_stream_window_size(4 * 1024 * 1024)
@@ -1093,21 +1101,9 @@ impl tower::Service<http::Request<tonic::body::Body>> for H2Service {
 }
 
 async fn connect_grpc(target: &Target) -> Result<H2Service, LoadgenError> {
-    let io = connect_tcp(target).await?;
-    let (sender, conn) = hyper::client::conn::http2::Builder::new(TokioExecutor::new())
-        .initial_stream_window_size(4 * 1024 * 1024)
-        .initial_connection_window_size(16 * 1024 * 1024)
-        .handshake(io)
-        .await
-        .map_err(|e| LoadgenError::Connect {
-            endpoint: target.uri.to_string(),
-            message: e.to_string(),
-        })?;
-    tokio::spawn(async move {
-        let _ = conn.await;
-    });
+    // gRPC is HTTP/2 with the same windows as h2c.
     Ok(H2Service {
-        sender,
+        sender: connect_http2(target).await?,
         origin: target.uri.clone(),
     })
 }
