@@ -161,6 +161,8 @@ enum Source {
     Resident,
     /// Resident memory minus the committed heap (derived by this detector).
     Native,
+    /// Container memory including page cache: judged only when nothing better is reported.
+    Usage,
 }
 
 /// An assessment a [`MemoryEntry`] holds, boxed: `None` costs the entry 8 bytes instead of the
@@ -429,6 +431,9 @@ impl ResourceDetector {
                 self.on_memory(cfg, series_key, Source::Resident, metric_name, series, t_ns);
                 self.on_native(cfg, series_key, metric_name, series, t_ns);
             }
+            Role::ContainerUsage => {
+                self.on_memory(cfg, series_key, Source::Usage, metric_name, series, t_ns);
+            }
         }
         self.refresh_primary();
         self.expire_pending(t_ns, bucket_ns);
@@ -555,14 +560,18 @@ impl ResourceDetector {
     }
 
     /// Resident memory is primary only when the process reports neither heap series nor a
-    /// committed heap to derive native memory from.
+    /// committed heap to derive native memory from; container usage (page cache included) only
+    /// when nothing else is reported at all.
     fn refresh_primary(&mut self) {
-        let others = self
-            .memory
-            .iter()
-            .any(|e| matches!(e.source, Source::Heap | Source::Native));
+        let has = |sources: &[Source]| self.memory.iter().any(|e| sources.contains(&e.source));
+        let heap_or_native = has(&[Source::Heap, Source::Native]);
+        let resident = has(&[Source::Resident]);
         for e in &mut self.memory {
-            e.primary = e.source != Source::Resident || !others;
+            e.primary = match e.source {
+                Source::Heap | Source::Native => true,
+                Source::Resident => !heap_or_native,
+                Source::Usage => !heap_or_native && !resident,
+            };
         }
     }
 
@@ -763,7 +772,11 @@ impl ResourceDetector {
         if ev(Source::Native) {
             s.push("native");
         }
-        if ev(Source::Resident) {
+        let usage_judged = self
+            .memory
+            .iter()
+            .any(|e| e.source == Source::Usage && e.primary && (e.leak_short() || e.leak_long()));
+        if ev(Source::Resident) || usage_judged {
             s.push("rss");
         }
         if self.memory.iter().any(|e| e.mpr_rising) {
