@@ -150,6 +150,8 @@ const BUILTIN: &[BuiltinRule] = &[
     // Node.js (semantic conventions, @opentelemetry/instrumentation-runtime-node).
     ("v8js.memory.heap.used", &[], Some(Role::HeapUsed)),
     ("v8js.memory.heap.limit", &[], Some(Role::HeapCommitted)),
+    // The same space size under the name newer conventions give it.
+    ("v8js.memory.heap.space.size", &[], Some(Role::HeapCommitted)),
     ("v8js.gc.duration", &[], Some(Role::GcCount)),
     // Node.js (older runtime-metrics names).
     (
@@ -477,6 +479,10 @@ mod tests {
         // Each space's current size: committed heap, not a limit.
         assert_eq!(
             role(&c, "v8js.memory.heap.limit", &[]),
+            Some(Role::HeapCommitted)
+        );
+        assert_eq!(
+            role(&c, "v8js.memory.heap.space.size", &[]),
             Some(Role::HeapCommitted)
         );
         assert_eq!(role(&c, "v8js.heap.space.available_size", &[]), None);
