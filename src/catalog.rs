@@ -151,7 +151,11 @@ const BUILTIN: &[BuiltinRule] = &[
     ("v8js.memory.heap.used", &[], Some(Role::HeapUsed)),
     ("v8js.memory.heap.limit", &[], Some(Role::HeapCommitted)),
     // The same space size under the name newer conventions give it.
-    ("v8js.memory.heap.space.size", &[], Some(Role::HeapCommitted)),
+    (
+        "v8js.memory.heap.space.size",
+        &[],
+        Some(Role::HeapCommitted),
+    ),
     ("v8js.gc.duration", &[], Some(Role::GcCount)),
     // Node.js (older runtime-metrics names).
     (

@@ -205,7 +205,7 @@ fn check_metrics(body: Bytes, protocol: Protocol) {
         .ingest_metrics(body)
         .unwrap_or_else(|e| panic!("a request ingested once is refused the second time: {e}"));
     check_events(&again.events);
-    engine.evict_idle();
+    check_events(&engine.evict_idle().events);
     check_views(&engine);
     check_views(&ingress.engine);
 }

@@ -122,6 +122,28 @@ pub struct LeakEvent {
     pub time_to_limit_seconds: Option<f64>,
     /// The limit used for the forecast.
     pub limit_bytes: Option<f64>,
+    /// Why an incident ended (`resolved` events only).
+    pub resolution: Option<Resolution>,
+}
+
+/// Why an incident ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Resolution {
+    /// The floor stopped growing for the resolve hold.
+    Flat,
+    /// The process stopped reporting for longer than the idle timeout (event time).
+    ProcessGone,
+}
+
+impl Resolution {
+    /// The value of the event's `leak.resolution` attribute.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Resolution::Flat => "flat",
+            Resolution::ProcessGone => "process_gone",
+        }
+    }
 }
 
 /// Snapshot of a resource for the admin API.
@@ -892,7 +914,24 @@ impl ResourceDetector {
             window_seconds: best.map_or(0.0, |a| a.span_secs),
             time_to_limit_seconds: best.and_then(|a| a.time_to_limit_secs),
             limit_bytes: best.and_then(|a| a.limit),
+            resolution: (kind == LeakEventKind::Resolved).then_some(Resolution::Flat),
         }
+    }
+
+    /// The process stopped reporting for good (its resource is evicted after the idle timeout,
+    /// in event time): an open incident ends at `t_ns` with `process_gone`.
+    pub fn gone(&mut self, t_ns: u64) -> Option<LeakEvent> {
+        if self.state == LeakState::Ok {
+            return None;
+        }
+        let mut event = self.event(LeakEventKind::Resolved, t_ns);
+        event.resolution = Some(Resolution::ProcessGone);
+        self.state = LeakState::Ok;
+        self.since_ns = t_ns;
+        self.evidence_since = None;
+        self.confirm_since = None;
+        self.clear_since = None;
+        Some(event)
     }
 
     /// Snapshot for the admin API.

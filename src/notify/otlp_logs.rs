@@ -103,6 +103,9 @@ fn log_record(resource: &ResourceInfo, ev: &LeakEvent, observed_ns: u64) -> LogR
     if let Some(ttl) = ev.time_to_limit_seconds {
         attributes.push(kv_double("leak.time_to_limit_seconds", ttl));
     }
+    if let Some(resolution) = ev.resolution {
+        attributes.push(kv_value("leak.resolution", string(resolution.as_str())));
+    }
     if let Some(limit) = ev.limit_bytes {
         attributes.push(kv_double("leak.limit_bytes", limit));
     }
@@ -117,5 +120,58 @@ fn log_record(resource: &ResourceInfo, ev: &LeakEvent, observed_ns: u64) -> LogR
         attributes,
         event_name: ev.kind.event_name().to_owned(),
         ..Default::default()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::detector::Resolution;
+
+    fn event(kind: LeakEventKind, resolution: Option<Resolution>) -> EngineEvent {
+        EngineEvent {
+            resource: Arc::new(ResourceInfo {
+                key: 1,
+                service_name: "checkout".into(),
+                instance: "pod-1".into(),
+                attributes: vec![crate::otlp::build::kv("service.name", "checkout")],
+            }),
+            event: LeakEvent {
+                kind,
+                t_ns: 42,
+                metric: "v8js.memory.heap.used".into(),
+                signals: vec!["memory"],
+                growth_bytes_per_hour: 2e6,
+                r_squared: 0.9,
+                window_seconds: 3600.0,
+                time_to_limit_seconds: None,
+                limit_bytes: None,
+                resolution,
+            },
+        }
+    }
+
+    fn resolution_of(e: &EngineEvent) -> Option<String> {
+        let request = log_request(std::slice::from_ref(e), 1);
+        let record = &request.resource_logs[0].scope_logs[0].log_records[0];
+        record
+            .attributes
+            .iter()
+            .find(|a| a.key == "leak.resolution")
+            .and_then(|a| match a.value.as_ref()?.value.as_ref()? {
+                any_value::Value::StringValue(s) => Some(s.clone()),
+                _ => None,
+            })
+    }
+
+    #[test]
+    fn resolved_events_say_why() {
+        let gone = event(LeakEventKind::Resolved, Some(Resolution::ProcessGone));
+        assert_eq!(resolution_of(&gone).as_deref(), Some("process_gone"));
+        assert!(sentence(&gone.resource, &gone.event).contains("process gone"));
+        let flat = event(LeakEventKind::Resolved, Some(Resolution::Flat));
+        assert_eq!(resolution_of(&flat).as_deref(), Some("flat"));
+        assert!(sentence(&flat.resource, &flat.event).contains("no longer grows"));
+        assert_eq!(resolution_of(&event(LeakEventKind::Suspected, None)), None);
     }
 }
