@@ -132,6 +132,9 @@ pub enum Leak {
     PerRequest { bytes_per_request: f64 },
     /// Goroutines that never exit, each holding its stack and some heap.
     Goroutines { per_hour: f64, bytes_each: f64 },
+    /// Native memory outside the managed heap (a C++ addon, off-heap buffers): resident memory
+    /// grows, the heap does not.
+    Native { bytes_per_hour: f64 },
 }
 
 /// A saturating warm-up: `bytes × (1 - exp(-age / tau))` after each process start.
@@ -570,6 +573,14 @@ struct Sim {
 }
 
 impl Sim {
+    /// The part of what leaked that lives in the managed heap (all of it but a native leak).
+    fn heap_leaked(&self, m: &Model) -> f64 {
+        match m.leak {
+            Leak::Native { .. } => 0.0,
+            _ => self.proc.leaked,
+        }
+    }
+
     fn new(sc: &Scenario) -> Sim {
         let mut sim = Sim {
             rng: Rng(sc.seed ^ 0x005E_ED0F_1EA4),
@@ -664,7 +675,9 @@ impl Sim {
         let leaking = if t > from { (t - from) / dt } else { 0.0 };
         self.proc.leaked += match m.leak {
             Leak::None => 0.0,
-            Leak::Linear { bytes_per_hour } => bytes_per_hour / HOUR * dt * leaking,
+            Leak::Linear { bytes_per_hour } | Leak::Native { bytes_per_hour } => {
+                bytes_per_hour / HOUR * dt * leaking
+            }
             Leak::PerRequest { bytes_per_request } => bytes_per_request * requests * leaking,
             Leak::Goroutines {
                 per_hour,
@@ -700,7 +713,7 @@ impl Sim {
             + step
             + batch
             + self.proc.sessions
-            + self.proc.leaked
+            + self.heap_leaked(m)
             + noise * m.base_live)
             .max(0.5 * m.base_live);
 
@@ -769,7 +782,10 @@ impl Sim {
         let released =
             self.proc.committed - (self.proc.committed - heap_now) * decay(m.release_hours * HOUR);
         self.proc.committed = peak.max(released).max(heap_now);
-        let rss = m.native_bytes + self.proc.committed + 0.002 * m.base_live * self.rng.normal();
+        let rss = m.native_bytes
+            + (self.proc.leaked - self.heap_leaked(m))
+            + self.proc.committed
+            + 0.002 * m.base_live * self.rng.normal();
 
         let goroutines = 150.0
             + rps * 0.05 * (1.0 + 0.1 * self.rng.normal()).max(0.0)
@@ -1346,6 +1362,22 @@ pub fn suite() -> Vec<Scenario> {
                 restarts: Restarts::OnOom {
                     fraction: 0.95,
                     down_s: 20.0,
+                },
+                ..node.clone()
+            },
+        },
+        Scenario {
+            name: "node-native-leak-10mb-h",
+            runtime: Runtime::Node,
+            is_leak: true,
+            summary: "10 MB/h of resident memory outside the V8 heap (an addon), heap flat",
+            hours: 36.0,
+            interval_s: 30,
+            start_hour_utc: 8,
+            seed: 22,
+            model: Model {
+                leak: Leak::Native {
+                    bytes_per_hour: 10.0 * MB,
                 },
                 ..node.clone()
             },

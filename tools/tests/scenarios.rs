@@ -145,6 +145,7 @@ scenario_tests! {
     leak_dotnet_onset_mid_trace => "dotnet-leak-onset-midtrace",
     leak_jvm_oom_restart_cycles => "jvm-oom-restart-cycles",
     leak_node_oom_restart_cycles => "node-oom-restart-cycles",
+    leak_node_native_outside_the_heap => "node-native-leak-10mb-h",
     leak_node_traffic_proportional => "node-traffic-proportional-leak",
     leak_python_rss => "python-rss-leak",
     leak_go_goroutines => "go-goroutine-leak",
