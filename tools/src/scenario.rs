@@ -76,6 +76,10 @@ pub enum Runtime {
     DotNet,
     /// CPython (`opentelemetry-instrumentation-system-metrics`).
     Python,
+    /// CPython instrumented exactly as the seed guide shows: three observable gauges over
+    /// tracemalloc and `gc` (`process.runtime.python.memory` current/peak allocated,
+    /// `process.runtime.python.gc`, `process.runtime.python.objects`), no RSS.
+    PythonGuide,
 }
 
 impl Runtime {
@@ -87,6 +91,7 @@ impl Runtime {
             Runtime::Go => "go",
             Runtime::DotNet => "dotnet",
             Runtime::Python => "python",
+            Runtime::PythonGuide => "pyguide",
         }
     }
 
@@ -96,7 +101,7 @@ impl Runtime {
             Runtime::Jvm => "java",
             Runtime::Go => "go",
             Runtime::DotNet => "dotnet",
-            Runtime::Python => "python",
+            Runtime::Python | Runtime::PythonGuide => "python",
         }
     }
 
@@ -107,6 +112,8 @@ impl Runtime {
             Runtime::Go => "go.opentelemetry.io/contrib/instrumentation/runtime",
             Runtime::DotNet => "System.Runtime",
             Runtime::Python => "opentelemetry.instrumentation.system_metrics",
+            // The guide's `metrics.get_meter("python-runtime")`.
+            Runtime::PythonGuide => "python-runtime",
         }
     }
 
@@ -116,7 +123,7 @@ impl Runtime {
             Runtime::Jvm => "io.opentelemetry.tomcat-10.0",
             Runtime::Go => "go.opentelemetry.io/contrib/instrumentation/net/http/otelhttp",
             Runtime::DotNet => "Microsoft.AspNetCore.Hosting",
-            Runtime::Python => "opentelemetry.instrumentation.flask",
+            Runtime::Python | Runtime::PythonGuide => "opentelemetry.instrumentation.flask",
         }
     }
 }
@@ -317,7 +324,7 @@ impl Model {
                 release_hours: 0.5,
                 ..base
             },
-            Runtime::Python => Model {
+            Runtime::Python | Runtime::PythonGuide => Model {
                 base_live: 180.0 * MB,
                 rps: 20.0,
                 alloc_per_request: 30.0 * KB,
@@ -538,6 +545,8 @@ struct Process {
     requests: f64,
     request_buckets: [u64; 9],
     committed: f64,
+    /// tracemalloc's peak: the largest traced heap since the process started.
+    traced_peak: f64,
 }
 
 /// What one export reports (internal).
@@ -558,6 +567,7 @@ struct State {
     committed: f64,
     goroutines: f64,
     noise: f64,
+    traced_peak: f64,
 }
 
 #[derive(Clone, Debug)]
@@ -773,6 +783,7 @@ impl Sim {
 
         // Committed memory follows the peaks at once and is given back slowly.
         let heap_now = old_used + self.proc.young;
+        self.proc.traced_peak = self.proc.traced_peak.max(heap_now);
         let old_peak = if majors > 0.0 {
             live + headroom
         } else {
@@ -810,6 +821,7 @@ impl Sim {
             request_buckets: self.proc.request_buckets,
             rss,
             committed: self.proc.committed,
+            traced_peak: self.proc.traced_peak,
             goroutines,
             noise,
         })
@@ -891,6 +903,12 @@ fn sample_of(sc: &Scenario, s: &State) -> TraceSample {
             s.rss,
             None,
             Some(s.rss),
+            Some(s.minors + (s.minors / 10.0).floor() + (s.minors / 100.0).floor()),
+        ),
+        Runtime::PythonGuide => (
+            s.old_used + s.young,
+            None,
+            None,
             Some(s.minors + (s.minors / 10.0).floor() + (s.minors / 100.0).floor()),
         ),
     };
@@ -1138,6 +1156,54 @@ fn runtime_metrics(sc: &Scenario, s: &State, at: At) -> Vec<Metric> {
                 ),
             ]
         }
+        Runtime::PythonGuide => {
+            let gauge = |name: &str, unit: &str, points| {
+                leakwatch::otlp::build::gauge(name, unit, "", points)
+            };
+            let mem = |t: &str| vec![kv("memory.type", t)];
+            let current = s.old_used + s.young;
+            let gc =
+                |g: i64, stat: &str| vec![kv("gc.generation", &g.to_string()), kv("gc.stat", stat)];
+            let collections = [
+                s.minors,
+                (s.minors / 10.0).floor(),
+                (s.minors / 100.0).floor(),
+            ];
+            let mut gc_points = Vec::new();
+            for (g, n) in collections.iter().enumerate() {
+                let g = g as i64;
+                gc_points.push(at.int(gc(g, "collections"), *n));
+                gc_points.push(at.int(gc(g, "collected_objects"), (*n * 350.0).floor()));
+                gc_points.push(at.int(gc(g, "uncollectable_objects"), 0.0));
+            }
+            // Live objects per type: what leaks is dicts (about 1 KB each), the rest follows the
+            // live set.
+            let objects = |t: &str, n: f64| at.int(vec![kv("object.type", t)], n.floor());
+            vec![
+                gauge(
+                    "process.runtime.python.memory",
+                    "By",
+                    vec![
+                        at.int(mem("current_allocated"), current),
+                        at.int(mem("peak_allocated"), s.traced_peak),
+                    ],
+                ),
+                gauge("process.runtime.python.gc", "", gc_points),
+                gauge(
+                    "process.runtime.python.objects",
+                    "",
+                    vec![
+                        objects(
+                            "dict",
+                            20_000.0 + (current - sc.model.base_live).max(0.0) / 1024.0,
+                        ),
+                        objects("list", 12_000.0 + s.live / 50_000.0),
+                        objects("function", 9_000.0),
+                        objects("tuple", 7_000.0 + s.live / 80_000.0),
+                    ],
+                ),
+            ]
+        }
         Runtime::Python => {
             let mem = |t: &str| vec![kv("memory.type", t)];
             let vms = 3.0 * s.rss + 400.0 * MB;
@@ -1224,6 +1290,7 @@ pub fn suite() -> Vec<Scenario> {
     let go = Model::typical(Runtime::Go);
     let dotnet = Model::typical(Runtime::DotNet);
     let python = Model::typical(Runtime::Python);
+    let pyguide = Model::typical(Runtime::PythonGuide);
     let linear = |mb_per_hour: f64| Leak::Linear {
         bytes_per_hour: mb_per_hour * MB,
     };
@@ -1417,6 +1484,21 @@ pub fn suite() -> Vec<Scenario> {
             },
         },
         Scenario {
+            name: "pyguide-leak-4mb-h",
+            runtime: Runtime::PythonGuide,
+            is_leak: true,
+            summary: "instrumented as the guide: tracemalloc's live set grows 4 MB/h (a dict cache)",
+            hours: 36.0,
+            interval_s: 15,
+            start_hour_utc: 6,
+            seed: 23,
+            model: Model {
+                leak: linear(4.0),
+                wave: 0.4,
+                ..pyguide.clone()
+            },
+        },
+        Scenario {
             name: "go-goroutine-leak",
             runtime: Runtime::Go,
             is_leak: true,
@@ -1582,6 +1664,22 @@ pub fn suite() -> Vec<Scenario> {
                 wave: 0.7,
                 session_bytes_per_rps: 3.0 * MB,
                 ..python.clone()
+            },
+        },
+        Scenario {
+            name: "pyguide-daily-wave",
+            runtime: Runtime::PythonGuide,
+            is_leak: false,
+            summary: "instrumented as the guide: request buffers follow a ±60 % wave; peak_allocated only rises",
+            hours: 48.0,
+            interval_s: 15,
+            start_hour_utc: 5,
+            seed: 24,
+            model: Model {
+                rps: 30.0,
+                wave: 0.6,
+                session_bytes_per_rps: 2.0 * MB,
+                ..pyguide.clone()
             },
         },
     ]
