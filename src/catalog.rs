@@ -37,8 +37,12 @@ pub enum Role {
     HeapAfterGc,
     /// Resident set size of the process.
     Rss,
-    /// Memory charged to the container (working set / usage).
+    /// Memory charged to the container without its page cache (working set).
     ContainerMemory,
+    /// Memory charged to the container *including* page cache (`container.memory.usage`): it
+    /// rises with files written and read, so it is judged only when the process reports nothing
+    /// better (working set, RSS, heap).
+    ContainerUsage,
     /// A hard memory limit (heap max, container limit).
     MemoryLimit,
     /// Heap memory committed by the runtime (follows the sawtooth's peaks; summed over spaces
@@ -60,6 +64,7 @@ impl Role {
             Role::HeapAfterGc => "heap_after_gc",
             Role::Rss => "rss",
             Role::ContainerMemory => "container_memory",
+            Role::ContainerUsage => "container_usage",
             Role::MemoryLimit => "memory_limit",
             Role::HeapCommitted => "heap_committed",
             Role::GcCount => "gc_count",
@@ -81,6 +86,7 @@ impl Role {
                 | Role::HeapAfterGc
                 | Role::Rss
                 | Role::ContainerMemory
+                | Role::ContainerUsage
                 | Role::MemoryLimit
                 | Role::HeapCommitted
         )
@@ -144,6 +150,12 @@ const BUILTIN: &[BuiltinRule] = &[
     // Node.js (semantic conventions, @opentelemetry/instrumentation-runtime-node).
     ("v8js.memory.heap.used", &[], Some(Role::HeapUsed)),
     ("v8js.memory.heap.limit", &[], Some(Role::HeapCommitted)),
+    // The same space size under the name newer conventions give it.
+    (
+        "v8js.memory.heap.space.size",
+        &[],
+        Some(Role::HeapCommitted),
+    ),
     ("v8js.gc.duration", &[], Some(Role::GcCount)),
     // Node.js (older runtime-metrics names).
     (
@@ -226,6 +238,23 @@ const BUILTIN: &[BuiltinRule] = &[
         &[("dotnet.gc.heap.generation", "poh")],
         Some(Role::HeapAfterGc),
     ),
+    // .NET 9's runtime itself emits the attribute without the `dotnet.` prefix
+    // (System.Runtime meter, .NET 9.0): accept both spellings.
+    (
+        "dotnet.gc.last_collection.heap.size",
+        &[("gc.heap.generation", "gen2")],
+        Some(Role::HeapAfterGc),
+    ),
+    (
+        "dotnet.gc.last_collection.heap.size",
+        &[("gc.heap.generation", "loh")],
+        Some(Role::HeapAfterGc),
+    ),
+    (
+        "dotnet.gc.last_collection.heap.size",
+        &[("gc.heap.generation", "poh")],
+        Some(Role::HeapAfterGc),
+    ),
     (
         "dotnet.gc.last_collection.memory.committed_size",
         &[],
@@ -233,7 +262,27 @@ const BUILTIN: &[BuiltinRule] = &[
     ),
     ("dotnet.process.memory.working_set", &[], Some(Role::Rss)),
     ("dotnet.gc.collections", &[], Some(Role::GcCount)),
-    // Python.
+    // Python: the guide's own instrumentation (observable gauges over tracemalloc and `gc`,
+    // ../shared/seed guide, "Python Runtime Metrics"): `current_allocated` is the live traced
+    // heap; `peak_allocated` is a running maximum, never a leak signal; `gc.stat=collections`
+    // counts collections per generation (a cumulative count reported as a gauge).
+    (
+        "process.runtime.python.memory",
+        &[("memory.type", "current_allocated")],
+        Some(Role::HeapUsed),
+    ),
+    (
+        "process.runtime.python.memory",
+        &[("memory.type", "peak_allocated")],
+        None,
+    ),
+    (
+        "process.runtime.python.gc",
+        &[("gc.stat", "collections")],
+        Some(Role::GcCount),
+    ),
+    ("process.runtime.python.gc", &[], None),
+    // Python (opentelemetry-instrumentation-system-metrics' runtime names).
     (
         "process.runtime.python.memory",
         &[("memory.type", "rss")],
@@ -291,13 +340,31 @@ const BUILTIN: &[BuiltinRule] = &[
         &[],
         Some(Role::ContainerMemory),
     ),
-    ("container.memory.usage", &[], Some(Role::ContainerMemory)),
+    // kubeletstats receiver: `usage` includes page cache (see `Role::ContainerUsage`); `rss` is
+    // anonymous memory; `available` is limit minus working set, neither usage nor limit.
+    ("container.memory.usage", &[], Some(Role::ContainerUsage)),
+    ("container.memory.rss", &[], Some(Role::Rss)),
+    ("container.memory.available", &[], None),
     (
         "k8s.pod.memory.working_set",
         &[],
         Some(Role::ContainerMemory),
     ),
+    // Container limits: the Collector's k8s_cluster receiver (`memory_limit`, with an
+    // underscore), older conventions (`memory.limit`), current conventions (`.limit.desired`,
+    // the spec, and `.limit.current`, what is in force).
+    ("k8s.container.memory_limit", &[], Some(Role::MemoryLimit)),
     ("k8s.container.memory.limit", &[], Some(Role::MemoryLimit)),
+    (
+        "k8s.container.memory.limit.current",
+        &[],
+        Some(Role::MemoryLimit),
+    ),
+    (
+        "k8s.container.memory.limit.desired",
+        &[],
+        Some(Role::MemoryLimit),
+    ),
     // Requests (histogram counts or counters).
     (
         "http.server.request.duration",
@@ -418,6 +485,10 @@ mod tests {
             role(&c, "v8js.memory.heap.limit", &[]),
             Some(Role::HeapCommitted)
         );
+        assert_eq!(
+            role(&c, "v8js.memory.heap.space.size", &[]),
+            Some(Role::HeapCommitted)
+        );
         assert_eq!(role(&c, "v8js.heap.space.available_size", &[]), None);
         assert_eq!(
             role(&c, "process.runtime.nodejs.memory.heap.total", &[]),
@@ -522,5 +593,75 @@ mod tests {
             role(&c, "http_requests_total", &[]),
             Some(Role::RequestCount)
         );
+    }
+
+    #[test]
+    fn the_seed_guides_python_gauges() {
+        let c = Catalog::builtin();
+        let py = "process.runtime.python.memory";
+        assert_eq!(
+            role(&c, py, &[("memory.type", "current_allocated")]),
+            Some(Role::HeapUsed)
+        );
+        // A running maximum: never a leak signal, and it must not fall through to another rule.
+        assert_eq!(role(&c, py, &[("memory.type", "peak_allocated")]), None);
+        let gc = "process.runtime.python.gc";
+        for generation in ["0", "1", "2"] {
+            assert_eq!(
+                role(
+                    &c,
+                    gc,
+                    &[("gc.generation", generation), ("gc.stat", "collections")]
+                ),
+                Some(Role::GcCount)
+            );
+            for stat in ["collected_objects", "uncollectable_objects"] {
+                assert_eq!(
+                    role(&c, gc, &[("gc.generation", generation), ("gc.stat", stat)]),
+                    None
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn container_names_real_exporters_use() {
+        let c = Catalog::builtin();
+        for limit in [
+            "k8s.container.memory_limit",
+            "k8s.container.memory.limit",
+            "k8s.container.memory.limit.current",
+            "k8s.container.memory.limit.desired",
+        ] {
+            assert_eq!(role(&c, limit, &[]), Some(Role::MemoryLimit), "{limit}");
+        }
+        assert_eq!(role(&c, "container.memory.rss", &[]), Some(Role::Rss));
+        assert_eq!(
+            role(&c, "container.memory.working_set", &[]),
+            Some(Role::ContainerMemory)
+        );
+        // Page cache included: judged only when nothing better is reported.
+        assert_eq!(
+            role(&c, "container.memory.usage", &[]),
+            Some(Role::ContainerUsage)
+        );
+        assert_eq!(role(&c, "container.memory.available", &[]), None);
+    }
+
+    #[test]
+    fn dotnet_9_generation_attribute_without_prefix() {
+        let c = Catalog::builtin();
+        let name = "dotnet.gc.last_collection.heap.size";
+        for generation in ["gen2", "loh", "poh"] {
+            assert_eq!(
+                role(&c, name, &[("gc.heap.generation", generation)]),
+                Some(Role::HeapAfterGc)
+            );
+            assert_eq!(
+                role(&c, name, &[("dotnet.gc.heap.generation", generation)]),
+                Some(Role::HeapAfterGc)
+            );
+        }
+        assert_eq!(role(&c, name, &[("gc.heap.generation", "gen0")]), None);
     }
 }

@@ -32,12 +32,8 @@ use tokio_util::sync::CancellationToken;
 
 use crate::engine::Engine;
 use crate::notify::Notifier;
+use crate::otlp::build;
 use crate::otlp::proto::otlp::collector::metrics::v1::ExportMetricsServiceRequest;
-use crate::otlp::proto::otlp::common::v1::{any_value, AnyValue, InstrumentationScope, KeyValue};
-use crate::otlp::proto::otlp::metrics::v1::{
-    metric, number_data_point, Gauge, Metric, NumberDataPoint, ResourceMetrics, ScopeMetrics,
-};
-use crate::otlp::proto::otlp::resource::v1::Resource;
 
 /// The metric carrying the allocator's live heap bytes (catalog role `heap_used`).
 pub const HEAP_METRIC: &str = "leakwatch.memory.heap.allocated";
@@ -57,20 +53,14 @@ pub fn request(
     t_ns: u64,
     instance: &str,
 ) -> ExportMetricsServiceRequest {
-    let gauge = |name: &str, description: &str, bytes: u64| Metric {
-        name: name.to_owned(),
-        unit: "By".to_owned(),
-        description: description.to_owned(),
-        data: Some(metric::Data::Gauge(Gauge {
-            data_points: vec![NumberDataPoint {
-                time_unix_nano: t_ns,
-                value: Some(number_data_point::Value::AsInt(
-                    i64::try_from(bytes).unwrap_or(i64::MAX),
-                )),
-                ..Default::default()
-            }],
-        })),
-        ..Default::default()
+    let gauge = |name: &str, description: &str, bytes: u64| {
+        let bytes = i64::try_from(bytes).unwrap_or(i64::MAX);
+        build::gauge(
+            name,
+            "By",
+            description,
+            vec![build::int_point(t_ns, bytes, Vec::new())],
+        )
     };
     let mut metrics = vec![gauge(
         "process.memory.usage",
@@ -84,41 +74,15 @@ pub fn request(
             heap,
         ));
     }
-    let kv = |k: &str, v: any_value::Value| KeyValue {
-        key: k.to_owned(),
-        value: Some(AnyValue { value: Some(v) }),
-        ..Default::default()
-    };
-    ExportMetricsServiceRequest {
-        resource_metrics: vec![ResourceMetrics {
-            resource: Some(Resource {
-                attributes: vec![
-                    kv(
-                        "service.name",
-                        any_value::Value::StringValue("leakwatch".to_owned()),
-                    ),
-                    kv(
-                        "service.instance.id",
-                        any_value::Value::StringValue(instance.to_owned()),
-                    ),
-                    kv(
-                        "service.version",
-                        any_value::Value::StringValue(env!("CARGO_PKG_VERSION").to_owned()),
-                    ),
-                ],
-                ..Default::default()
-            }),
-            scope_metrics: vec![ScopeMetrics {
-                scope: Some(InstrumentationScope {
-                    name: "leakwatch.self".to_owned(),
-                    ..Default::default()
-                }),
-                metrics,
-                schema_url: String::new(),
-            }],
-            schema_url: String::new(),
-        }],
-    }
+    build::metrics_request(
+        build::resource(vec![
+            build::kv("service.name", "leakwatch"),
+            build::kv("service.instance.id", instance),
+            build::kv("service.version", env!("CARGO_PKG_VERSION")),
+        ]),
+        build::scope("leakwatch.self", ""),
+        metrics,
+    )
 }
 
 /// Feeds leakwatch's own RSS (and live heap, given a `heap` probe) to its

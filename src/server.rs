@@ -199,8 +199,14 @@ impl Bound {
         });
         // 6. Background tasks, each owned by its stage.
         let mut background = JoinSet::new();
-        background
-            .spawn(Arc::clone(&engine).run_sweeper(config.series.sweep_interval, shutdown.clone()));
+        {
+            let notifier = notifier.clone();
+            background.spawn(Arc::clone(&engine).run_sweeper(
+                config.series.sweep_interval,
+                shutdown.clone(),
+                move |events| notifier.emit(events),
+            ));
+        }
         if config.self_monitoring.enabled {
             background.spawn(crate::selfwatch::run(
                 Arc::clone(&engine),

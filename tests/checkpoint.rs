@@ -13,7 +13,7 @@ use bytes::Bytes;
 use common::procs::{http_get, Leakwatch};
 use common::*;
 use leakwatch::checkpoint::{self, CheckpointError, Checkpointer};
-use leakwatch::detector::{DetectorConfig, LeakEvent, LeakEventKind};
+use leakwatch::detector::{DetectorConfig, LeakEvent, LeakEventKind, Resolution};
 use leakwatch::engine::{Engine, EngineConfig};
 use leakwatch::ops::telemetry::{CheckpointRestore, Telemetry};
 use leakwatch::otlp::proto::otlp::collector::metrics::v1::ExportMetricsServiceRequest;
@@ -542,4 +542,74 @@ async fn the_binary_writes_periodically_and_starts_empty_on_a_corrupt_checkpoint
     );
     lw.proc.kill();
     downstream.stop().await;
+}
+
+#[test]
+fn a_process_that_stops_reporting_ends_its_incident_as_process_gone() {
+    let idle = Duration::from_secs(30);
+    let engine = Engine::new(
+        EngineConfig {
+            detector: detector(),
+            idle_timeout: idle,
+            ..EngineConfig::default()
+        },
+        Arc::new(Telemetry::new()),
+    );
+    // Until checkout's leak is confirmed.
+    let mut step = 0;
+    let confirmed = loop {
+        assert!(step < STEPS, "the leak was never confirmed");
+        let events = engine.ingest_metrics(trace(step)).expect("valid").events;
+        step += 1;
+        if events
+            .iter()
+            .any(|e| e.event.kind == LeakEventKind::Confirmed)
+        {
+            break step - 1;
+        }
+    };
+    let last_checkout_ns = T0 + confirmed * S;
+    // Then only the healthy service reports, for twice the idle timeout of event time.
+    let mut gone = Vec::new();
+    for later in 1..=60 {
+        let t = last_checkout_ns + later * S;
+        let healthy = request(
+            resource("catalog", "pod-2"),
+            vec![gauge_metric(
+                "v8js.memory.heap.used",
+                "By",
+                vec![number_point(t, 80e6, vec![])],
+            )],
+        );
+        engine
+            .ingest_metrics(Bytes::from(healthy.encode_to_vec()))
+            .expect("valid");
+        gone.extend(engine.evict_idle().events);
+    }
+    let ended: Vec<_> = gone
+        .iter()
+        .map(|e| {
+            (
+                e.resource.service_name.as_str(),
+                e.event.kind,
+                e.event.resolution,
+                e.event.t_ns,
+            )
+        })
+        .collect();
+    assert_eq!(
+        ended,
+        vec![(
+            "checkout",
+            LeakEventKind::Resolved,
+            Some(Resolution::ProcessGone),
+            last_checkout_ns + idle.as_nanos() as u64
+        )],
+        "exactly one incident ends, checkout's, when the idle timeout has passed in event time"
+    );
+    assert!(
+        gone[0].event.signals.contains(&"memory"),
+        "{:?}",
+        gone[0].event
+    );
 }

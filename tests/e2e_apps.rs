@@ -13,7 +13,9 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::procs::{attr_str, Example, ExampleApp, Leakwatch, Received, Rotel, TestEnv};
+use common::apps::{Example, ExampleApp};
+use common::procs::{Leakwatch, TestEnv};
+use common::rotel::{attr_str, Received, Rotel};
 
 /// Seconds-scale detection: 60 s / 120 s windows (3.75 s buckets). The
 /// effect-size floor (200 MB/h ≈ 56 KB/s) sits between the healthy Node
@@ -43,7 +45,7 @@ fn events_for<'a>(
     r: &'a Received,
     service: &'a str,
     name: &'a str,
-) -> impl Iterator<Item = &'a common::procs::LogRecord> {
+) -> impl Iterator<Item = &'a common::rotel::LogRecord> {
     r.logs.iter().filter(move |l| {
         l.event_name == name && attr_str(&l.resource, "service.name") == Some(service)
     })

@@ -10,7 +10,9 @@ mod common;
 
 use std::time::Duration;
 
-use common::procs::{attr_str, Leakwatch, Received, Rotel, SendSignals, TestEnv, Value};
+use common::apps::SendSignals;
+use common::procs::{Leakwatch, TestEnv};
+use common::rotel::{attr_str, Received, Rotel, Value};
 
 const QUIET_CONFIG: &str = "events:\n  derived_metrics: false\n";
 
@@ -64,7 +66,7 @@ fn check_protocol(protocol: &'static str) {
     assert!(expected_points.len() >= 3 * 4 * 2, "{expected_points:?}");
 
     let mine =
-        |attrs: &common::procs::Attributes| attr_str(attrs, "test.run_id") == Some(run_id.as_str());
+        |attrs: &common::rotel::Attributes| attr_str(attrs, "test.run_id") == Some(run_id.as_str());
     let received = rotel.wait_for(
         "every point, span and log record",
         Duration::from_secs(30),

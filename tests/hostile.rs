@@ -303,7 +303,7 @@ fn a_far_future_first_point_does_not_evict_every_other_series() {
     engine.ingest_metrics(far).expect("far");
     engine.ingest_metrics(normal.clone()).expect("normal");
     assert_eq!(engine.series_count(), 2);
-    let evicted = engine.evict_idle();
+    let evicted = engine.evict_idle().series;
     assert_eq!(
         (evicted, engine.series_count()),
         (0, 2),

@@ -127,6 +127,7 @@ async fn every_lifecycle_event_reaches_the_webhook_once_as_the_otlp_fields() {
     );
     assert_eq!(got[0]["severity_text"], "WARN");
     assert_eq!(got[2]["severity_text"], "INFO");
+    assert_eq!(got[2]["attributes"]["leak.resolution"], "flat");
 
     // Exactly once each: 2 refusals + 3 deliveries, nothing more.
     tokio::time::sleep(Duration::from_millis(500)).await;

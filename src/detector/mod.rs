@@ -77,7 +77,9 @@ pub mod window;
 
 use std::time::Duration;
 
-pub use resource::{LeakEvent, LeakEventKind, LeakState, ResourceDetector, ResourceSummary};
+pub use resource::{
+    LeakEvent, LeakEventKind, LeakState, Resolution, ResourceDetector, ResourceSummary,
+};
 pub use series::{RestartKind, SeriesDetector, SeriesSummary, TrendSummary};
 
 /// Detector settings. Every knob has a default suited to hour-scale production traces; the
@@ -498,4 +500,4 @@ mod tests {
 }
 
 #[cfg(test)]
-mod scenarios;
+mod behaviour;

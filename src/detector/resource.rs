@@ -122,6 +122,28 @@ pub struct LeakEvent {
     pub time_to_limit_seconds: Option<f64>,
     /// The limit used for the forecast.
     pub limit_bytes: Option<f64>,
+    /// Why an incident ended (`resolved` events only).
+    pub resolution: Option<Resolution>,
+}
+
+/// Why an incident ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Resolution {
+    /// The floor stopped growing for the resolve hold.
+    Flat,
+    /// The process stopped reporting for longer than the idle timeout (event time).
+    ProcessGone,
+}
+
+impl Resolution {
+    /// The value of the event's `leak.resolution` attribute.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Resolution::Flat => "flat",
+            Resolution::ProcessGone => "process_gone",
+        }
+    }
 }
 
 /// Snapshot of a resource for the admin API.
@@ -161,6 +183,8 @@ enum Source {
     Resident,
     /// Resident memory minus the committed heap (derived by this detector).
     Native,
+    /// Container memory including page cache: judged only when nothing better is reported.
+    Usage,
 }
 
 /// An assessment a [`MemoryEntry`] holds, boxed: `None` costs the entry 8 bytes instead of the
@@ -429,6 +453,9 @@ impl ResourceDetector {
                 self.on_memory(cfg, series_key, Source::Resident, metric_name, series, t_ns);
                 self.on_native(cfg, series_key, metric_name, series, t_ns);
             }
+            Role::ContainerUsage => {
+                self.on_memory(cfg, series_key, Source::Usage, metric_name, series, t_ns);
+            }
         }
         self.refresh_primary();
         self.expire_pending(t_ns, bucket_ns);
@@ -555,14 +582,18 @@ impl ResourceDetector {
     }
 
     /// Resident memory is primary only when the process reports neither heap series nor a
-    /// committed heap to derive native memory from.
+    /// committed heap to derive native memory from; container usage (page cache included) only
+    /// when nothing else is reported at all.
     fn refresh_primary(&mut self) {
-        let others = self
-            .memory
-            .iter()
-            .any(|e| matches!(e.source, Source::Heap | Source::Native));
+        let has = |sources: &[Source]| self.memory.iter().any(|e| sources.contains(&e.source));
+        let heap_or_native = has(&[Source::Heap, Source::Native]);
+        let resident = has(&[Source::Resident]);
         for e in &mut self.memory {
-            e.primary = e.source != Source::Resident || !others;
+            e.primary = match e.source {
+                Source::Heap | Source::Native => true,
+                Source::Resident => !heap_or_native,
+                Source::Usage => !heap_or_native && !resident,
+            };
         }
     }
 
@@ -763,7 +794,11 @@ impl ResourceDetector {
         if ev(Source::Native) {
             s.push("native");
         }
-        if ev(Source::Resident) {
+        let usage_judged = self
+            .memory
+            .iter()
+            .any(|e| e.source == Source::Usage && e.primary && (e.leak_short() || e.leak_long()));
+        if ev(Source::Resident) || usage_judged {
             s.push("rss");
         }
         if self.memory.iter().any(|e| e.mpr_rising) {
@@ -879,7 +914,24 @@ impl ResourceDetector {
             window_seconds: best.map_or(0.0, |a| a.span_secs),
             time_to_limit_seconds: best.and_then(|a| a.time_to_limit_secs),
             limit_bytes: best.and_then(|a| a.limit),
+            resolution: (kind == LeakEventKind::Resolved).then_some(Resolution::Flat),
         }
+    }
+
+    /// The process stopped reporting for good (its resource is evicted after the idle timeout,
+    /// in event time): an open incident ends at `t_ns` with `process_gone`.
+    pub fn gone(&mut self, t_ns: u64) -> Option<LeakEvent> {
+        if self.state == LeakState::Ok {
+            return None;
+        }
+        let mut event = self.event(LeakEventKind::Resolved, t_ns);
+        event.resolution = Some(Resolution::ProcessGone);
+        self.state = LeakState::Ok;
+        self.since_ns = t_ns;
+        self.evidence_since = None;
+        self.confirm_since = None;
+        self.clear_since = None;
+        Some(event)
     }
 
     /// Snapshot for the admin API.

@@ -86,6 +86,15 @@ pub struct EngineEvent {
     pub event: LeakEvent,
 }
 
+/// What one sweep of idle series did.
+#[derive(Debug, Default)]
+pub struct Evicted {
+    /// Series evicted.
+    pub series: usize,
+    /// Incidents of processes gone (`resolved` with `process_gone`).
+    pub events: Vec<EngineEvent>,
+}
+
 /// What ingesting one request did.
 #[derive(Debug, Default)]
 pub struct IngestOutcome {
@@ -473,41 +482,54 @@ impl Engine {
     }
 
     /// Evicts idle series every `every` until `shutdown` (the engine's own
-    /// background task).
-    pub async fn run_sweeper(self: Arc<Self>, every: Duration, shutdown: CancellationToken) {
+    /// background task); the incidents of processes gone go to `on_events`.
+    pub async fn run_sweeper(
+        self: Arc<Self>,
+        every: Duration,
+        shutdown: CancellationToken,
+        on_events: impl Fn(Vec<EngineEvent>) + Send + 'static,
+    ) {
         let mut ticks = crate::ops::periodic::Periodic::new(every, shutdown);
         while ticks.tick().await {
             let evicted = self.evict_idle();
-            if evicted > 0 {
-                tracing::debug!(evicted, "Idle series evicted.");
+            if evicted.series > 0 {
+                tracing::debug!(evicted = evicted.series, "Idle series evicted.");
             }
+            on_events(evicted.events);
         }
     }
 
     /// Evicts series and resources idle for longer than the idle timeout in
     /// event time. Returns the number of series evicted.
-    pub fn evict_idle(&self) -> usize {
+    pub fn evict_idle(&self) -> Evicted {
         let watermark = self.watermark_ns();
         let idle = self.cfg.idle_timeout.as_nanos() as u64;
+        let mut out = Evicted::default();
         if watermark <= idle {
-            return 0;
+            return out;
         }
         let cutoff = watermark - idle;
-        let mut evicted = 0;
         self.resources.retain(|_, r| {
             if r.latest_ns >= cutoff {
-                evicted += self.series.evict_idle(&mut r.series, cutoff);
+                out.series += self.series.evict_idle(&mut r.series, cutoff);
                 true
             } else {
-                // An idle resource goes with all its series.
-                evicted += self.series.release(&r.series);
+                // An idle resource goes with all its series, and its open incident ends:
+                // the process is gone once the idle timeout has passed in event time.
+                out.series += self.series.release(&r.series);
+                if let Some(event) = r.detector.gone(r.latest_ns.saturating_add(idle)) {
+                    out.events.push(EngineEvent {
+                        resource: Arc::clone(&r.info),
+                        event,
+                    });
+                }
                 false
             }
         });
         // After the resources' locks are released (see `table::Names`).
         self.series.names().release_unused();
-        self.telemetry.series_evicted(evicted as u64);
-        evicted
+        self.telemetry.series_evicted(out.series as u64);
+        out
     }
 }
 
@@ -684,7 +706,7 @@ mod tests {
         assert!(names <= 100, "{names} names for {tracked} series");
         // Evicting every series releases every name.
         e.watermark_ns.store(u64::MAX / 2, Ordering::Relaxed);
-        assert_eq!(e.evict_idle(), 5_000);
+        assert_eq!(e.evict_idle().series, 5_000);
         assert!(e.series_names().is_empty());
     }
 
@@ -823,7 +845,7 @@ mod tests {
         }
         assert_eq!(e.series_count(), 2);
         // The idle timeout is one hour: "a" was last really seen at 2 s.
-        assert_eq!(e.evict_idle(), 1);
+        assert_eq!(e.evict_idle().series, 1);
         assert_eq!(e.series_count(), 1);
     }
 }

@@ -36,11 +36,6 @@ impl Engine {
         views
     }
 
-    /// Whether the resource `key` is still tracked (not evicted as idle).
-    pub fn is_tracked(&self, key: super::table::ResourceKey) -> bool {
-        self.resources.contains_key(&key)
-    }
-
     /// Snapshot of every resource's assessment.
     pub fn resource_views(&self) -> Vec<ResourceView> {
         self.resources

@@ -8,8 +8,9 @@
 //! change is sent at once; every open alert is re-sent each
 //! `resend_interval` and valid for four of them (as Prometheus does), so
 //! Alertmanager resolves it by itself if leakwatch goes away. An incident's
-//! alerts end (`endsAt`) at resolution, or when the engine has evicted the
-//! process (no data for `series.idle_timeout`). A failed request is retried
+//! alerts end (`endsAt`) at resolution — including the engine's resolution of
+//! a process gone (no data for `series.idle_timeout`, `leak.resolution =
+//! process_gone`). A failed request is retried
 //! with backoff by re-sending the whole map — so nothing is lost while
 //! Alertmanager is down, and nothing queues up but the map itself; during
 //! the backoff, batches only update the map. One WARN per failure burst.
@@ -97,7 +98,7 @@ pub struct Alertmanager {
 
 impl Alertmanager {
     /// An outlet posting to `url`'s `/api/v2/alerts`; with `engine`, it starts from the
-    /// engine's open incidents (a restored checkpoint) and notices evicted processes.
+    /// engine's open incidents (a restored checkpoint).
     pub fn new(
         url: &str,
         cfg: &AlertmanagerConfig,
@@ -152,6 +153,7 @@ impl Alertmanager {
                 window_seconds: s.window_seconds,
                 time_to_limit_seconds: s.time_to_limit_seconds,
                 limit_bytes: s.limit_bytes,
+                resolution: None,
             };
             self.incidents.insert(
                 view.resource.key,
@@ -215,18 +217,6 @@ impl Alertmanager {
             }
         }
         Some(key)
-    }
-
-    /// Ends the incidents of processes the engine no longer tracks.
-    fn end_gone(&mut self) {
-        let Some(engine) = &self.engine else { return };
-        let now = unix_ns(SystemTime::now());
-        for (key, i) in self.incidents.iter_mut() {
-            if i.ended_ns.is_none() && !engine.is_tracked(*key) {
-                info!(service = %i.resource.service_name, instance = %i.resource.instance, "Process no longer reported: its alerts end.");
-                i.ended_ns = Some(now);
-            }
-        }
     }
 
     /// Sends the alerts of `keys` (all incidents when `None`). Ended incidents that were
@@ -335,7 +325,6 @@ impl Outlet for Alertmanager {
 
     fn wake(&mut self) -> BoxFuture<'_, ()> {
         Box::pin(async move {
-            self.end_gone();
             if self.send(None).await {
                 self.retry = None;
                 self.next_resend = Instant::now() + self.resend_interval;
@@ -469,6 +458,7 @@ mod tests {
             window_seconds: 6.0 * 3600.0,
             time_to_limit_seconds: Some(14.0 * 3600.0),
             limit_bytes: Some(512.0 * 1024.0 * 1024.0),
+            resolution: None,
         }
     }
 

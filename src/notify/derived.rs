@@ -13,28 +13,18 @@ use super::SCOPE;
 use crate::detector::LeakState;
 use crate::engine::Engine;
 use crate::exporter::ExportQueue;
+use crate::otlp::build;
 use crate::otlp::proto::otlp::collector::metrics::v1::ExportMetricsServiceRequest;
-use crate::otlp::proto::otlp::common::v1::InstrumentationScope;
-use crate::otlp::proto::otlp::metrics::v1::{
-    metric, number_data_point, Gauge, Metric, NumberDataPoint, ResourceMetrics, ScopeMetrics,
-};
-use crate::otlp::proto::otlp::resource::v1::Resource;
+use crate::otlp::proto::otlp::metrics::v1::Metric;
 use crate::otlp::signal::Signal;
 
 fn gauge(name: &str, unit: &str, description: &str, t_ns: u64, value: f64) -> Metric {
-    Metric {
-        name: name.to_owned(),
-        description: description.to_owned(),
-        unit: unit.to_owned(),
-        data: Some(metric::Data::Gauge(Gauge {
-            data_points: vec![NumberDataPoint {
-                time_unix_nano: t_ns,
-                value: Some(number_data_point::Value::AsDouble(value)),
-                ..Default::default()
-            }],
-        })),
-        ..Default::default()
-    }
+    build::gauge(
+        name,
+        unit,
+        description,
+        vec![build::double_point(t_ns, value, Vec::new())],
+    )
 }
 
 /// Derived metrics of every resource that has tracked series, stamped with
@@ -83,22 +73,11 @@ pub fn derived_metrics(engine: &Engine) -> ExportMetricsServiceRequest {
                     ttl,
                 ));
             }
-            ResourceMetrics {
-                resource: Some(Resource {
-                    attributes: view.resource.attributes.clone(),
-                    ..Default::default()
-                }),
-                scope_metrics: vec![ScopeMetrics {
-                    scope: Some(InstrumentationScope {
-                        name: SCOPE.to_owned(),
-                        version: env!("CARGO_PKG_VERSION").to_owned(),
-                        ..Default::default()
-                    }),
-                    metrics,
-                    schema_url: String::new(),
-                }],
-                schema_url: String::new(),
-            }
+            build::resource_metrics(
+                build::resource(view.resource.attributes.clone()),
+                build::scope(SCOPE, env!("CARGO_PKG_VERSION")),
+                metrics,
+            )
         })
         .collect();
     ExportMetricsServiceRequest { resource_metrics }

@@ -24,7 +24,6 @@ use tokio::time::Instant;
 use tracing::{info, warn};
 
 use super::identity::{attribute, COMPONENT};
-use super::otlp_logs::{kv, string};
 use super::settings::{HeapDumpMethod, HeapDumpRule};
 use super::{Batch, Outlet, SCOPE};
 use crate::detector::LeakEventKind;
@@ -32,6 +31,7 @@ use crate::engine::table::ResourceKey;
 use crate::engine::ResourceInfo;
 use crate::exporter::ExportQueue;
 use crate::ops::telemetry::{ExportOutcome, NotifyOutcome, OutletKind, Telemetry};
+use crate::otlp::build::{kv_value as kv, string};
 use crate::otlp::proto::otlp::collector::logs::v1::ExportLogsServiceRequest;
 use crate::otlp::proto::otlp::common::v1::{any_value, AnyValue, InstrumentationScope};
 use crate::otlp::proto::otlp::logs::v1::{LogRecord, ResourceLogs, ScopeLogs, SeverityNumber};
@@ -463,7 +463,10 @@ mod tests {
             assert!(t.render(&r).is_err(), "{bad:?} should be refused");
         }
         let missing = resource(&[("service.name", "s")]);
-        assert!(t.render(&missing).expect_err("no host.name").contains("host.name"));
+        assert!(t
+            .render(&missing)
+            .expect_err("no host.name")
+            .contains("host.name"));
     }
 
     #[test]

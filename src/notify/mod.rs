@@ -16,7 +16,8 @@
 //! INFO; `time_unix_nano` = the event time of the decision; attributes
 //! `leak.metric`, `leak.signals` (array), `leak.growth_bytes_per_hour`,
 //! `leak.r_squared`, `leak.window_seconds`, and `leak.time_to_limit_seconds`
-//! / `leak.limit_bytes` when known; the body is one human sentence.
+//! / `leak.limit_bytes` when known, `leak.resolution` (`flat` / `process_gone`) on resolved
+//! events; the body is one human sentence.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -216,6 +217,7 @@ mod tests {
                     window_seconds: 3600.0,
                     time_to_limit_seconds: None,
                     limit_bytes: None,
+                    resolution: None,
                 },
             })
             .collect()

@@ -16,12 +16,10 @@ use crate::detector::{LeakEvent, LeakEventKind};
 use crate::engine::{EngineEvent, ResourceInfo};
 use crate::exporter::ExportQueue;
 use crate::ops::telemetry::{ExportOutcome, OutletKind, Telemetry};
+use crate::otlp::build::{kv_double, kv_value, resource, scope, string};
 use crate::otlp::proto::otlp::collector::logs::v1::ExportLogsServiceRequest;
-use crate::otlp::proto::otlp::common::v1::{
-    any_value, AnyValue, ArrayValue, InstrumentationScope, KeyValue,
-};
+use crate::otlp::proto::otlp::common::v1::{any_value, AnyValue, ArrayValue};
 use crate::otlp::proto::otlp::logs::v1::{LogRecord, ResourceLogs, ScopeLogs, SeverityNumber};
-use crate::otlp::proto::otlp::resource::v1::Resource;
 use crate::otlp::signal::Signal;
 
 /// Sends leak events downstream as OTLP log records.
@@ -60,33 +58,14 @@ fn now_ns() -> u64 {
         .unwrap_or(0)
 }
 
-pub(super) fn kv(key: &str, value: any_value::Value) -> KeyValue {
-    KeyValue {
-        key: key.to_owned(),
-        value: Some(AnyValue { value: Some(value) }),
-        ..Default::default()
-    }
-}
-
-pub(super) fn string(s: &str) -> any_value::Value {
-    any_value::Value::StringValue(s.to_owned())
-}
-
 /// The OTLP log records of `events`, one `ResourceLogs` per event.
 pub fn log_request(events: &[EngineEvent], observed_ns: u64) -> ExportLogsServiceRequest {
     let resource_logs = events
         .iter()
         .map(|e| ResourceLogs {
-            resource: Some(Resource {
-                attributes: e.resource.attributes.clone(),
-                ..Default::default()
-            }),
+            resource: Some(resource(e.resource.attributes.clone())),
             scope_logs: vec![ScopeLogs {
-                scope: Some(InstrumentationScope {
-                    name: SCOPE.to_owned(),
-                    version: env!("CARGO_PKG_VERSION").to_owned(),
-                    ..Default::default()
-                }),
+                scope: Some(scope(SCOPE, env!("CARGO_PKG_VERSION"))),
                 log_records: vec![log_record(&e.resource, &e.event, observed_ns)],
                 schema_url: String::new(),
             }],
@@ -103,9 +82,9 @@ fn log_record(resource: &ResourceInfo, ev: &LeakEvent, observed_ns: u64) -> LogR
         LeakEventKind::Resolved => (SeverityNumber::Info, "INFO"),
     };
     let mut attributes = vec![
-        kv("event.name", string(ev.kind.event_name())),
-        kv("leak.metric", string(&ev.metric)),
-        kv(
+        kv_value("event.name", string(ev.kind.event_name())),
+        kv_value("leak.metric", string(&ev.metric)),
+        kv_value(
             "leak.signals",
             any_value::Value::ArrayValue(ArrayValue {
                 values: ev
@@ -117,27 +96,18 @@ fn log_record(resource: &ResourceInfo, ev: &LeakEvent, observed_ns: u64) -> LogR
                     .collect(),
             }),
         ),
-        kv(
-            "leak.growth_bytes_per_hour",
-            any_value::Value::DoubleValue(ev.growth_bytes_per_hour),
-        ),
-        kv(
-            "leak.r_squared",
-            any_value::Value::DoubleValue(ev.r_squared),
-        ),
-        kv(
-            "leak.window_seconds",
-            any_value::Value::DoubleValue(ev.window_seconds),
-        ),
+        kv_double("leak.growth_bytes_per_hour", ev.growth_bytes_per_hour),
+        kv_double("leak.r_squared", ev.r_squared),
+        kv_double("leak.window_seconds", ev.window_seconds),
     ];
     if let Some(ttl) = ev.time_to_limit_seconds {
-        attributes.push(kv(
-            "leak.time_to_limit_seconds",
-            any_value::Value::DoubleValue(ttl),
-        ));
+        attributes.push(kv_double("leak.time_to_limit_seconds", ttl));
+    }
+    if let Some(resolution) = ev.resolution {
+        attributes.push(kv_value("leak.resolution", string(resolution.as_str())));
     }
     if let Some(limit) = ev.limit_bytes {
-        attributes.push(kv("leak.limit_bytes", any_value::Value::DoubleValue(limit)));
+        attributes.push(kv_double("leak.limit_bytes", limit));
     }
     LogRecord {
         time_unix_nano: ev.t_ns,
@@ -150,5 +120,58 @@ fn log_record(resource: &ResourceInfo, ev: &LeakEvent, observed_ns: u64) -> LogR
         attributes,
         event_name: ev.kind.event_name().to_owned(),
         ..Default::default()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::detector::Resolution;
+
+    fn event(kind: LeakEventKind, resolution: Option<Resolution>) -> EngineEvent {
+        EngineEvent {
+            resource: Arc::new(ResourceInfo {
+                key: 1,
+                service_name: "checkout".into(),
+                instance: "pod-1".into(),
+                attributes: vec![crate::otlp::build::kv("service.name", "checkout")],
+            }),
+            event: LeakEvent {
+                kind,
+                t_ns: 42,
+                metric: "v8js.memory.heap.used".into(),
+                signals: vec!["memory"],
+                growth_bytes_per_hour: 2e6,
+                r_squared: 0.9,
+                window_seconds: 3600.0,
+                time_to_limit_seconds: None,
+                limit_bytes: None,
+                resolution,
+            },
+        }
+    }
+
+    fn resolution_of(e: &EngineEvent) -> Option<String> {
+        let request = log_request(std::slice::from_ref(e), 1);
+        let record = &request.resource_logs[0].scope_logs[0].log_records[0];
+        record
+            .attributes
+            .iter()
+            .find(|a| a.key == "leak.resolution")
+            .and_then(|a| match a.value.as_ref()?.value.as_ref()? {
+                any_value::Value::StringValue(s) => Some(s.clone()),
+                _ => None,
+            })
+    }
+
+    #[test]
+    fn resolved_events_say_why() {
+        let gone = event(LeakEventKind::Resolved, Some(Resolution::ProcessGone));
+        assert_eq!(resolution_of(&gone).as_deref(), Some("process_gone"));
+        assert!(sentence(&gone.resource, &gone.event).contains("process gone"));
+        let flat = event(LeakEventKind::Resolved, Some(Resolution::Flat));
+        assert_eq!(resolution_of(&flat).as_deref(), Some("flat"));
+        assert!(sentence(&flat.resource, &flat.event).contains("no longer grows"));
+        assert_eq!(resolution_of(&event(LeakEventKind::Suspected, None)), None);
     }
 }

@@ -175,6 +175,9 @@ pub fn event_json(e: &EngineEvent) -> Value {
     if let Some(l) = ev.limit_bytes {
         attributes.insert("leak.limit_bytes".into(), json!(l));
     }
+    if let Some(r) = ev.resolution {
+        attributes.insert("leak.resolution".into(), json!(r.as_str()));
+    }
     json!({
         "event_name": ev.kind.event_name(),
         "severity_text": severity,

@@ -1,7 +1,7 @@
 //! The words of a leak event: one human sentence, and bytes and durations
 //! in the units people read (`2.1 MiB`, `14 h`).
 
-use crate::detector::{LeakEvent, LeakEventKind};
+use crate::detector::{LeakEvent, LeakEventKind, Resolution};
 use crate::engine::ResourceInfo;
 
 /// One human sentence, e.g. "heap floor of checkout-api (pod-7) grows
@@ -9,6 +9,10 @@ use crate::engine::ResourceInfo;
 pub fn sentence(resource: &ResourceInfo, ev: &LeakEvent) -> String {
     let who = resource.display_name();
     match ev.kind {
+        LeakEventKind::Resolved if ev.resolution == Some(Resolution::ProcessGone) => format!(
+            "{who} stopped reporting for longer than the idle timeout: incident on {} closed (process gone)",
+            ev.metric
+        ),
         LeakEventKind::Resolved => format!("{} of {who} no longer grows: leak resolved", ev.metric),
         LeakEventKind::Suspected | LeakEventKind::Confirmed => {
             let verdict = if ev.kind == LeakEventKind::Confirmed {

@@ -6,28 +6,23 @@
 //! queue full or shutting down → UNAVAILABLE with RetryInfo, bad token →
 //! UNAUTHENTICATED; `partial_success` is set only when points were refused.
 
-use std::convert::Infallible;
 use std::future::{ready, Ready};
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::task::{Context, Poll};
 
 use bytes::Bytes;
-use futures_util::future::BoxFuture;
 use prost::Message;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
-use tonic::codec::{CompressionEncoding, EnabledCompressionEncodings};
-use tonic::server::{NamedService, UnaryService};
 use tonic::transport::server::TcpIncoming;
 use tonic::{Code, Status};
 use tonic_types::{ErrorDetails, StatusExt};
 
 use crate::config::GrpcReceiverConfig;
-use crate::otlp::codec::RawCodec;
 use crate::otlp::proto::otlp::collector::{
     logs::v1 as logs, metrics::v1 as metrics, trace::v1 as trace,
 };
+use crate::otlp::service::{raw_services, RawExport};
 use crate::otlp::signal::{Protocol, Signal};
 use crate::pipeline::{Accepted, ExportError, Ingress};
 
@@ -82,96 +77,43 @@ fn response_of(signal: Signal, accepted: &Accepted) -> Bytes {
     Bytes::from(encoded)
 }
 
-/// One OTLP export service; `S` is the signal's index.
+/// The receiver's handler behind the shared raw-bytes service: authenticate
+/// on the headers, then the pipeline.
 #[derive(Clone)]
-pub struct OtlpService<const S: u8> {
-    ingress: Arc<Ingress>,
-    max_message_bytes: usize,
-}
+struct Receive(Arc<Ingress>);
 
-const fn signal_of(s: u8) -> Signal {
-    match s {
-        0 => Signal::Metrics,
-        1 => Signal::Traces,
-        _ => Signal::Logs,
-    }
-}
+impl RawExport for Receive {
+    type Future = Ready<Result<Bytes, Status>>;
 
-impl NamedService for OtlpService<0> {
-    const NAME: &'static str = "opentelemetry.proto.collector.metrics.v1.MetricsService";
-}
-impl NamedService for OtlpService<1> {
-    const NAME: &'static str = "opentelemetry.proto.collector.trace.v1.TraceService";
-}
-impl NamedService for OtlpService<2> {
-    const NAME: &'static str = "opentelemetry.proto.collector.logs.v1.LogsService";
-}
-
-struct Handler<const S: u8>(Arc<Ingress>);
-
-impl<const S: u8> UnaryService<Bytes> for Handler<S> {
-    type Response = Bytes;
-    type Future = Ready<Result<tonic::Response<Bytes>, Status>>;
-
-    fn call(&mut self, request: tonic::Request<Bytes>) -> Self::Future {
-        let signal = signal_of(S);
-        let ingress = &self.0;
-        // Authenticated in `OtlpService::call`, before the body was read.
-        let result = ingress
-            .export(signal, Protocol::Grpc, request.into_inner())
-            .map(|accepted| tonic::Response::new(response_of(signal, &accepted)))
-            .map_err(|e| status_of(&e, ingress));
-        ready(result)
-    }
-}
-
-impl<const S: u8, B> tower::Service<http::Request<B>> for OtlpService<S>
-where
-    B: http_body::Body + Send + 'static,
-    B::Error: Into<Box<dyn std::error::Error + Send + Sync>> + Send + 'static,
-{
-    type Response = http::Response<tonic::body::Body>;
-    type Error = Infallible;
-    type Future = BoxFuture<'static, Result<Self::Response, Infallible>>;
-
-    fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
-        Poll::Ready(Ok(()))
-    }
-
-    fn call(&mut self, request: http::Request<B>) -> Self::Future {
-        let signal = signal_of(S);
-        if request.uri().path() != signal.grpc_path() {
-            let response =
-                Status::unimplemented(format!("unknown method {}", request.uri().path()))
-                    .into_http();
-            return Box::pin(async move { Ok(response) });
-        }
-        let ingress = Arc::clone(&self.ingress);
+    fn admit(&self, signal: Signal, headers: &http::HeaderMap) -> Result<(), Status> {
         // Authenticate on the headers, before a byte of the body is read,
         // decompressed or decoded.
-        let auth = request
-            .headers()
+        let ingress = &self.0;
+        let auth = headers
             .get(http::header::AUTHORIZATION)
             .map(|v| v.as_bytes());
-        if let Err(e) = ingress.authorize(auth) {
+        ingress.authorize(auth).map_err(|e| {
             ingress.telemetry.received(signal, Protocol::Grpc, 0);
-            let e = ingress.refuse(signal, 0, e);
-            let response = status_of(&e, &ingress).into_http();
-            return Box::pin(async move { Ok(response) });
-        }
-        let max = self.max_message_bytes;
-        Box::pin(async move {
-            let mut encodings = EnabledCompressionEncodings::default();
-            encodings.enable(CompressionEncoding::Gzip);
-            encodings.enable(CompressionEncoding::Zstd);
-            let mut grpc = tonic::server::Grpc::new(RawCodec)
-                .apply_compression_config(encodings, EnabledCompressionEncodings::default())
-                .apply_max_message_size_config(Some(max), None);
-            let response = grpc
-                .unary(Handler::<S>(Arc::clone(&ingress)), request)
-                .await;
-            Ok(remap_too_large(response, &ingress, signal))
+            status_of(&ingress.refuse(signal, 0, e), ingress)
         })
+    }
+
+    fn export(&self, signal: Signal, body: Bytes) -> Self::Future {
+        let ingress = &self.0;
+        ready(
+            ingress
+                .export(signal, Protocol::Grpc, body)
+                .map(|accepted| response_of(signal, &accepted))
+                .map_err(|e| status_of(&e, ingress)),
+        )
+    }
+
+    fn respond(
+        &self,
+        signal: Signal,
+        response: http::Response<tonic::body::Body>,
+    ) -> http::Response<tonic::body::Body> {
+        remap_too_large(response, &self.0, signal)
     }
 }
 
@@ -219,21 +161,13 @@ pub async fn serve(
     if let Some(tls) = tls {
         builder = builder.tls_config(tls)?;
     }
+    let services = raw_services(Receive(ingress), max);
     let local: Option<SocketAddr> = listener.local_addr().ok();
     tracing::debug!(addr = ?local, "OTLP/gRPC serving.");
     builder
-        .add_service(OtlpService::<0> {
-            ingress: Arc::clone(&ingress),
-            max_message_bytes: max,
-        })
-        .add_service(OtlpService::<1> {
-            ingress: Arc::clone(&ingress),
-            max_message_bytes: max,
-        })
-        .add_service(OtlpService::<2> {
-            ingress,
-            max_message_bytes: max,
-        })
+        .add_service(services.metrics)
+        .add_service(services.traces)
+        .add_service(services.logs)
         .serve_with_incoming_shutdown(
             {
                 // A new connection must send its first bytes within the read timeout.

@@ -4,69 +4,37 @@
 #![allow(dead_code)]
 
 pub mod alertmanager;
+pub mod apps;
 pub mod leak;
 pub mod procs;
+pub mod rotel;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use bytes::{Buf, BufMut, Bytes};
+use bytes::Bytes;
 use leakwatch::config::Config;
+use leakwatch::otlp::build;
 use leakwatch::otlp::proto::otlp::collector::metrics::v1::ExportMetricsServiceRequest;
-use leakwatch::otlp::proto::otlp::common::v1::{
-    any_value, AnyValue, InstrumentationScope, KeyValue,
-};
 use leakwatch::otlp::proto::otlp::metrics::v1::{
     exponential_histogram_data_point::Buckets, metric, number_data_point,
     summary_data_point::ValueAtQuantile, AggregationTemporality, ExponentialHistogram,
-    ExponentialHistogramDataPoint, Gauge, Histogram, HistogramDataPoint, Metric, NumberDataPoint,
-    ResourceMetrics, ScopeMetrics, Sum, Summary, SummaryDataPoint,
+    ExponentialHistogramDataPoint, Histogram, HistogramDataPoint, Metric, NumberDataPoint, Sum,
+    Summary, SummaryDataPoint,
 };
 use leakwatch::otlp::proto::otlp::resource::v1::Resource;
+use leakwatch::otlp::service::{raw_services, RawExport};
+use leakwatch::otlp::signal::Signal;
 use leakwatch::server::{Addresses, Bound, ShutdownReport};
 use tokio::net::TcpListener;
 use tokio::sync::{mpsc, Mutex};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
-use tonic::codec::{Codec, DecodeBuf, Decoder, EncodeBuf, Encoder};
 use tonic::Status;
 
-/// A codec that keeps messages as raw bytes (the test's own, so the fake
-/// downstream does not depend on leakwatch's).
-#[derive(Clone, Copy, Default)]
-pub struct Raw;
-
-impl Codec for Raw {
-    type Encode = Bytes;
-    type Decode = Bytes;
-    type Encoder = Raw;
-    type Decoder = Raw;
-    fn encoder(&mut self) -> Raw {
-        Raw
-    }
-    fn decoder(&mut self) -> Raw {
-        Raw
-    }
-}
-
-impl Encoder for Raw {
-    type Item = Bytes;
-    type Error = Status;
-    fn encode(&mut self, item: Bytes, dst: &mut EncodeBuf<'_>) -> Result<(), Status> {
-        dst.put(item);
-        Ok(())
-    }
-}
-
-impl Decoder for Raw {
-    type Item = Bytes;
-    type Error = Status;
-    fn decode(&mut self, src: &mut DecodeBuf<'_>) -> Result<Option<Bytes>, Status> {
-        let n = src.remaining();
-        Ok(Some(src.copy_to_bytes(n)))
-    }
-}
+/// The raw-bytes codec, for tests' own gRPC clients.
+pub use leakwatch::otlp::codec::RawCodec as Raw;
 
 /// One request the fake downstream received: its gRPC path and raw bytes.
 #[derive(Debug, Clone)]
@@ -97,69 +65,29 @@ pub struct Downstream {
     task: JoinHandle<()>,
 }
 
+/// The fake downstream's handler behind leakwatch's raw-bytes export service.
 #[derive(Clone)]
 struct Sink {
     tx: mpsc::UnboundedSender<Received>,
     behaviour: Arc<Mutex<Behaviour>>,
 }
 
-impl<B> tower::Service<http::Request<B>> for Sink
-where
-    B: http_body::Body + Send + 'static,
-    B::Error: Into<Box<dyn std::error::Error + Send + Sync>> + Send + 'static,
-{
-    type Response = http::Response<tonic::body::Body>;
-    type Error = std::convert::Infallible;
-    type Future = std::pin::Pin<
-        Box<dyn std::future::Future<Output = Result<Self::Response, Self::Error>> + Send>,
-    >;
-    fn poll_ready(
-        &mut self,
-        _: &mut std::task::Context<'_>,
-    ) -> std::task::Poll<Result<(), Self::Error>> {
-        std::task::Poll::Ready(Ok(()))
-    }
-    fn call(&mut self, req: http::Request<B>) -> Self::Future {
+impl RawExport for Sink {
+    type Future =
+        std::pin::Pin<Box<dyn std::future::Future<Output = Result<Bytes, Status>> + Send>>;
+
+    fn export(&self, signal: Signal, body: Bytes) -> Self::Future {
         let sink = self.clone();
-        Box::pin(async move {
-            let path = req.uri().path().to_owned();
-            let mut grpc = tonic::server::Grpc::new(Raw)
-                .accept_compressed(tonic::codec::CompressionEncoding::Gzip)
-                .accept_compressed(tonic::codec::CompressionEncoding::Zstd);
-            let handler = Handler { sink, path };
-            Ok(grpc.unary(handler, req).await)
-        })
-    }
-}
-
-struct Handler {
-    sink: Sink,
-    path: String,
-}
-
-impl tonic::server::UnaryService<Bytes> for Handler {
-    type Response = Bytes;
-    type Future = std::pin::Pin<
-        Box<dyn std::future::Future<Output = Result<tonic::Response<Bytes>, Status>> + Send>,
-    >;
-    fn call(&mut self, request: tonic::Request<Bytes>) -> Self::Future {
-        let sink = self.sink.clone();
-        let path = self.path.clone();
+        let path = signal.grpc_path().to_owned();
         Box::pin(async move {
             match sink.behaviour.lock().await.clone() {
                 Behaviour::Accept => {
-                    let _ = sink.tx.send(Received {
-                        path,
-                        body: request.into_inner(),
-                    });
-                    Ok(tonic::Response::new(Bytes::new()))
+                    let _ = sink.tx.send(Received { path, body });
+                    Ok(Bytes::new())
                 }
                 Behaviour::Fail(code) => Err(Status::new(code, "fake downstream told to fail")),
                 Behaviour::PartialSuccess(rejected) => {
-                    let _ = sink.tx.send(Received {
-                        path,
-                        body: request.into_inner(),
-                    });
+                    let _ = sink.tx.send(Received { path, body });
                     // Field 1 of every Export*ServiceResponse: partial_success {rejected = 1,
                     // error_message = 2}.
                     let reply = leakwatch::otlp::proto::otlp::collector::logs::v1::ExportLogsServiceResponse {
@@ -170,72 +98,24 @@ impl tonic::server::UnaryService<Bytes> for Handler {
                             },
                         ),
                     };
-                    Ok(tonic::Response::new(Bytes::from(
-                        prost::Message::encode_to_vec(&reply),
-                    )))
+                    Ok(Bytes::from(prost::Message::encode_to_vec(&reply)))
                 }
                 Behaviour::FailWhen(pick, code) => {
-                    let body = request.into_inner();
                     if pick(&body) {
                         return Err(Status::new(code, "fake downstream told to fail this one"));
                     }
                     let _ = sink.tx.send(Received { path, body });
-                    Ok(tonic::Response::new(Bytes::new()))
+                    Ok(Bytes::new())
                 }
                 Behaviour::Delay(d) => {
                     tokio::time::sleep(d).await;
-                    let _ = sink.tx.send(Received {
-                        path,
-                        body: request.into_inner(),
-                    });
-                    Ok(tonic::Response::new(Bytes::new()))
+                    let _ = sink.tx.send(Received { path, body });
+                    Ok(Bytes::new())
                 }
             }
         })
     }
 }
-
-macro_rules! named {
-    ($name:ident, $svc:literal) => {
-        #[derive(Clone)]
-        struct $name(Sink);
-        impl tonic::server::NamedService for $name {
-            const NAME: &'static str = $svc;
-        }
-        impl<B> tower::Service<http::Request<B>> for $name
-        where
-            B: http_body::Body + Send + 'static,
-            B::Error: Into<Box<dyn std::error::Error + Send + Sync>> + Send + 'static,
-        {
-            type Response = http::Response<tonic::body::Body>;
-            type Error = std::convert::Infallible;
-            type Future = std::pin::Pin<
-                Box<dyn std::future::Future<Output = Result<Self::Response, Self::Error>> + Send>,
-            >;
-            fn poll_ready(
-                &mut self,
-                cx: &mut std::task::Context<'_>,
-            ) -> std::task::Poll<Result<(), Self::Error>> {
-                tower::Service::<http::Request<B>>::poll_ready(&mut self.0, cx)
-            }
-            fn call(&mut self, req: http::Request<B>) -> Self::Future {
-                self.0.call(req)
-            }
-        }
-    };
-}
-named!(
-    MetricsSink,
-    "opentelemetry.proto.collector.metrics.v1.MetricsService"
-);
-named!(
-    TraceSink,
-    "opentelemetry.proto.collector.trace.v1.TraceService"
-);
-named!(
-    LogsSink,
-    "opentelemetry.proto.collector.logs.v1.LogsService"
-);
 
 impl Downstream {
     pub async fn start() -> Downstream {
@@ -280,10 +160,11 @@ impl Downstream {
             if let Some(tls) = tls {
                 builder = builder.tls_config(tls).expect("downstream tls");
             }
+            let services = raw_services(sink, 64 * 1024 * 1024);
             builder
-                .add_service(MetricsSink(sink.clone()))
-                .add_service(TraceSink(sink.clone()))
-                .add_service(LogsSink(sink))
+                .add_service(services.metrics)
+                .add_service(services.traces)
+                .add_service(services.logs)
                 .serve_with_incoming_shutdown(
                     tonic::transport::server::TcpIncoming::from(listener),
                     token.cancelled_owned(),
@@ -470,61 +351,21 @@ pub async fn grpc_raw(
         .map(|r| r.into_inner())
 }
 
-pub fn kv(key: &str, value: &str) -> KeyValue {
-    KeyValue {
-        key: key.to_owned(),
-        value: Some(AnyValue {
-            value: Some(any_value::Value::StringValue(value.to_owned())),
-        }),
-        ..Default::default()
-    }
-}
+pub use leakwatch::otlp::build::{double_point as number_point, kv};
 
 pub fn resource(service: &str, instance: &str) -> Resource {
-    Resource {
-        attributes: vec![
-            kv("service.name", service),
-            kv("service.instance.id", instance),
-        ],
-        ..Default::default()
-    }
+    build::resource(vec![
+        kv("service.name", service),
+        kv("service.instance.id", instance),
+    ])
 }
 
 pub fn gauge_metric(name: &str, unit: &str, points: Vec<NumberDataPoint>) -> Metric {
-    Metric {
-        name: name.to_owned(),
-        unit: unit.to_owned(),
-        data: Some(metric::Data::Gauge(Gauge {
-            data_points: points,
-        })),
-        ..Default::default()
-    }
-}
-
-pub fn number_point(t_ns: u64, value: f64, attrs: Vec<KeyValue>) -> NumberDataPoint {
-    NumberDataPoint {
-        attributes: attrs,
-        time_unix_nano: t_ns,
-        value: Some(number_data_point::Value::AsDouble(value)),
-        ..Default::default()
-    }
+    build::gauge(name, unit, "", points)
 }
 
 pub fn request(resource: Resource, metrics: Vec<Metric>) -> ExportMetricsServiceRequest {
-    ExportMetricsServiceRequest {
-        resource_metrics: vec![ResourceMetrics {
-            resource: Some(resource),
-            scope_metrics: vec![ScopeMetrics {
-                scope: Some(InstrumentationScope {
-                    name: "test".to_owned(),
-                    ..Default::default()
-                }),
-                metrics,
-                schema_url: String::new(),
-            }],
-            schema_url: String::new(),
-        }],
-    }
+    build::metrics_request(resource, build::scope("test", ""), metrics)
 }
 
 /// One metric of every point kind (int and double values, one NaN), 9

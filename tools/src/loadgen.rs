@@ -29,7 +29,6 @@
 //! accepts everything without decoding it, for measuring forwarding.
 
 use std::collections::BTreeMap;
-use std::convert::Infallible;
 use std::future::{ready, Ready};
 use std::net::SocketAddr;
 use std::ops::Range;
@@ -50,19 +49,19 @@ use serde::Serialize;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::time::Instant;
 use tonic::codec::CompressionEncoding;
-use tonic::server::{NamedService, UnaryService};
 
+use leakwatch::otlp::build;
 use leakwatch::otlp::codec::RawCodec;
 use leakwatch::otlp::proto::otlp::collector::metrics::v1::ExportMetricsServiceRequest;
-use leakwatch::otlp::proto::otlp::common::v1::{
-    any_value, AnyValue, InstrumentationScope, KeyValue,
-};
+use leakwatch::otlp::proto::otlp::common::v1::{InstrumentationScope, KeyValue};
 use leakwatch::otlp::proto::otlp::metrics::v1::{
     metric, number_data_point, AggregationTemporality, Gauge, Histogram, HistogramDataPoint,
     Metric, NumberDataPoint, ResourceMetrics, ScopeMetrics,
 };
 use leakwatch::otlp::proto::otlp::resource::v1::Resource;
 use leakwatch::otlp::proto::{lean, paths};
+use leakwatch::otlp::service::{raw_services, RawExport};
+use leakwatch::otlp::signal::Signal;
 
 /// Errors of the load generator.
 #[derive(Debug, thiserror::Error)]
@@ -380,23 +379,7 @@ const HTTP_BOUNDS: [f64; 14] = [
 const MIB: i64 = 1024 * 1024;
 
 fn text(key: &str, value: String) -> KeyValue {
-    KeyValue {
-        key: key.to_owned(),
-        value: Some(AnyValue {
-            value: Some(any_value::Value::StringValue(value)),
-        }),
-        ..Default::default()
-    }
-}
-
-fn int(key: &str, value: i64) -> KeyValue {
-    KeyValue {
-        key: key.to_owned(),
-        value: Some(AnyValue {
-            value: Some(any_value::Value::IntValue(value)),
-        }),
-        ..Default::default()
-    }
+    build::kv(key, &value)
 }
 
 fn resource_attributes(r: usize) -> Vec<KeyValue> {
@@ -404,7 +387,7 @@ fn resource_attributes(r: usize) -> Vec<KeyValue> {
         text("service.name", format!("loadgen-service-{}", r % 10)),
         text("service.instance.id", format!("loadgen-instance-{r:06}")),
         text("host.name", format!("loadgen-host-{}", r / 10)),
-        int("process.pid", 1000 + r as i64),
+        build::kv_int("process.pid", 1000 + r as i64),
         text("telemetry.sdk.language", "nodejs".to_owned()),
         text("telemetry.sdk.name", "opentelemetry".to_owned()),
         text("telemetry.sdk.version", "1.30.0".to_owned()),
@@ -466,7 +449,7 @@ fn series_of(r: usize, k: usize) -> (Vec<KeyValue>, Dynamics) {
             (
                 vec![
                     text("http.request.method", METHODS[j % 4].to_owned()),
-                    int("http.response.status_code", STATUSES[(j / 4) % 4]),
+                    build::kv_int("http.response.status_code", STATUSES[(j / 4) % 4]),
                     text("http.route", format!("/api/v1/resource{}", j / 16)),
                 ],
                 Dynamics::Count {
@@ -1062,7 +1045,15 @@ async fn connect_http1(target: &Target) -> Result<Http1Sender, LoadgenError> {
     Ok(sender)
 }
 
-async fn connect_http2(target: &Target) -> Result<Http2Sender, LoadgenError> {
+/// An HTTP/2 connection (h2c, or the transport of gRPC) with large flow-control windows.
+async fn connect_http2<B>(
+    target: &Target,
+) -> Result<hyper::client::conn::http2::SendRequest<B>, LoadgenError>
+where
+    B: hyper::body::Body + Send + Unpin + 'static,
+    B::Data: Send,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
     let io = connect_tcp(target).await?;
     let (sender, conn) = hyper::client::conn::http2::Builder::new(TokioExecutor::new())
         .initial_stream_window_size(4 * 1024 * 1024)
@@ -1110,21 +1101,9 @@ impl tower::Service<http::Request<tonic::body::Body>> for H2Service {
 }
 
 async fn connect_grpc(target: &Target) -> Result<H2Service, LoadgenError> {
-    let io = connect_tcp(target).await?;
-    let (sender, conn) = hyper::client::conn::http2::Builder::new(TokioExecutor::new())
-        .initial_stream_window_size(4 * 1024 * 1024)
-        .initial_connection_window_size(16 * 1024 * 1024)
-        .handshake(io)
-        .await
-        .map_err(|e| LoadgenError::Connect {
-            endpoint: target.uri.to_string(),
-            message: e.to_string(),
-        })?;
-    tokio::spawn(async move {
-        let _ = conn.await;
-    });
+    // gRPC is HTTP/2 with the same windows as h2c.
     Ok(H2Service {
-        sender,
+        sender: connect_http2(target).await?,
         origin: target.uri.clone(),
     })
 }
@@ -1671,62 +1650,22 @@ struct SinkCounters {
     bytes: AtomicU64,
 }
 
-/// One OTLP export service of the sink; `S` picks the service name.
+/// The sink's handler behind leakwatch's raw-bytes export service.
 #[derive(Clone)]
-struct SinkService<const S: u8>(Arc<SinkCounters>);
+struct Blackhole(Arc<SinkCounters>);
 
-impl NamedService for SinkService<0> {
-    const NAME: &'static str = "opentelemetry.proto.collector.metrics.v1.MetricsService";
-}
-impl NamedService for SinkService<1> {
-    const NAME: &'static str = "opentelemetry.proto.collector.trace.v1.TraceService";
-}
-impl NamedService for SinkService<2> {
-    const NAME: &'static str = "opentelemetry.proto.collector.logs.v1.LogsService";
-}
+impl RawExport for Blackhole {
+    type Future = Ready<Result<Bytes, tonic::Status>>;
 
-struct SinkHandler(Arc<SinkCounters>);
-
-impl UnaryService<Bytes> for SinkHandler {
-    type Response = Bytes;
-    type Future = Ready<Result<tonic::Response<Bytes>, tonic::Status>>;
-
-    fn call(&mut self, request: tonic::Request<Bytes>) -> Self::Future {
+    fn export(&self, _signal: Signal, body: Bytes) -> Self::Future {
         self.0.requests.fetch_add(1, Ordering::Relaxed);
         self.0.resources.fetch_add(
-            leakwatch::otlp::view::top_level_entries(request.get_ref()),
+            leakwatch::otlp::view::top_level_entries(&body),
             Ordering::Relaxed,
         );
-        self.0
-            .bytes
-            .fetch_add(request.get_ref().len() as u64, Ordering::Relaxed);
+        self.0.bytes.fetch_add(body.len() as u64, Ordering::Relaxed);
         // An empty message is a valid Export*ServiceResponse.
-        ready(Ok(tonic::Response::new(Bytes::new())))
-    }
-}
-
-impl<const S: u8, B> tower::Service<http::Request<B>> for SinkService<S>
-where
-    B: http_body::Body + Send + 'static,
-    B::Error: Into<Box<dyn std::error::Error + Send + Sync>> + Send + 'static,
-{
-    type Response = http::Response<tonic::body::Body>;
-    type Error = Infallible;
-    type Future = BoxFuture<'static, Result<Self::Response, Infallible>>;
-
-    fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
-        Poll::Ready(Ok(()))
-    }
-
-    fn call(&mut self, request: http::Request<B>) -> Self::Future {
-        let counters = Arc::clone(&self.0);
-        Box::pin(async move {
-            let mut grpc = tonic::server::Grpc::new(RawCodec)
-                .accept_compressed(CompressionEncoding::Gzip)
-                .accept_compressed(CompressionEncoding::Zstd)
-                .max_decoding_message_size(64 * 1024 * 1024);
-            Ok(grpc.unary(SinkHandler(counters), request).await)
-        })
+        ready(Ok(Bytes::new()))
     }
 }
 
@@ -1741,12 +1680,13 @@ pub async fn run_sink(
         message: e.to_string(),
     })?;
     let counters = Arc::new(SinkCounters::default());
+    let services = raw_services(Blackhole(Arc::clone(&counters)), 64 * 1024 * 1024);
     tonic::transport::Server::builder()
         .initial_stream_window_size(4 * 1024 * 1024)
         .initial_connection_window_size(16 * 1024 * 1024)
-        .add_service(SinkService::<0>(Arc::clone(&counters)))
-        .add_service(SinkService::<1>(Arc::clone(&counters)))
-        .add_service(SinkService::<2>(Arc::clone(&counters)))
+        .add_service(services.metrics)
+        .add_service(services.traces)
+        .add_service(services.logs)
         .serve_with_incoming_shutdown(
             tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true)),
             stop,
@@ -1996,6 +1936,7 @@ pub fn main(args: LoadgenArgs) -> ExitCode {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use leakwatch::otlp::proto::otlp::common::v1::any_value;
     use leakwatch::otlp::proto::otlp::metrics::v1::metric::Data;
 
     fn small(series: usize, resources: usize, per_request: usize) -> WorkloadConfig {

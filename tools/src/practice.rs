@@ -919,10 +919,10 @@ impl Comparison {
             }
             s
         };
-        let rule = "-".repeat(45 + 3 * (W + 3));
+        let rule = "-".repeat(46 + 3 * (W + 3));
         let _ = writeln!(
             out,
-            "{:<31} {:<6} {:<5} | {:<W$} | {:<W$} | {:<W$}",
+            "{:<31} {:<7} {:<5} | {:<W$} | {:<W$} | {:<W$}",
             "scenario",
             "rt",
             "truth",
@@ -934,7 +934,7 @@ impl Comparison {
         for r in &self.rows {
             let _ = writeln!(
                 out,
-                "{:<31} {:<6} {:<5} | {:<W$} | {:<W$} | {:<W$}",
+                "{:<31} {:<7} {:<5} | {:<W$} | {:<W$} | {:<W$}",
                 r.scenario,
                 r.runtime,
                 if r.is_leak { "leak" } else { "trap" },
@@ -948,7 +948,7 @@ impl Comparison {
         let line = |out: &mut String, name: &str, f: &dyn Fn(&Totals) -> String| {
             let _ = writeln!(
                 out,
-                "{:<44} | {:<W$} | {:<W$} | {:<W$}",
+                "{:<45} | {:<W$} | {:<W$} | {:<W$}",
                 name,
                 f(&totals[0]),
                 f(&totals[1]),

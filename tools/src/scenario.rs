@@ -46,12 +46,9 @@ use prost::Message;
 
 use leakwatch::engine::{Engine, EngineEvent, IngestError};
 use leakwatch::otlp::proto::otlp::collector::metrics::v1::ExportMetricsServiceRequest;
-use leakwatch::otlp::proto::otlp::common::v1::{
-    any_value, AnyValue, InstrumentationScope, KeyValue,
-};
+use leakwatch::otlp::proto::otlp::common::v1::{InstrumentationScope, KeyValue};
 use leakwatch::otlp::proto::otlp::metrics::v1::{
-    metric, number_data_point, AggregationTemporality, Histogram, HistogramDataPoint, Metric,
-    NumberDataPoint, ResourceMetrics, ScopeMetrics, Sum,
+    number_data_point, HistogramDataPoint, Metric, NumberDataPoint, ResourceMetrics, ScopeMetrics,
 };
 use leakwatch::otlp::proto::otlp::resource::v1::Resource;
 
@@ -79,6 +76,10 @@ pub enum Runtime {
     DotNet,
     /// CPython (`opentelemetry-instrumentation-system-metrics`).
     Python,
+    /// CPython instrumented exactly as the seed guide shows: three observable gauges over
+    /// tracemalloc and `gc` (`process.runtime.python.memory` current/peak allocated,
+    /// `process.runtime.python.gc`, `process.runtime.python.objects`), no RSS.
+    PythonGuide,
 }
 
 impl Runtime {
@@ -90,6 +91,7 @@ impl Runtime {
             Runtime::Go => "go",
             Runtime::DotNet => "dotnet",
             Runtime::Python => "python",
+            Runtime::PythonGuide => "pyguide",
         }
     }
 
@@ -99,7 +101,7 @@ impl Runtime {
             Runtime::Jvm => "java",
             Runtime::Go => "go",
             Runtime::DotNet => "dotnet",
-            Runtime::Python => "python",
+            Runtime::Python | Runtime::PythonGuide => "python",
         }
     }
 
@@ -110,6 +112,8 @@ impl Runtime {
             Runtime::Go => "go.opentelemetry.io/contrib/instrumentation/runtime",
             Runtime::DotNet => "System.Runtime",
             Runtime::Python => "opentelemetry.instrumentation.system_metrics",
+            // The guide's `metrics.get_meter("python-runtime")`.
+            Runtime::PythonGuide => "python-runtime",
         }
     }
 
@@ -119,7 +123,7 @@ impl Runtime {
             Runtime::Jvm => "io.opentelemetry.tomcat-10.0",
             Runtime::Go => "go.opentelemetry.io/contrib/instrumentation/net/http/otelhttp",
             Runtime::DotNet => "Microsoft.AspNetCore.Hosting",
-            Runtime::Python => "opentelemetry.instrumentation.flask",
+            Runtime::Python | Runtime::PythonGuide => "opentelemetry.instrumentation.flask",
         }
     }
 }
@@ -135,6 +139,9 @@ pub enum Leak {
     PerRequest { bytes_per_request: f64 },
     /// Goroutines that never exit, each holding its stack and some heap.
     Goroutines { per_hour: f64, bytes_each: f64 },
+    /// Native memory outside the managed heap (a C++ addon, off-heap buffers): resident memory
+    /// grows, the heap does not.
+    Native { bytes_per_hour: f64 },
 }
 
 /// A saturating warm-up: `bytes × (1 - exp(-age / tau))` after each process start.
@@ -317,7 +324,7 @@ impl Model {
                 release_hours: 0.5,
                 ..base
             },
-            Runtime::Python => Model {
+            Runtime::Python | Runtime::PythonGuide => Model {
                 base_live: 180.0 * MB,
                 rps: 20.0,
                 alloc_per_request: 30.0 * KB,
@@ -538,6 +545,8 @@ struct Process {
     requests: f64,
     request_buckets: [u64; 9],
     committed: f64,
+    /// tracemalloc's peak: the largest traced heap since the process started.
+    traced_peak: f64,
 }
 
 /// What one export reports (internal).
@@ -558,6 +567,7 @@ struct State {
     committed: f64,
     goroutines: f64,
     noise: f64,
+    traced_peak: f64,
 }
 
 #[derive(Clone, Debug)]
@@ -573,6 +583,14 @@ struct Sim {
 }
 
 impl Sim {
+    /// The part of what leaked that lives in the managed heap (all of it but a native leak).
+    fn heap_leaked(&self, m: &Model) -> f64 {
+        match m.leak {
+            Leak::Native { .. } => 0.0,
+            _ => self.proc.leaked,
+        }
+    }
+
     fn new(sc: &Scenario) -> Sim {
         let mut sim = Sim {
             rng: Rng(sc.seed ^ 0x005E_ED0F_1EA4),
@@ -667,7 +685,9 @@ impl Sim {
         let leaking = if t > from { (t - from) / dt } else { 0.0 };
         self.proc.leaked += match m.leak {
             Leak::None => 0.0,
-            Leak::Linear { bytes_per_hour } => bytes_per_hour / HOUR * dt * leaking,
+            Leak::Linear { bytes_per_hour } | Leak::Native { bytes_per_hour } => {
+                bytes_per_hour / HOUR * dt * leaking
+            }
             Leak::PerRequest { bytes_per_request } => bytes_per_request * requests * leaking,
             Leak::Goroutines {
                 per_hour,
@@ -703,7 +723,7 @@ impl Sim {
             + step
             + batch
             + self.proc.sessions
-            + self.proc.leaked
+            + self.heap_leaked(m)
             + noise * m.base_live)
             .max(0.5 * m.base_live);
 
@@ -763,6 +783,7 @@ impl Sim {
 
         // Committed memory follows the peaks at once and is given back slowly.
         let heap_now = old_used + self.proc.young;
+        self.proc.traced_peak = self.proc.traced_peak.max(heap_now);
         let old_peak = if majors > 0.0 {
             live + headroom
         } else {
@@ -772,7 +793,10 @@ impl Sim {
         let released =
             self.proc.committed - (self.proc.committed - heap_now) * decay(m.release_hours * HOUR);
         self.proc.committed = peak.max(released).max(heap_now);
-        let rss = m.native_bytes + self.proc.committed + 0.002 * m.base_live * self.rng.normal();
+        let rss = m.native_bytes
+            + (self.proc.leaked - self.heap_leaked(m))
+            + self.proc.committed
+            + 0.002 * m.base_live * self.rng.normal();
 
         let goroutines = 150.0
             + rps * 0.05 * (1.0 + 0.1 * self.rng.normal()).max(0.0)
@@ -797,6 +821,7 @@ impl Sim {
             request_buckets: self.proc.request_buckets,
             rss,
             committed: self.proc.committed,
+            traced_peak: self.proc.traced_peak,
             goroutines,
             noise,
         })
@@ -880,6 +905,12 @@ fn sample_of(sc: &Scenario, s: &State) -> TraceSample {
             Some(s.rss),
             Some(s.minors + (s.minors / 10.0).floor() + (s.minors / 100.0).floor()),
         ),
+        Runtime::PythonGuide => (
+            s.old_used + s.young,
+            None,
+            None,
+            Some(s.minors + (s.minors / 10.0).floor() + (s.minors / 100.0).floor()),
+        ),
     };
     TraceSample {
         t_ns: s.t_ns,
@@ -894,25 +925,7 @@ fn sample_of(sc: &Scenario, s: &State) -> TraceSample {
 
 // ---- OTLP builders -----------------------------------------------------------------------
 
-fn kv(key: &str, value: &str) -> KeyValue {
-    KeyValue {
-        key: key.to_owned(),
-        value: Some(AnyValue {
-            value: Some(any_value::Value::StringValue(value.to_owned())),
-        }),
-        ..KeyValue::default()
-    }
-}
-
-fn kv_int(key: &str, value: i64) -> KeyValue {
-    KeyValue {
-        key: key.to_owned(),
-        value: Some(AnyValue {
-            value: Some(any_value::Value::IntValue(value)),
-        }),
-        ..KeyValue::default()
-    }
-}
+use leakwatch::otlp::build::{kv, kv_int};
 
 /// Points of one metric share the export's times.
 #[derive(Clone, Copy)]
@@ -971,18 +984,7 @@ impl At {
     }
 }
 
-fn sum_metric(name: &str, unit: &str, monotonic: bool, points: Vec<NumberDataPoint>) -> Metric {
-    Metric {
-        name: name.to_owned(),
-        unit: unit.to_owned(),
-        data: Some(metric::Data::Sum(Sum {
-            data_points: points,
-            aggregation_temporality: AggregationTemporality::Cumulative as i32,
-            is_monotonic: monotonic,
-        })),
-        ..Metric::default()
-    }
-}
+use leakwatch::otlp::build::sum as sum_metric;
 
 /// An UpDownCounter (non-monotonic cumulative sum): the semantic conventions' memory type.
 fn updown(name: &str, unit: &str, points: Vec<NumberDataPoint>) -> Metric {
@@ -993,17 +995,7 @@ fn counter(name: &str, unit: &str, points: Vec<NumberDataPoint>) -> Metric {
     sum_metric(name, unit, true, points)
 }
 
-fn histogram(name: &str, unit: &str, points: Vec<HistogramDataPoint>) -> Metric {
-    Metric {
-        name: name.to_owned(),
-        unit: unit.to_owned(),
-        data: Some(metric::Data::Histogram(Histogram {
-            data_points: points,
-            aggregation_temporality: AggregationTemporality::Cumulative as i32,
-        })),
-        ..Metric::default()
-    }
-}
+use leakwatch::otlp::build::histogram;
 
 fn runtime_metrics(sc: &Scenario, s: &State, at: At) -> Vec<Metric> {
     let m = &sc.model;
@@ -1164,6 +1156,54 @@ fn runtime_metrics(sc: &Scenario, s: &State, at: At) -> Vec<Metric> {
                 ),
             ]
         }
+        Runtime::PythonGuide => {
+            let gauge = |name: &str, unit: &str, points| {
+                leakwatch::otlp::build::gauge(name, unit, "", points)
+            };
+            let mem = |t: &str| vec![kv("memory.type", t)];
+            let current = s.old_used + s.young;
+            let gc =
+                |g: i64, stat: &str| vec![kv("gc.generation", &g.to_string()), kv("gc.stat", stat)];
+            let collections = [
+                s.minors,
+                (s.minors / 10.0).floor(),
+                (s.minors / 100.0).floor(),
+            ];
+            let mut gc_points = Vec::new();
+            for (g, n) in collections.iter().enumerate() {
+                let g = g as i64;
+                gc_points.push(at.int(gc(g, "collections"), *n));
+                gc_points.push(at.int(gc(g, "collected_objects"), (*n * 350.0).floor()));
+                gc_points.push(at.int(gc(g, "uncollectable_objects"), 0.0));
+            }
+            // Live objects per type: what leaks is dicts (about 1 KB each), the rest follows the
+            // live set.
+            let objects = |t: &str, n: f64| at.int(vec![kv("object.type", t)], n.floor());
+            vec![
+                gauge(
+                    "process.runtime.python.memory",
+                    "By",
+                    vec![
+                        at.int(mem("current_allocated"), current),
+                        at.int(mem("peak_allocated"), s.traced_peak),
+                    ],
+                ),
+                gauge("process.runtime.python.gc", "", gc_points),
+                gauge(
+                    "process.runtime.python.objects",
+                    "",
+                    vec![
+                        objects(
+                            "dict",
+                            20_000.0 + (current - sc.model.base_live).max(0.0) / 1024.0,
+                        ),
+                        objects("list", 12_000.0 + s.live / 50_000.0),
+                        objects("function", 9_000.0),
+                        objects("tuple", 7_000.0 + s.live / 80_000.0),
+                    ],
+                ),
+            ]
+        }
         Runtime::Python => {
             let mem = |t: &str| vec![kv("memory.type", t)];
             let vms = 3.0 * s.rss + 400.0 * MB;
@@ -1250,6 +1290,7 @@ pub fn suite() -> Vec<Scenario> {
     let go = Model::typical(Runtime::Go);
     let dotnet = Model::typical(Runtime::DotNet);
     let python = Model::typical(Runtime::Python);
+    let pyguide = Model::typical(Runtime::PythonGuide);
     let linear = |mb_per_hour: f64| Leak::Linear {
         bytes_per_hour: mb_per_hour * MB,
     };
@@ -1393,6 +1434,22 @@ pub fn suite() -> Vec<Scenario> {
             },
         },
         Scenario {
+            name: "node-native-leak-10mb-h",
+            runtime: Runtime::Node,
+            is_leak: true,
+            summary: "10 MB/h of resident memory outside the V8 heap (an addon), heap flat",
+            hours: 36.0,
+            interval_s: 30,
+            start_hour_utc: 8,
+            seed: 22,
+            model: Model {
+                leak: Leak::Native {
+                    bytes_per_hour: 10.0 * MB,
+                },
+                ..node.clone()
+            },
+        },
+        Scenario {
             name: "node-traffic-proportional-leak",
             runtime: Runtime::Node,
             is_leak: true,
@@ -1424,6 +1481,21 @@ pub fn suite() -> Vec<Scenario> {
                 wave: 0.5,
                 session_bytes_per_rps: 1.5 * MB,
                 ..python.clone()
+            },
+        },
+        Scenario {
+            name: "pyguide-leak-4mb-h",
+            runtime: Runtime::PythonGuide,
+            is_leak: true,
+            summary: "instrumented as the guide: tracemalloc's live set grows 4 MB/h (a dict cache)",
+            hours: 36.0,
+            interval_s: 15,
+            start_hour_utc: 6,
+            seed: 23,
+            model: Model {
+                leak: linear(4.0),
+                wave: 0.4,
+                ..pyguide.clone()
             },
         },
         Scenario {
@@ -1592,6 +1664,22 @@ pub fn suite() -> Vec<Scenario> {
                 wave: 0.7,
                 session_bytes_per_rps: 3.0 * MB,
                 ..python.clone()
+            },
+        },
+        Scenario {
+            name: "pyguide-daily-wave",
+            runtime: Runtime::PythonGuide,
+            is_leak: false,
+            summary: "instrumented as the guide: request buffers follow a ±60 % wave; peak_allocated only rises",
+            hours: 48.0,
+            interval_s: 15,
+            start_hour_utc: 5,
+            seed: 24,
+            model: Model {
+                rps: 30.0,
+                wave: 0.6,
+                session_bytes_per_rps: 2.0 * MB,
+                ..pyguide.clone()
             },
         },
     ]

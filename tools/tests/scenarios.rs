@@ -145,9 +145,11 @@ scenario_tests! {
     leak_dotnet_onset_mid_trace => "dotnet-leak-onset-midtrace",
     leak_jvm_oom_restart_cycles => "jvm-oom-restart-cycles",
     leak_node_oom_restart_cycles => "node-oom-restart-cycles",
+    leak_node_native_outside_the_heap => "node-native-leak-10mb-h",
     leak_node_traffic_proportional => "node-traffic-proportional-leak",
     leak_python_rss => "python-rss-leak",
     leak_go_goroutines => "go-goroutine-leak",
+    leak_python_as_the_guide_instruments_it => "pyguide-leak-4mb-h",
     ]
     traps: [
     trap_jvm_healthy_large_sawtooth => "jvm-healthy-large-sawtooth",
@@ -158,6 +160,7 @@ scenario_tests! {
     trap_dotnet_nightly_batch => "dotnet-nightly-batch",
     trap_node_rising_peaks_flat_floor => "node-rising-peaks-flat-floor",
     trap_python_daily_wave => "python-daily-wave",
+    trap_python_as_the_guide_instruments_it_daily_wave => "pyguide-daily-wave",
     ]
 }
 
