@@ -138,7 +138,7 @@ fn bench(c: &mut Criterion) {
                         if let Some(resource) = resources.get_mut(s.resource) {
                             events += usize::from(
                                 resource
-                                    .on_series(&cfg, s.key, &s.metric, &s.detector, t)
+                                    .on_series(&cfg, s.key, &s.metric, "", &s.detector, t)
                                     .is_some(),
                             );
                         }

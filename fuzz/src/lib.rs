@@ -672,7 +672,7 @@ pub fn detector(data: &[u8]) {
             check_series_summary(&s.detector.summary(&cfg));
         }
         let before = resource.state();
-        let event = resource.on_series(&cfg, s.key, s.name, &s.detector, t_ns);
+        let event = resource.on_series(&cfg, s.key, s.name, "", &s.detector, t_ns);
         let after = resource.state();
         match &event {
             None => assert_eq!(before, after, "state changed without an event"),

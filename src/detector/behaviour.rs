@@ -150,7 +150,7 @@ fn simulate(cfg: &DetectorConfig, tr: &Trace) -> Run {
                 },
             );
             if obs.is_accepted() {
-                if let Some(e) = res.on_series(cfg, key, name, s, t_ns) {
+                if let Some(e) = res.on_series(cfg, key, name, "", s, t_ns) {
                     events.push(e);
                 }
             }
@@ -440,7 +440,7 @@ fn page_cache_container(with_working_set: bool) -> Run {
                 temporality: Temporality::Gauge,
             };
             if s.observe(&cfg, sample).is_accepted() {
-                if let Some(e) = res.on_series(&cfg, key, name, s, t_ns) {
+                if let Some(e) = res.on_series(&cfg, key, name, "", s, t_ns) {
                     events.push(e);
                 }
             }

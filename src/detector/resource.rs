@@ -124,6 +124,35 @@ pub struct LeakEvent {
     pub limit_bytes: Option<f64>,
     /// Why an incident ended (`resolved` events only).
     pub resolution: Option<Resolution>,
+    /// What leaks: the leading series' data point attributes, e.g.
+    /// `v8js.heap.space.name=old_space`, or `native` for resident minus committed heap.
+    pub component: Option<String>,
+    /// The runtime's next diagnostic step, when the runtime is known from the metric.
+    pub next_step: Option<&'static str>,
+}
+
+/// The next diagnostic step for a leak led by `metric` (or by native memory).
+pub fn next_step(metric: &str, native: bool) -> Option<&'static str> {
+    let any = |prefixes: &[&str]| prefixes.iter().any(|p| metric.starts_with(p));
+    Some(if native {
+        "native memory outside the managed heap: profile allocations (heaptrack, jemalloc's heap profiling); in Node.js check addons and Buffers (process.memoryUsage().external)"
+    } else if any(&["v8js.", "process.runtime.nodejs."]) {
+        "Node.js: write two heap snapshots some time apart (v8.writeHeapSnapshot, the guide's /debug/heapdump) and compare them in Chrome DevTools"
+    } else if any(&["jvm.", "process.runtime.jvm."]) {
+        "JVM: jcmd <pid> GC.heap_dump twice and compare the dominators (e.g. Eclipse MAT)"
+    } else if any(&["go.", "process.runtime.go."]) {
+        "Go: capture /debug/pprof/heap twice and diff them: go tool pprof -base heap1.pb.gz heap2.pb.gz"
+    } else if any(&["dotnet."]) {
+        ".NET: dotnet-gcdump collect -p <pid> twice and compare the dumps"
+    } else if any(&[
+        "process.runtime.python.",
+        "process.runtime.cpython.",
+        "cpython.",
+    ]) {
+        "Python: tracemalloc.take_snapshot() twice and snapshot2.compare_to(snapshot1, 'lineno')"
+    } else {
+        return None;
+    })
 }
 
 /// Why an incident ended.
@@ -222,6 +251,9 @@ struct MemoryEntry {
     key: u64,
     source: Source,
     metric: String,
+    /// The series' data point attributes (`k=v,…`): which part of the heap it is.
+    #[serde(default)]
+    component: Box<str>,
     last_eval_head: Option<u64>,
     seen_restarts: u32,
     short: Held,
@@ -250,10 +282,11 @@ struct MemoryEntry {
 }
 
 impl MemoryEntry {
-    fn new(key: u64, source: Source, metric: String, restarts: u32) -> Self {
+    fn new(key: u64, source: Source, metric: String, component: &str, restarts: u32) -> Self {
         MemoryEntry {
             key,
             source,
+            component: component.into(),
             metric,
             last_eval_head: None,
             seen_restarts: restarts,
@@ -293,6 +326,13 @@ impl MemoryEntry {
             && (self.short.get().is_some_and(|a| a.relaxed)
                 || self.long.get().is_some_and(|a| a.relaxed || a.persisting)
                 || self.grown_cycles >= 1)
+    }
+    /// What leaks, for events: the series' attributes, or `native` for a derived native series.
+    fn component(&self) -> Option<String> {
+        match self.source {
+            Source::Native => Some("native".to_owned()),
+            _ => (!self.component.is_empty()).then(|| self.component.to_string()),
+        }
     }
     fn judgeable(&self) -> bool {
         self.primary && (self.short.is_some() || self.long.is_some())
@@ -388,6 +428,12 @@ pub struct ResourceDetector {
     #[serde(with = "signal_names")]
     incident_signals: Vec<&'static str>,
     incident_metric: String,
+    /// What leaks in the open (or last) incident: its leading series' attributes, and whether
+    /// it is native memory.
+    #[serde(default)]
+    incident_component: Option<String>,
+    #[serde(default)]
+    incident_native: bool,
     dropped_series: u64,
 }
 
@@ -423,6 +469,7 @@ impl ResourceDetector {
         cfg: &DetectorConfig,
         series_key: u64,
         metric_name: &str,
+        labels: &str,
         series: &SeriesDetector,
         t_ns: u64,
     ) -> Option<LeakEvent> {
@@ -447,14 +494,38 @@ impl ResourceDetector {
             Role::HeapCommitted => self.on_committed(series_key, series, t_ns),
             Role::Goroutines => {}
             Role::HeapUsed | Role::HeapAfterGc => {
-                self.on_memory(cfg, series_key, Source::Heap, metric_name, series, t_ns);
+                self.on_memory(
+                    cfg,
+                    series_key,
+                    Source::Heap,
+                    metric_name,
+                    labels,
+                    series,
+                    t_ns,
+                );
             }
             Role::Rss | Role::ContainerMemory => {
-                self.on_memory(cfg, series_key, Source::Resident, metric_name, series, t_ns);
-                self.on_native(cfg, series_key, metric_name, series, t_ns);
+                self.on_memory(
+                    cfg,
+                    series_key,
+                    Source::Resident,
+                    metric_name,
+                    labels,
+                    series,
+                    t_ns,
+                );
+                self.on_native(cfg, series_key, metric_name, labels, series, t_ns);
             }
             Role::ContainerUsage => {
-                self.on_memory(cfg, series_key, Source::Usage, metric_name, series, t_ns);
+                self.on_memory(
+                    cfg,
+                    series_key,
+                    Source::Usage,
+                    metric_name,
+                    labels,
+                    series,
+                    t_ns,
+                );
             }
         }
         self.refresh_primary();
@@ -533,6 +604,7 @@ impl ResourceDetector {
         cfg: &DetectorConfig,
         key: u64,
         metric: &str,
+        labels: &str,
         rss: &SeriesDetector,
         t_ns: u64,
     ) {
@@ -575,6 +647,7 @@ impl ResourceDetector {
             key,
             Source::Native,
             metric,
+            labels,
             &native[pos].detector,
             t_ns,
         );
@@ -614,6 +687,7 @@ impl ResourceDetector {
         key: u64,
         source: Source,
         metric: &str,
+        labels: &str,
         series: &SeriesDetector,
         t_ns: u64,
     ) {
@@ -626,7 +700,7 @@ impl ResourceDetector {
             None if self.memory.len() < MAX_MEMORY_SERIES => {
                 push_exact(
                     &mut self.memory,
-                    MemoryEntry::new(key, source, metric.to_owned(), series.restarts()),
+                    MemoryEntry::new(key, source, metric.to_owned(), labels, series.restarts()),
                 );
                 self.memory.len() - 1
             }
@@ -895,26 +969,40 @@ impl ResourceDetector {
         let lead = self.leading();
         let best = lead.and_then(MemoryEntry::best);
         let metric = lead.map(|e| e.metric.clone()).unwrap_or_default();
+        let component = lead.and_then(MemoryEntry::component);
+        let native = lead.is_some_and(|e| e.source == Source::Native);
+        let (growth, r_squared, window, ttl, limit) = (
+            best.map_or(0.0, |a| a.slope_per_hour()),
+            best.map_or(0.0, |a| a.fit.r_squared),
+            best.map_or(0.0, |a| a.span_secs),
+            best.and_then(|a| a.time_to_limit_secs),
+            best.and_then(|a| a.limit),
+        );
         if kind != LeakEventKind::Resolved {
             self.incident_signals = self.signals();
             self.incident_metric = metric.clone();
+            self.incident_component = component;
+            self.incident_native = native;
         }
         let (signals, metric) = if kind == LeakEventKind::Resolved {
             (self.incident_signals.clone(), self.incident_metric.clone())
         } else {
             (self.incident_signals.clone(), metric)
         };
+        let next_step = next_step(&metric, self.incident_native);
         LeakEvent {
             kind,
             t_ns,
             metric,
             signals,
-            growth_bytes_per_hour: best.map_or(0.0, |a| a.slope_per_hour()),
-            r_squared: best.map_or(0.0, |a| a.fit.r_squared),
-            window_seconds: best.map_or(0.0, |a| a.span_secs),
-            time_to_limit_seconds: best.and_then(|a| a.time_to_limit_secs),
-            limit_bytes: best.and_then(|a| a.limit),
+            growth_bytes_per_hour: growth,
+            r_squared,
+            window_seconds: window,
+            time_to_limit_seconds: ttl,
+            limit_bytes: limit,
             resolution: (kind == LeakEventKind::Resolved).then_some(Resolution::Flat),
+            component: self.incident_component.clone(),
+            next_step,
         }
     }
 
@@ -1034,7 +1122,7 @@ mod tests {
             assert_eq!(back.get(), inline);
         }
         // Holding no assessment costs an entry 8 bytes per slot, not 152.
-        assert_eq!(std::mem::size_of::<MemoryEntry>(), 112);
+        assert_eq!(std::mem::size_of::<MemoryEntry>(), 128);
     }
 
     const S: u64 = 1_000_000_000;
@@ -1077,7 +1165,7 @@ mod tests {
                     temporality: Temporality::Gauge,
                 };
                 if s.observe(&cfg, sample).is_accepted() {
-                    events.extend(res.on_series(&cfg, key, "m", s, t_ns));
+                    events.extend(res.on_series(&cfg, key, "m", "", s, t_ns));
                 }
             }
         }

@@ -444,6 +444,7 @@ impl Engine {
                     &self.cfg.detector,
                     key,
                     &tracked.name.metric,
+                    &tracked.name.labels,
                     &tracked.detector,
                     p.t_ns,
                 ) {

@@ -16,7 +16,8 @@
 //! INFO; `time_unix_nano` = the event time of the decision; attributes
 //! `leak.metric`, `leak.signals` (array), `leak.growth_bytes_per_hour`,
 //! `leak.r_squared`, `leak.window_seconds`, and `leak.time_to_limit_seconds`
-//! / `leak.limit_bytes` when known, `leak.resolution` (`flat` / `process_gone`) on resolved
+//! / `leak.limit_bytes` when known, `leak.component` (what leaks) and `leak.next_step` when
+//! known, `leak.resolution` (`flat` / `process_gone`) on resolved
 //! events; the body is one human sentence.
 
 use std::sync::Arc;
@@ -218,6 +219,8 @@ mod tests {
                     time_to_limit_seconds: None,
                     limit_bytes: None,
                     resolution: None,
+                    component: None,
+                    next_step: None,
                 },
             })
             .collect()

@@ -103,6 +103,12 @@ fn log_record(resource: &ResourceInfo, ev: &LeakEvent, observed_ns: u64) -> LogR
     if let Some(ttl) = ev.time_to_limit_seconds {
         attributes.push(kv_double("leak.time_to_limit_seconds", ttl));
     }
+    if let Some(component) = &ev.component {
+        attributes.push(kv_value("leak.component", string(component)));
+    }
+    if let Some(step) = ev.next_step {
+        attributes.push(kv_value("leak.next_step", string(step)));
+    }
     if let Some(resolution) = ev.resolution {
         attributes.push(kv_value("leak.resolution", string(resolution.as_str())));
     }
@@ -147,6 +153,8 @@ mod tests {
                 time_to_limit_seconds: None,
                 limit_bytes: None,
                 resolution,
+                component: Some("v8js.heap.space.name=old_space".into()),
+                next_step: crate::detector::resource::next_step("v8js.memory.heap.used", false),
             },
         }
     }
@@ -162,6 +170,34 @@ mod tests {
                 any_value::Value::StringValue(s) => Some(s.clone()),
                 _ => None,
             })
+    }
+
+    fn attribute(e: &EngineEvent, key: &str) -> Option<String> {
+        let request = log_request(std::slice::from_ref(e), 1);
+        let record = &request.resource_logs[0].scope_logs[0].log_records[0];
+        record
+            .attributes
+            .iter()
+            .find(|a| a.key == key)
+            .and_then(|a| match a.value.as_ref()?.value.as_ref()? {
+                any_value::Value::StringValue(s) => Some(s.clone()),
+                _ => None,
+            })
+    }
+
+    #[test]
+    fn events_say_what_leaks_and_what_to_do_next() {
+        let e = event(LeakEventKind::Confirmed, None);
+        assert_eq!(
+            attribute(&e, "leak.component").as_deref(),
+            Some("v8js.heap.space.name=old_space")
+        );
+        assert!(attribute(&e, "leak.next_step").is_some_and(|s| s.contains("heap snapshot")));
+        let body = sentence(&e.resource, &e.event);
+        assert!(
+            body.starts_with("v8js.memory.heap.used{v8js.heap.space.name=old_space} of checkout"),
+            "{body}"
+        );
     }
 
     #[test]

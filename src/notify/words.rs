@@ -8,12 +8,17 @@ use crate::engine::ResourceInfo;
 /// 2.1 MiB/h (R² 0.96 over 6 h); 512 MiB limit in about 14 h".
 pub fn sentence(resource: &ResourceInfo, ev: &LeakEvent) -> String {
     let who = resource.display_name();
+    // What leaks, as a Prometheus-style selector: `v8js.memory.heap.used{v8js.heap.space.name=old_space}`.
+    let what = match ev.component.as_deref() {
+        Some("native") => format!("native memory ({})", ev.metric),
+        Some(c) => format!("{}{{{c}}}", ev.metric),
+        None => ev.metric.clone(),
+    };
     match ev.kind {
         LeakEventKind::Resolved if ev.resolution == Some(Resolution::ProcessGone) => format!(
-            "{who} stopped reporting for longer than the idle timeout: incident on {} closed (process gone)",
-            ev.metric
+            "{who} stopped reporting for longer than the idle timeout: incident on {what} closed (process gone)"
         ),
-        LeakEventKind::Resolved => format!("{} of {who} no longer grows: leak resolved", ev.metric),
+        LeakEventKind::Resolved => format!("{what} of {who} no longer grows: leak resolved"),
         LeakEventKind::Suspected | LeakEventKind::Confirmed => {
             let verdict = if ev.kind == LeakEventKind::Confirmed {
                 "leak confirmed"
@@ -21,8 +26,7 @@ pub fn sentence(resource: &ResourceInfo, ev: &LeakEvent) -> String {
                 "leak suspected"
             };
             let mut s = format!(
-                "{} of {who} grows {}/h (R² {:.2} over {}); {verdict}",
-                ev.metric,
+                "{what} of {who} grows {}/h (R² {:.2} over {}); {verdict}",
                 human_bytes(ev.growth_bytes_per_hour),
                 ev.r_squared,
                 human_duration(ev.window_seconds)

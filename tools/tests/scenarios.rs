@@ -350,3 +350,38 @@ fn leakwatch_beats_both_practices() {
         panic!("leakwatch does not beat both practices: {problems:#?}\n{table}");
     }
 }
+
+/// Each confirmation says what leaks (the leading series' attributes, or native memory) and the
+/// runtime's next diagnostic step.
+#[test]
+fn confirmations_say_what_leaks_and_what_to_do_next() {
+    let confirmed = |name: &str| {
+        run(name)
+            .events
+            .iter()
+            .find(|e| e.event.kind == LeakEventKind::Confirmed)
+            .unwrap_or_else(|| panic!("{name} is not confirmed"))
+            .event
+            .clone()
+    };
+    let node = confirmed("node-leak-8mb-h");
+    assert_eq!(
+        node.component.as_deref(),
+        Some("v8js.heap.space.name=old_space"),
+        "{node:?}"
+    );
+    assert!(node.next_step.is_some_and(|s| s.contains("heap snapshot")));
+    let jvm = confirmed("jvm-leak-2mb-h");
+    assert!(
+        jvm.component
+            .as_deref()
+            .is_some_and(|c| c.contains("jvm.memory.pool.name=G1 Old Gen")),
+        "{jvm:?}"
+    );
+    assert!(jvm.next_step.is_some_and(|s| s.contains("GC.heap_dump")));
+    let native = confirmed("node-native-leak-10mb-h");
+    assert_eq!(native.component.as_deref(), Some("native"), "{native:?}");
+    assert!(native
+        .next_step
+        .is_some_and(|s| s.contains("native memory")));
+}
