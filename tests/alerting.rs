@@ -102,7 +102,9 @@ async fn a_leak_fires_the_warning_then_the_critical_and_resolution_ends_both() {
         description.starts_with("v8js.memory.heap.used of checkout (pod-1) grows ")
             && description.contains("/h (R² ")
             && description.contains(" over ")
-            && description.ends_with("leak suspected. Signals: memory."),
+            && description.contains(
+                "leak suspected. Signals: memory. Next: Node.js: write two heap snapshots"
+            ),
         "{description}"
     );
     assert_eq!(a["runbook_url"], "https://runbooks.example/memory-leak");
@@ -138,7 +140,7 @@ async fn a_leak_fires_the_warning_then_the_critical_and_resolution_ends_both() {
         .as_str()
         .expect("text");
     assert!(
-        description.ends_with("leak confirmed. Signals: memory."),
+        description.contains("leak confirmed. Signals: memory. Next: "),
         "{description}"
     );
     // README's inhibit rule mutes the warning while the critical fires.

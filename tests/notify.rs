@@ -118,6 +118,9 @@ async fn every_lifecycle_event_reaches_the_webhook_once_as_the_otlp_fields() {
     assert!(a["leak.growth_bytes_per_hour"].as_f64().expect("growth") > 1e9);
     assert!(a["leak.r_squared"].as_f64().expect("r2") > 0.9);
     assert!(a["leak.window_seconds"].as_f64().expect("window") > 30.0);
+    assert!(a["leak.next_step"]
+        .as_str()
+        .is_some_and(|s| s.contains("heap snapshot")));
     assert!(
         c["body"]
             .as_str()

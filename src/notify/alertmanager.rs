@@ -154,6 +154,12 @@ impl Alertmanager {
                 time_to_limit_seconds: s.time_to_limit_seconds,
                 limit_bytes: s.limit_bytes,
                 resolution: None,
+                // The summary does not keep them; the next event brings them.
+                component: None,
+                next_step: s
+                    .leading_metric
+                    .as_deref()
+                    .and_then(|m| crate::detector::resource::next_step(m, false)),
             };
             self.incidents.insert(
                 view.resource.key,
@@ -439,6 +445,12 @@ pub fn description(resource: &ResourceInfo, ev: &LeakEvent) -> String {
         }
     }
     d.push('.');
+    if let Some(step) = ev.next_step {
+        d.push_str(&format!(" Next: {step}"));
+        if !step.ends_with('.') {
+            d.push('.');
+        }
+    }
     d
 }
 
@@ -459,6 +471,8 @@ mod tests {
             time_to_limit_seconds: Some(14.0 * 3600.0),
             limit_bytes: Some(512.0 * 1024.0 * 1024.0),
             resolution: None,
+            component: None,
+            next_step: None,
         }
     }
 

@@ -175,6 +175,12 @@ pub fn event_json(e: &EngineEvent) -> Value {
     if let Some(l) = ev.limit_bytes {
         attributes.insert("leak.limit_bytes".into(), json!(l));
     }
+    if let Some(c) = &ev.component {
+        attributes.insert("leak.component".into(), json!(c));
+    }
+    if let Some(step) = ev.next_step {
+        attributes.insert("leak.next_step".into(), json!(step));
+    }
     if let Some(r) = ev.resolution {
         attributes.insert("leak.resolution".into(), json!(r.as_str()));
     }
