@@ -959,6 +959,9 @@ fn unknown_keys(schema: &Value, tree: &Value, prefix: &str, errors: &mut Vec<Str
         } else {
             format!("{prefix}.{name}")
         };
+        if crate::notify::settings::FREE_FORM.contains(&path.as_str()) {
+            continue;
+        }
         match s.get(k) {
             None => errors.push(format!("{path}: unknown key")),
             Some(sub) => unknown_keys(sub, v, &path, errors),

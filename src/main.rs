@@ -160,7 +160,7 @@ fn print_rules(args: &ServeArgs) -> ExitCode {
         Ok(c) => {
             print!(
                 "{}",
-                leakwatch::notify::rules::rule_group(c.notify.alertmanager.as_ref())
+                leakwatch::notify::rules::rule_group(Some(&c.notify.alertmanager))
             );
             ExitCode::SUCCESS
         }

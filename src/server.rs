@@ -386,11 +386,8 @@ fn start_outlets(
         )));
     }
     let n = &config.notify;
-    if let Some((am, url)) = n
-        .alertmanager
-        .as_ref()
-        .and_then(|a| Some((a, a.url.as_ref()?)))
-    {
+    let am = &n.alertmanager;
+    if let Some(url) = &am.url {
         info!(%url, "Alerts go to Alertmanager.");
         outlets.push(Box::new(notify::alertmanager::Alertmanager::new(
             url,
@@ -400,7 +397,8 @@ fn start_outlets(
             Some(Arc::clone(engine)),
         )));
     }
-    if let Some((w, url)) = n.webhook.as_ref().and_then(|w| Some((w, w.url.as_ref()?))) {
+    let w = &n.webhook;
+    if let Some(url) = &w.url {
         info!(%url, "Leak events go to a webhook.");
         outlets.push(Box::new(notify::webhook::Webhook::new(
             url,

@@ -22,14 +22,14 @@ use leakwatch::notify::settings::AlertmanagerConfig;
 fn config(am: &str, resend: Duration) -> Config {
     let mut c = test_config(None);
     c.detector = detector();
-    c.notify.alertmanager = Some(AlertmanagerConfig {
+    c.notify.alertmanager = AlertmanagerConfig {
         url: Some(am.to_owned()),
         resend_interval: resend,
         timeout: Duration::from_secs(2),
         external_url: Some("http://leakwatch.example:8080".to_owned()),
         labels: [("cluster".to_owned(), "eu-1".to_owned())].into(),
         runbook_url: Some("https://runbooks.example/memory-leak".to_owned()),
-    });
+    };
     c
 }
 

@@ -72,10 +72,10 @@ async fn every_lifecycle_event_reaches_the_webhook_once_as_the_otlp_fields() {
     let (url, sink, mut rx) = sink(2).await;
     let mut c = test_config(None);
     c.detector = detector();
-    c.notify.webhook = Some(WebhookConfig {
+    c.notify.webhook = WebhookConfig {
         url: Some(url),
         headers: [("authorization".to_owned(), "Bearer s3cret".to_owned())].into(),
-    });
+    };
     let lw = start(c).await;
     feed(&lw, 0..STEPS, true).await;
 

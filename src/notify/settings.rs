@@ -11,10 +11,10 @@ use serde::{Deserialize, Serialize};
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct NotifyConfig {
-    /// Alerts for Alertmanager (API v2).
-    pub alertmanager: Option<AlertmanagerConfig>,
-    /// A generic JSON POST of every lifecycle event.
-    pub webhook: Option<WebhookConfig>,
+    /// Alerts for Alertmanager (API v2); off while `url` is unset.
+    pub alertmanager: AlertmanagerConfig,
+    /// A generic JSON POST of every lifecycle event; off while `url` is unset.
+    pub webhook: WebhookConfig,
     /// Heap-dump endpoints called once when a leak is confirmed (an allow-list: only these
     /// URLs are ever called).
     pub heap_dump: Vec<HeapDumpRule>,
@@ -106,6 +106,14 @@ fn default_min_interval() -> Duration {
     Duration::from_secs(6 * 3600)
 }
 
+/// Maps whose keys are the user's (label names, header names): the unknown-key check of the
+/// configuration does not look into them.
+pub const FREE_FORM: [&str; 3] = [
+    "notify.alertmanager.labels",
+    "notify.webhook.headers",
+    "notify.heap_dump",
+];
+
 /// Whether `name` is a valid Prometheus label name (and not a reserved one).
 pub fn valid_label_name(name: &str) -> bool {
     let mut chars = name.chars();
@@ -124,7 +132,8 @@ fn check_http_url(key: &str, url: &str, errors: &mut Vec<String>) {
 impl NotifyConfig {
     /// Adds every problem of the section to `errors`, each naming its key.
     pub fn validate(&self, errors: &mut Vec<String>) {
-        if let Some(am) = &self.alertmanager {
+        {
+            let am = &self.alertmanager;
             if let Some(url) = &am.url {
                 check_http_url("notify.alertmanager.url", url, errors);
             }
@@ -149,7 +158,8 @@ impl NotifyConfig {
                 }
             }
         }
-        if let Some(w) = &self.webhook {
+        {
+            let w = &self.webhook;
             if let Some(url) = &w.url {
                 check_http_url("notify.webhook.url", url, errors);
             }
@@ -218,5 +228,35 @@ mod tests {
         assert!(errors.is_empty(), "{errors:?}");
         assert_eq!(c.heap_dump[0].min_interval, Duration::from_secs(6 * 3600));
         assert_eq!(c.heap_dump[0].matches["service.name"], "checkout");
+    }
+
+    fn load(yaml: &str) -> Result<crate::config::Config, Vec<String>> {
+        let path = std::env::temp_dir().join(format!(
+            "leakwatch-notify-{}-{}.yaml",
+            std::process::id(),
+            yaml.len()
+        ));
+        std::fs::write(&path, yaml).expect("write");
+        let env = std::collections::BTreeMap::<String, String>::new();
+        let r = crate::config::Config::load(Some(&path), &env, &[]).map_err(|e| e.0);
+        let _ = std::fs::remove_file(&path);
+        r
+    }
+
+    #[test]
+    fn unknown_keys_are_named_by_path_but_labels_and_headers_are_the_users() {
+        let errors = load("notify:\n  alertmanager:\n    urll: http://x\n    labels: {cluster: eu-1}\n  webhook:\n    headers: {X-Team: core}\n")
+            .expect_err("urll is unknown");
+        assert_eq!(errors, ["notify.alertmanager.urll: unknown key"]);
+        let c = load("notify:\n  alertmanager:\n    url: http://127.0.0.1:9093\n    labels: {cluster: eu-1}\n  webhook:\n    url: http://127.0.0.1:8080/hook\n    headers: {X-Team: core}\n")
+            .expect("valid");
+        assert_eq!(c.notify.alertmanager.labels["cluster"], "eu-1");
+        assert_eq!(c.notify.webhook.headers["X-Team"], "core");
+        assert!(load("notify: {}\n")
+            .expect("valid")
+            .notify
+            .alertmanager
+            .url
+            .is_none());
     }
 }
