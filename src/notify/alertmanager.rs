@@ -4,7 +4,8 @@
 //! `<url>/api/v2/alerts`.
 //!
 //! The outlet keeps its own bounded map of open incidents, built from the
-//! event stream (and, at start, from the engine's restored state). Every
+//! event stream and reconciled with the engine's state at start (a restored
+//! checkpoint) and before every resend (a batch its full backlog dropped). Every
 //! change is sent at once; every open alert is re-sent each
 //! `resend_interval` and valid for four of them (as Prometheus does), so
 //! Alertmanager resolves it by itself if leakwatch goes away. An incident's
@@ -30,7 +31,7 @@ use super::words::{human_duration, sentence};
 use super::{Batch, Outlet};
 use crate::detector::{LeakEvent, LeakEventKind, LeakState};
 use crate::engine::table::ResourceKey;
-use crate::engine::{Engine, ResourceInfo};
+use crate::engine::{Engine, ResourceInfo, ResourceView};
 use crate::ops::telemetry::{NotifyOutcome, OutletKind, Telemetry};
 
 /// Open incidents the outlet keeps at most; beyond, new ones are not alerted (logged).
@@ -124,7 +125,7 @@ impl Alertmanager {
             failing: false,
             full_warned: false,
         };
-        outlet.seed();
+        outlet.reconcile();
         if !outlet.incidents.is_empty() {
             // Restored incidents are announced at once.
             outlet.retry = Some((Instant::now(), FIRST_RETRY_DELAY));
@@ -132,11 +133,41 @@ impl Alertmanager {
         outlet
     }
 
-    /// Open incidents of the engine (restored from a checkpoint) as the starting map.
-    fn seed(&mut self) {
-        let Some(engine) = &self.engine else { return };
-        for view in engine.resource_views() {
-            if view.state == LeakState::Ok || self.incidents.len() >= MAX_INCIDENTS {
+    /// Brings the map in line with the engine: incidents the engine holds open but the map
+    /// lacks are added (at start: a restored checkpoint; later: a batch this outlet's full
+    /// backlog dropped), and open incidents of processes the engine holds as ok, or no longer
+    /// tracks, end. So a lost batch costs at most one resend interval, never a stuck alert.
+    fn reconcile(&mut self) {
+        let Some(engine) = self.engine.clone() else {
+            return;
+        };
+        let views: HashMap<ResourceKey, ResourceView> = engine
+            .resource_views()
+            .into_iter()
+            .map(|v| (v.resource.key, v))
+            .collect();
+        let now = unix_ns(SystemTime::now());
+        for (key, i) in self.incidents.iter_mut() {
+            if i.ended_ns.is_some() {
+                continue;
+            }
+            match views.get(key) {
+                None => i.ended_ns = Some(now),
+                Some(v) if v.state == LeakState::Ok => {
+                    i.ended_ns = Some(v.summary.since_t_ns.max(i.suspected_ns))
+                }
+                Some(v) => {
+                    if v.state == LeakState::Confirmed && i.confirmed_ns.is_none() {
+                        i.confirmed_ns = Some(v.summary.since_t_ns);
+                    }
+                }
+            }
+        }
+        for (key, view) in &views {
+            if view.state == LeakState::Ok
+                || self.incidents.contains_key(key)
+                || self.incidents.len() >= MAX_INCIDENTS
+            {
                 continue;
             }
             let s = &view.summary;
@@ -162,7 +193,7 @@ impl Alertmanager {
                     .and_then(|m| crate::detector::resource::next_step(m, false)),
             };
             self.incidents.insert(
-                view.resource.key,
+                *key,
                 Incident {
                     resource: Arc::clone(&view.resource),
                     suspected_ns: s.since_t_ns,
@@ -324,13 +355,18 @@ impl Outlet for Alertmanager {
     fn wake_at(&self) -> Option<Instant> {
         match self.retry {
             Some((at, _)) => Some(at),
-            None if self.incidents.is_empty() => None,
+            // Without an engine to reconcile with, nothing to do until a batch comes.
+            None if self.incidents.is_empty() && self.engine.is_none() => None,
             None => Some(self.next_resend),
         }
     }
 
     fn wake(&mut self) -> BoxFuture<'_, ()> {
         Box::pin(async move {
+            if self.retry.is_none() {
+                // A resend: first catch up with the engine.
+                self.reconcile();
+            }
             if self.send(None).await {
                 self.retry = None;
                 self.next_resend = Instant::now() + self.resend_interval;
@@ -582,5 +618,73 @@ mod tests {
         let i = &am.incidents[&3];
         assert_eq!(i.confirmed_ns, Some(2_000_000_000));
         assert_eq!(i.ended_ns, Some(3_000_000_000));
+    }
+
+    /// A Node.js heap floor growing 400 KB/s for four minutes then flat (second `step`).
+    fn leaking(step: u64) -> bytes::Bytes {
+        use crate::otlp::build::{double_point, gauge, kv, metrics_request, resource, scope};
+        use prost::Message;
+        let t = 1_700_000_000_000_000_000 + step * 1_000_000_000;
+        let floor = 100e6 + 400e3 * step.min(240) as f64 + (step % 10) as f64 * 2e6;
+        let r = resource(vec![
+            kv("service.name", "checkout"),
+            kv("service.instance.id", "pod-1"),
+        ]);
+        let m = gauge(
+            "v8js.memory.heap.used",
+            "By",
+            "",
+            vec![double_point(t, floor, vec![])],
+        );
+        bytes::Bytes::from(metrics_request(r, scope("test", ""), vec![m]).encode_to_vec())
+    }
+
+    #[tokio::test]
+    async fn batches_it_never_saw_are_caught_up_from_the_engine() {
+        let telemetry = Arc::new(Telemetry::new());
+        let engine = Arc::new(Engine::new(
+            crate::engine::EngineConfig {
+                detector: crate::detector::DetectorConfig::with_windows(
+                    Duration::from_secs(60),
+                    Duration::from_secs(120),
+                ),
+                ..Default::default()
+            },
+            Arc::clone(&telemetry),
+        ));
+        let client = crate::ops::outbound::client(Duration::from_secs(1)).expect("client");
+        let mut am = Alertmanager::new(
+            "http://127.0.0.1:9",
+            &AlertmanagerConfig::default(),
+            client,
+            telemetry,
+            Some(Arc::clone(&engine)),
+        );
+        assert_eq!(am.held(), 0);
+        // Every batch lost (as if the backlog were full): only the engine knows.
+        let mut step = 0;
+        let mut kinds = Vec::new();
+        while !kinds.contains(&LeakEventKind::Confirmed) {
+            let out = engine.ingest_metrics(leaking(step)).expect("valid");
+            kinds.extend(out.events.iter().map(|e| e.event.kind));
+            step += 1;
+            assert!(step < 480, "the trace confirms a leak");
+        }
+        am.reconcile();
+        let i = am.incidents.values().next().expect("caught up");
+        assert!(i.confirmed_ns.is_some() && i.ended_ns.is_none());
+        assert_eq!(incident_alerts(i, &am.shape, SystemTime::now()).len(), 2);
+        while !kinds.contains(&LeakEventKind::Resolved) {
+            let out = engine.ingest_metrics(leaking(step)).expect("valid");
+            kinds.extend(out.events.iter().map(|e| e.event.kind));
+            step += 1;
+            assert!(step < 960, "the trace resolves");
+        }
+        am.reconcile();
+        let i = am.incidents.values().next().expect("still held until sent");
+        assert!(
+            i.ended_ns.is_some(),
+            "ended: the engine holds the process as ok"
+        );
     }
 }
