@@ -317,3 +317,75 @@ async fn the_alerts_of_a_process_that_is_gone_end() {
     assert!(am.names().is_empty(), "{:?}", am.names());
     lw.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_binary_logs_one_warning_per_failure_burst() {
+    if !available("the_binary_logs_one_warning_per_failure_burst") {
+        return;
+    }
+    let (_, confirmed, _) = lifecycle();
+    let downstream = Downstream::start().await;
+    let port = common::procs::free_port();
+    let yaml = format!(
+        "detector:\n  short_window: 60s\n  long_window: 120s\nself_monitoring:\n  enabled: false\nnotify:\n  alertmanager:\n    url: http://127.0.0.1:{port}\n    resend_interval: 1s\n    timeout: 2s\n"
+    );
+    let mut lw = common::procs::Leakwatch::start(&downstream.endpoint(), &yaml);
+    let url = lw.http_endpoint() + "/v1/metrics";
+    for step in 0..confirmed + 1 {
+        let (status, _, _) = http_request(
+            "POST",
+            &url,
+            &[("content-type", "application/x-protobuf")],
+            common::leak::trace(step, true).to_vec(),
+        )
+        .await;
+        assert_eq!(status, 200);
+    }
+    let warnings = |lw: &common::procs::Leakwatch| {
+        lw.proc
+            .stderr()
+            .lines()
+            .filter(|l| l.contains("Alertmanager did not take the alerts"))
+            .count()
+    };
+    // Nothing listens: a burst of failed retries (about one a second), one WARN.
+    let deadline = Instant::now() + 10 * SECOND;
+    while metric(&lw, "error") < 5 {
+        assert!(
+            Instant::now() < deadline,
+            "no retries: {}",
+            lw.proc.stderr()
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert_eq!(warnings(&lw), 1, "{}", lw.proc.stderr());
+    // Back: one INFO; then down again: a second burst, a second WARN.
+    let am = Alertmanager::start_on(port);
+    am.wait_for("both alerts", 10 * SECOND, |n| n.len() == 2)
+        .await;
+    lw.proc
+        .wait_for_stderr("the recovery line", 10 * SECOND, |e| {
+            e.contains("Alertmanager reachable again")
+        });
+    am.stop();
+    let errors = metric(&lw, "error");
+    let deadline = Instant::now() + 10 * SECOND;
+    while metric(&lw, "error") < errors + 3 {
+        assert!(
+            Instant::now() < deadline,
+            "no retries after the second outage"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert_eq!(warnings(&lw), 2, "{}", lw.proc.stderr());
+    lw.proc.terminate(Duration::from_secs(10));
+}
+
+fn metric(lw: &common::procs::Leakwatch, outcome: &str) -> u64 {
+    let (_, body) = lw.admin_get("/metrics");
+    let line =
+        format!("leakwatch_notify_requests_total{{sink=\"alertmanager\",outcome=\"{outcome}\"}} ");
+    body.lines()
+        .find_map(|l| l.strip_prefix(&line)?.parse().ok())
+        .expect("counter rendered")
+}
