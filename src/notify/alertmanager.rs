@@ -94,6 +94,7 @@ pub struct Alertmanager {
     next_resend: Instant,
     retry: Option<(Instant, Duration)>,
     failing: bool,
+    rejecting: bool,
     full_warned: bool,
 }
 
@@ -123,6 +124,7 @@ impl Alertmanager {
             next_resend: Instant::now() + cfg.resend_interval,
             retry: None,
             failing: false,
+            rejecting: false,
             full_warned: false,
         };
         outlet.reconcile();
@@ -277,6 +279,8 @@ impl Alertmanager {
                         let status = r.status();
                         let body = r.text().await.unwrap_or_default();
                         self.failed(outcome, &format!("HTTP {status}: {}", first_line(&body)));
+                    } else {
+                        self.rejecting = false;
                     }
                     outcome
                 }
@@ -307,11 +311,16 @@ impl Alertmanager {
         true
     }
 
+    /// One WARN per burst of failures (retried), one per burst of refusals (not retried).
     fn failed(&mut self, outcome: NotifyOutcome, why: &str) {
-        if !self.failing {
+        if outcome == NotifyOutcome::Rejected {
+            if !self.rejecting {
+                self.rejecting = true;
+                warn!(url = %self.endpoint, error = why, "Alertmanager refused the alerts (not retried; logged once until it takes them).");
+            }
+        } else if !self.failing {
             self.failing = true;
-            let retried = outcome == NotifyOutcome::Error;
-            warn!(url = %self.endpoint, error = why, retried, "Alertmanager did not take the alerts; retrying with backoff while it fails (logged once).");
+            warn!(url = %self.endpoint, error = why, "Alertmanager did not take the alerts; retrying with backoff while it fails (logged once).");
         }
     }
 

@@ -176,12 +176,13 @@ async fn run(mut outlet: Box<dyn Outlet>, mut rx: mpsc::Receiver<Batch>, stop: C
         };
         tokio::select! {
             biased;
+            // A due timer first: a steady stream of batches must not starve resends.
+            _ = timer => outlet.wake().await,
             batch = rx.recv() => match batch {
                 Some(batch) => outlet.deliver(&batch).await,
                 None => return,
             },
             _ = stop.cancelled() => break,
-            _ = timer => outlet.wake().await,
         }
     }
     // Stopping: what is already in the backlog is still delivered.
