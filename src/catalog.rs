@@ -137,6 +137,19 @@ impl Rule {
 #[derive(Clone, Debug)]
 pub struct Catalog {
     rules: Vec<Rule>,
+    limits: Vec<LimitConfig>,
+}
+
+/// A memory limit configured for the processes whose resource attributes all match
+/// (`catalog.limits`), for forecasts where no runtime or container limit is reported.
+#[derive(Clone, Debug, PartialEq, serde::Deserialize, serde::Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct LimitConfig {
+    /// Resource attributes; all must match exactly.
+    #[serde(rename = "match")]
+    pub matches: BTreeMap<String, String>,
+    /// The limit, in bytes.
+    pub limit_bytes: u64,
 }
 
 /// (metric, [(attribute, value)], role) — `None` role means "ignore".
@@ -399,7 +412,10 @@ impl Catalog {
                 role: *role,
             })
             .collect();
-        Catalog { rules }
+        Catalog {
+            rules,
+            limits: Vec::new(),
+        }
     }
 
     /// The built-in rules with `extra` placed before them (so they take precedence).
@@ -413,7 +429,29 @@ impl Catalog {
             })
             .collect();
         rules.extend(Catalog::builtin().rules);
-        Catalog { rules }
+        Catalog {
+            rules,
+            limits: Vec::new(),
+        }
+    }
+
+    /// The same catalog with limits configured per resource attribute match.
+    pub fn with_limits(mut self, limits: Vec<LimitConfig>) -> Catalog {
+        self.limits = limits;
+        self
+    }
+
+    /// The configured limit of a resource, `attr` giving its attributes' values: the first
+    /// entry whose attributes all match.
+    pub fn limit_for(&self, attr: impl Fn(&str) -> Option<String>) -> Option<f64> {
+        self.limits
+            .iter()
+            .find(|l| {
+                l.matches
+                    .iter()
+                    .all(|(k, v)| attr(k).is_some_and(|a| &a == v))
+            })
+            .map(|l| l.limit_bytes as f64)
     }
 
     /// Called once when a new series is first seen (not per point). `attrs` are the data

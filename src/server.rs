@@ -333,7 +333,8 @@ fn engine_config(config: &Config) -> EngineConfig {
         idle_timeout: config.series.idle_timeout,
         max_forward_jump: config.series.max_forward_jump,
         detector: config.detector.clone(),
-        catalog: Catalog::with_rules(config.catalog.rules.clone()),
+        catalog: Catalog::with_rules(config.catalog.rules.clone())
+            .with_limits(config.catalog.limits.clone()),
     }
 }
 
