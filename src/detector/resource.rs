@@ -535,9 +535,7 @@ impl ResourceDetector {
                 self.on_memory(
                     cfg,
                     series_key,
-                    Source::Heap,
-                    metric_name,
-                    labels,
+                    (Source::Heap, metric_name, labels),
                     series,
                     t_ns,
                 );
@@ -546,9 +544,7 @@ impl ResourceDetector {
                 self.on_memory(
                     cfg,
                     series_key,
-                    Source::Resident,
-                    metric_name,
-                    labels,
+                    (Source::Resident, metric_name, labels),
                     series,
                     t_ns,
                 );
@@ -558,9 +554,7 @@ impl ResourceDetector {
                 self.on_memory(
                     cfg,
                     series_key,
-                    Source::Usage,
-                    metric_name,
-                    labels,
+                    (Source::Usage, metric_name, labels),
                     series,
                     t_ns,
                 );
@@ -710,9 +704,7 @@ impl ResourceDetector {
         self.on_memory(
             cfg,
             key,
-            Source::Native,
-            metric,
-            labels,
+            (Source::Native, metric, labels),
             &native[pos].detector,
             t_ns,
         );
@@ -758,9 +750,7 @@ impl ResourceDetector {
         &mut self,
         cfg: &DetectorConfig,
         key: u64,
-        source: Source,
-        metric: &str,
-        labels: &str,
+        (source, metric, labels): (Source, &str, &str),
         series: &SeriesDetector,
         t_ns: u64,
     ) {
