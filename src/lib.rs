@@ -29,11 +29,14 @@
 //! - [`checkpoint`], [`selfwatch`], [`admin`]: saved detector state, self-monitoring, the admin
 //!   listener.
 //! - [`config`], [`server`]: typed configuration; the composition root.
+//! - [`analyze`]: `leakwatch analyze`, the same engine replayed over history from Prometheus or
+//!   OTLP/JSON files (a composition root of its own, beside `server`).
 //!
 //! The development tools (load generator, scenario traces, reference practices) live in the
 //! unpublished `leakwatch-tools` crate (`tools/`), which the product never depends on.
 
 pub mod admin;
+pub mod analyze;
 pub mod auth;
 pub mod catalog;
 pub mod checkpoint;
