@@ -326,8 +326,16 @@ fn samples(tr: &Trace, s: &Step) -> Vec<(&'static str, String, f64)> {
                 "http_server_request_duration_count"
             };
             vec![
-                (heap, r#"v8js_heap_space_name="old_space""#.into(), s.heap_old),
-                (heap, r#"v8js_heap_space_name="new_space""#.into(), s.heap_new),
+                (
+                    heap,
+                    r#"v8js_heap_space_name="old_space""#.into(),
+                    s.heap_old,
+                ),
+                (
+                    heap,
+                    r#"v8js_heap_space_name="new_space""#.into(),
+                    s.heap_new,
+                ),
                 (gc, r#"v8js_gc_type="major""#.into(), s.gc_major),
                 (gc, r#"v8js_gc_type="minor""#.into(), s.gc_minor),
                 (rss, String::new(), s.rss),
@@ -353,7 +361,11 @@ fn samples(tr: &Trace, s: &Step) -> Vec<(&'static str, String, f64)> {
             };
             vec![
                 (mem, r#"memory_type="rss""#.into(), s.rss),
-                (mem, r#"memory_type="vms""#.into(), 3.0 * s.rss + 400.0 * MIB),
+                (
+                    mem,
+                    r#"memory_type="vms""#.into(),
+                    3.0 * s.rss + 400.0 * MIB,
+                ),
                 (gc, r#"cpython_gc_generation="0""#.into(), s.gc_minor),
                 (http, route, s.requests),
             ]
@@ -477,8 +489,11 @@ impl Prometheus {
             t0.elapsed().as_secs_f64()
         );
         let config = dir.join("prometheus.yml");
-        std::fs::write(&config, "global:\n  scrape_interval: 1h\nscrape_configs: []\n")
-            .expect("config");
+        std::fs::write(
+            &config,
+            "global:\n  scrape_interval: 1h\nscrape_configs: []\n",
+        )
+        .expect("config");
         let port = free_port();
         let mut cmd = Command::new(&tools.prometheus);
         cmd.arg(format!("--config.file={}", config.display()))
@@ -575,16 +590,56 @@ fn suite() -> Vec<Trace> {
         onset_h: 0.0,
     };
     vec![
-        Trace::new("shop/checkout", "node-1", Node, Suffixed, leak(5.0), 1, "confirmed"),
+        Trace::new(
+            "shop/checkout",
+            "node-1",
+            Node,
+            Suffixed,
+            leak(5.0),
+            1,
+            "confirmed",
+        ),
         Trace::new("shop/checkout", "node-2", Node, Suffixed, Sawtooth, 2, "ok"),
-        Trace::new("shop/cart", "node-3", Node, Unsuffixed, leak(2.5), 3, "confirmed"),
+        Trace::new(
+            "shop/cart",
+            "node-3",
+            Node,
+            Unsuffixed,
+            leak(2.5),
+            3,
+            "confirmed",
+        ),
         Trace::new("shop/cart", "node-4", Node, Unsuffixed, WarmUp, 4, "ok"),
-        Trace::new("legacy-api", "node-5", Node, Guide, leak(3.5), 5, "confirmed"),
+        Trace::new(
+            "legacy-api",
+            "node-5",
+            Node,
+            Guide,
+            leak(3.5),
+            5,
+            "confirmed",
+        ),
         Trace::new("legacy-api", "node-6", Node, Guide, Sawtooth, 6, "ok"),
         Trace::new("legacy-api", "node-7", Node, Guide, DailyWave, 7, "ok"),
-        Trace::new("pay/ledger", "py-1", Python, Suffixed, leak(4.0), 8, "confirmed"),
+        Trace::new(
+            "pay/ledger",
+            "py-1",
+            Python,
+            Suffixed,
+            leak(4.0),
+            8,
+            "confirmed",
+        ),
         Trace::new("pay/ledger", "py-2", Python, Suffixed, DailyWave, 9, "ok"),
-        Trace::new("search", "py-3", Python, Unsuffixed, leak(2.0), 10, "confirmed"),
+        Trace::new(
+            "search",
+            "py-3",
+            Python,
+            Unsuffixed,
+            leak(2.0),
+            10,
+            "confirmed",
+        ),
         Trace::new("search", "py-4", Python, Unsuffixed, WarmUp, 11, "ok"),
         // A fast leak that began 10 h before the end (floor 110 → 390 MiB, RSS 200 → 495 MiB):
         // leakwatch should at least suspect it, and reports nothing (also from a file, so
@@ -649,10 +704,19 @@ fn every_process_gets_its_verdict_from_prometheus() {
             t.process(),
             format!("{:?}", t.runtime),
             format!("{:?}", t.naming),
-            format!("{:?}", t.pattern).split_whitespace().next().unwrap_or(""),
+            format!("{:?}", t.pattern)
+                .split_whitespace()
+                .next()
+                .unwrap_or(""),
             t.expect,
-            got.get(&t.process()).map(String::as_str).unwrap_or("MISSING"),
-            if t.known_miss.is_some() { "  (known miss)" } else { "" }
+            got.get(&t.process())
+                .map(String::as_str)
+                .unwrap_or("MISSING"),
+            if t.known_miss.is_some() {
+                "  (known miss)"
+            } else {
+                ""
+            }
         ));
     }
     eprintln!(
@@ -661,7 +725,12 @@ fn every_process_gets_its_verdict_from_prometheus() {
         elapsed.as_secs_f64()
     );
     assert_eq!(got, expected, "verdicts\n{side_by_side}\n{report:#}");
-    assert_eq!(out.status.code(), Some(2), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert_eq!(report["exit_code"], 2);
     // A confirmed process says what leaks, how fast, how well the line fits.
     let node1 = report["processes"]
@@ -669,8 +738,14 @@ fn every_process_gets_its_verdict_from_prometheus() {
         .and_then(|ps| ps.iter().find(|p| p["process"] == "checkout (node-1)"))
         .expect("node-1");
     assert!(node1["leading_metric"].is_string(), "{node1:#}");
-    assert!(node1["growth_bytes_per_hour"].as_f64().unwrap_or(0.0) > 0.0, "{node1:#}");
-    assert!(node1["r_squared"].as_f64().unwrap_or(0.0) > 0.0, "{node1:#}");
+    assert!(
+        node1["growth_bytes_per_hour"].as_f64().unwrap_or(0.0) > 0.0,
+        "{node1:#}"
+    );
+    assert!(
+        node1["r_squared"].as_f64().unwrap_or(0.0) > 0.0,
+        "{node1:#}"
+    );
     assert!(node1["since"].is_string(), "{node1:#}");
     // target_info's attributes reached the resource (and the namespace went into job).
     assert_eq!(node1["service_name"], "checkout");
@@ -686,11 +761,18 @@ fn every_process_gets_its_verdict_from_prometheus() {
     args.extend(window);
     let out = leakwatch(&args);
     let table = String::from_utf8_lossy(&out.stdout);
+    eprintln!("leakwatch analyze --selector '{{job=\"shop/cart\"}}':\n{table}");
     assert_eq!(out.status.code(), Some(2), "{table}");
     assert!(table.starts_with("PROCESS"), "{table}");
-    assert!(table.contains("cart (node-3)") && table.contains("cart (node-4)"), "{table}");
+    assert!(
+        table.contains("cart (node-3)") && table.contains("cart (node-4)"),
+        "{table}"
+    );
     assert!(!table.contains("checkout"), "{table}");
-    assert!(table.contains("2 processes: 1 confirmed, 0 suspected, 1 ok"), "{table}");
+    assert!(
+        table.contains("2 processes: 1 confirmed, 0 suspected, 1 ok"),
+        "{table}"
+    );
 
     // Only healthy processes: exit 0.
     let mut args = vec![
@@ -702,7 +784,12 @@ fn every_process_gets_its_verdict_from_prometheus() {
     ];
     args.extend(window);
     let out = leakwatch(&args);
-    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stdout));
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
 
     // A selector that matches nothing: 66, naming the metric names looked for.
     let mut args = vec![
@@ -724,7 +811,10 @@ fn every_process_gets_its_verdict_from_prometheus() {
         "http_requests_total",
         "cpython_gc_collections_total",
     ] {
-        assert!(err.contains(&format!("\n  {name}\n")), "{name} not named:\n{err}");
+        assert!(
+            err.contains(&format!("\n  {name}\n")),
+            "{name} not named:\n{err}"
+        );
     }
 
     // A selector Prometheus refuses: a usage error.
@@ -737,7 +827,12 @@ fn every_process_gets_its_verdict_from_prometheus() {
         "--selector",
         "{job=}",
     ]);
-    assert_eq!(out.status.code(), Some(64), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(
+        out.status.code(),
+        Some(64),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 
     // The guide's script on the same Prometheus, one process at a time.
     seed_script_side_by_side(&url, &traces, &got);
@@ -819,12 +914,18 @@ fn seed_script_side_by_side(url: &str, traces: &[Trace], leakwatch: &BTreeMap<St
             tr.runtime,
             tr.naming,
             if tr.expect == "ok" { "healthy" } else { "leak" },
-            leakwatch.get(&tr.process()).map(String::as_str).unwrap_or("-"),
+            leakwatch
+                .get(&tr.process())
+                .map(String::as_str)
+                .unwrap_or("-"),
         ));
     }
     let path = Path::new(env!("CARGO_TARGET_TMPDIR")).join("analyze-side-by-side.md");
     let _ = std::fs::write(&path, &table);
-    eprintln!("the guide's script vs leakwatch analyze ({}):\n{table}", path.display());
+    eprintln!(
+        "the guide's script vs leakwatch analyze ({}):\n{table}",
+        path.display()
+    );
 }
 
 // ---------------------------------------------------------------- the fleet bench, small
@@ -868,7 +969,15 @@ fn a_48h_fleet_is_analysed_in_seconds() {
     let prom = Prometheus::start(&tools, "fleet", &traces, start_s, 48.0, 15);
     let url = prom.url();
     let t0 = Instant::now();
-    let out = leakwatch(&["analyze", "--prometheus", &url, "--since", "48h", "--format", "json"]);
+    let out = leakwatch(&[
+        "analyze",
+        "--prometheus",
+        &url,
+        "--since",
+        "48h",
+        "--format",
+        "json",
+    ]);
     let elapsed = t0.elapsed();
     let report = report_of(&out);
     let got = verdicts(&report);
@@ -947,7 +1056,15 @@ fn a_file_exporter_file_is_judged_like_live_exports() {
             21,
             "confirmed",
         ),
-        Trace::new("orders", "o-2", Runtime::Node, Naming::Suffixed, Pattern::Sawtooth, 22, "ok"),
+        Trace::new(
+            "orders",
+            "o-2",
+            Runtime::Node,
+            Naming::Suffixed,
+            Pattern::Sawtooth,
+            22,
+            "ok",
+        ),
     ];
     let dir = temp_dir("file");
     let path = dir.join("export.jsonl");
@@ -998,9 +1115,19 @@ fn a_file_exporter_file_is_judged_like_live_exports() {
     let empty = dir.join("spans.jsonl");
     std::fs::write(&empty, "{\"resourceSpans\":[]}\n").expect("write");
     let out = leakwatch(&["analyze", "--file", &empty.to_string_lossy()]);
-    assert_eq!(out.status.code(), Some(66), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(
+        out.status.code(),
+        Some(66),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let out = leakwatch(&["analyze", "--file", &dir.join("missing").to_string_lossy()]);
-    assert_eq!(out.status.code(), Some(66), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(
+        out.status.code(),
+        Some(66),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let _ = std::fs::remove_dir_all(&dir);
 }
 
@@ -1059,7 +1186,10 @@ fn refused_credentials_exit_69_and_headers_are_passed_through() {
     assert!(err.contains("refused the credentials (HTTP 401)"), "{err}");
     assert!(!err.contains("s3cret"), "{err}");
     let request = seen.lock().map(|s| s.to_lowercase()).unwrap_or_default();
-    assert!(request.contains("authorization: bearer s3cret"), "{request}");
+    assert!(
+        request.contains("authorization: bearer s3cret"),
+        "{request}"
+    );
     assert!(request.contains("x-scope-orgid: tenant-1"), "{request}");
     assert!(request.starts_with("post /api/v1/series"), "{request}");
 }
@@ -1068,12 +1198,42 @@ fn refused_credentials_exit_69_and_headers_are_passed_through() {
 fn usage_errors_exit_64_not_2() {
     for args in [
         vec!["analyze"],
-        vec!["analyze", "--prometheus", "http://x:9090", "--file", "f.jsonl"],
-        vec!["analyze", "--prometheus", "http://x:9090", "--start", "2026-12-01T00:00:00Z"],
+        vec![
+            "analyze",
+            "--prometheus",
+            "http://x:9090",
+            "--file",
+            "f.jsonl",
+        ],
+        vec![
+            "analyze",
+            "--prometheus",
+            "http://x:9090",
+            "--start",
+            "2026-12-01T00:00:00Z",
+        ],
         vec!["analyze", "--prometheus", "http://x:9090", "--bogus"],
-        vec!["analyze", "--prometheus", "http://x:9090", "--format", "xml"],
-        vec!["analyze", "--prometheus", "http://x:9090", "--selector", "up{job=\"a\"}"],
-        vec!["analyze", "--prometheus", "http://x:9090", "--header", "no colon"],
+        vec![
+            "analyze",
+            "--prometheus",
+            "http://x:9090",
+            "--format",
+            "xml",
+        ],
+        vec![
+            "analyze",
+            "--prometheus",
+            "http://x:9090",
+            "--selector",
+            "up{job=\"a\"}",
+        ],
+        vec![
+            "analyze",
+            "--prometheus",
+            "http://x:9090",
+            "--header",
+            "no colon",
+        ],
         vec!["analyze", "--prometheus", "ftp://x"],
         vec!["--no-such-flag"],
     ] {
