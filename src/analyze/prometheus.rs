@@ -59,6 +59,12 @@ pub enum PromError {
     },
 }
 
+/// One series of a `query_range` answer: its labels and `(unix ms, value)` samples.
+pub type RawSeries = (BTreeMap<String, String>, Vec<(i64, f64)>);
+
+/// A series' OTLP identity: metric, scope, attributes.
+type SeriesId = (String, String, Vec<(String, String)>);
+
 /// One process: its `job` and `instance` labels.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct ProcessKey {
@@ -322,7 +328,7 @@ impl Prometheus {
         &self,
         key: &ProcessKey,
         (start_ms, end_ms): (i64, i64),
-    ) -> Result<Vec<(BTreeMap<String, String>, Vec<(i64, f64)>)>, PromError> {
+    ) -> Result<Vec<RawSeries>, PromError> {
         let query = self.selector_with(&[
             format!("job=\"{}\"", escape(&key.job)),
             format!("instance=\"{}\"", escape(&key.instance)),
@@ -359,7 +365,7 @@ impl Prometheus {
         &self,
         key: &ProcessKey,
         target_info: Option<&BTreeMap<String, String>>,
-        chunks: Vec<Vec<(BTreeMap<String, String>, Vec<(i64, f64)>)>>,
+        chunks: Vec<Vec<RawSeries>>,
     ) -> Process {
         assemble(&self.names, key, target_info, chunks)
     }
@@ -372,11 +378,10 @@ pub fn assemble(
     names: &NameMap,
     key: &ProcessKey,
     target_info: Option<&BTreeMap<String, String>>,
-    chunks: Vec<Vec<(BTreeMap<String, String>, Vec<(i64, f64)>)>>,
+    chunks: Vec<Vec<RawSeries>>,
 ) -> Process {
     // OTLP identity → (Prometheus name, series).
-    let mut series: BTreeMap<(String, String, Vec<(String, String)>), (String, SeriesData)> =
-        BTreeMap::new();
+    let mut series: BTreeMap<SeriesId, (String, SeriesData)> = BTreeMap::new();
     for chunk in chunks {
         for (labels, samples) in chunk {
             let Some(name) = labels.get("__name__") else {
