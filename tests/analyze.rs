@@ -1262,4 +1262,5 @@ fn usage_errors_exit_64_not_2() {
     ] {
         assert!(help.contains(flag), "{flag} missing from --help:\n{help}");
     }
+    assert!(help.contains("Exit codes: 0 no leak"), "{help}");
 }

@@ -63,7 +63,12 @@ pub enum Format {
 /// Run the detector over history already in Prometheus (or in OTLP/JSON files) and print a
 /// verdict per process. Exit code: 0 no leak, 1 suspected, 2 confirmed.
 #[derive(clap::Args, Debug, Clone)]
-#[command(group(clap::ArgGroup::new("source").required(true).args(["prometheus", "file"])))]
+#[command(
+    group(clap::ArgGroup::new("source").required(true).args(["prometheus", "file"])),
+    after_help = "Exit codes: 0 no leak, 1 a leak suspected, 2 a leak confirmed; 64 usage, \
+                  65 malformed input file, 66 nothing matched (or no such file), \
+                  69 Prometheus unreachable or refusing the credentials, 70 internal error."
+)]
 pub struct AnalyzeArgs {
     /// Prometheus base URL, e.g. http://prometheus:9090.
     #[arg(long, value_name = "URL")]
