@@ -479,6 +479,27 @@ impl Catalog {
     pub fn metric_names(&self) -> impl Iterator<Item = &str> {
         self.rules.iter().map(|r| r.metric.as_str())
     }
+
+    /// Every rule, in order: metric name, attribute constraints and role (`None` = ignored).
+    /// `leakwatch analyze` derives from them the names Prometheus stores these metrics under.
+    pub fn rules(&self) -> impl Iterator<Item = RuleView<'_>> {
+        self.rules.iter().map(|r| RuleView {
+            metric: &r.metric,
+            attributes: &r.attributes,
+            role: r.role,
+        })
+    }
+}
+
+/// One classification rule, read-only.
+#[derive(Clone, Copy, Debug)]
+pub struct RuleView<'a> {
+    /// Exact OTLP metric name.
+    pub metric: &'a str,
+    /// Attribute constraints (all must match).
+    pub attributes: &'a [(String, String)],
+    /// Role given, `None` when the rule deliberately ignores the metric.
+    pub role: Option<Role>,
 }
 
 /// Bytes per unit for UCUM-style byte units; `None` for a unit that is not an amount of memory

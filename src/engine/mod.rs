@@ -54,6 +54,20 @@ pub struct EngineConfig {
     pub catalog: Catalog,
 }
 
+impl EngineConfig {
+    /// The engine settings of a configuration (the server and `analyze` build the same engine).
+    pub fn from_config(config: &crate::config::Config) -> EngineConfig {
+        EngineConfig {
+            max_series: config.series.max_series,
+            idle_timeout: config.series.idle_timeout,
+            max_forward_jump: config.series.max_forward_jump,
+            detector: config.detector.clone(),
+            catalog: Catalog::with_rules(config.catalog.rules.clone())
+                .with_limits(config.catalog.limits.clone()),
+        }
+    }
+}
+
 impl Default for EngineConfig {
     fn default() -> Self {
         EngineConfig {
