@@ -18,7 +18,6 @@ use prost::Message;
 use super::names::{Shape, Target};
 use super::report::{EventRecord, Verdict};
 use crate::config::{Config, ConfigErrors, ProcessEnv};
-use crate::detector::{LeakEventKind, LeakState};
 use crate::engine::{Engine, EngineConfig, EngineEvent, IngestError, ResourceInfo};
 use crate::ops::telemetry::Telemetry;
 use crate::otlp::proto::otlp::collector::metrics::v1::ExportMetricsServiceRequest;
@@ -164,15 +163,6 @@ impl Replay {
     }
 }
 
-/// The state a resource is left in by a transition.
-pub fn state_after(kind: LeakEventKind) -> LeakState {
-    match kind {
-        LeakEventKind::Suspected => LeakState::Suspected,
-        LeakEventKind::Confirmed => LeakState::Confirmed,
-        LeakEventKind::Resolved => LeakState::Ok,
-    }
-}
-
 /// The requests a process's history becomes, in time order: each carries every series' sample
 /// at one timestamp (one export of every metric, as an SDK's periodic reader sends them).
 pub fn requests(p: &Process) -> impl Iterator<Item = ExportMetricsServiceRequest> + '_ {
@@ -267,6 +257,7 @@ fn text(key: &str, value: &str) -> KeyValue {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::detector::LeakState;
 
     fn series(name: &str, shape: Shape, samples: Vec<(i64, f64)>) -> SeriesData {
         SeriesData {

@@ -101,9 +101,7 @@ impl Verdict {
     /// From the transitions of a resource the engine has since evicted.
     pub fn from_events(resource: &ResourceInfo, events: Vec<EventRecord>) -> Verdict {
         let last = events.last();
-        let state = last
-            .and_then(|e| e.kind)
-            .map_or(LeakState::Ok, super::replay::state_after);
+        let state = last.and_then(|e| e.kind).map_or(LeakState::Ok, state_after);
         let incident = state != LeakState::Ok;
         Verdict {
             process: resource.display_name(),
@@ -256,6 +254,15 @@ fn verdict_word(s: LeakState) -> &'static str {
 /// Unix nanoseconds as RFC 3339 in UTC, to the second.
 pub fn rfc3339(t_ns: u64) -> String {
     humantime::format_rfc3339_seconds(UNIX_EPOCH + Duration::from_nanos(t_ns)).to_string()
+}
+
+/// The state a resource is left in by a transition.
+pub fn state_after(kind: LeakEventKind) -> LeakState {
+    match kind {
+        LeakEventKind::Suspected => LeakState::Suspected,
+        LeakEventKind::Confirmed => LeakState::Confirmed,
+        LeakEventKind::Resolved => LeakState::Ok,
+    }
 }
 
 #[cfg(test)]
