@@ -25,6 +25,10 @@ pub struct Verdict {
     pub leading_metric: Option<String>,
     /// The signals that agree (`memory`, `native`, `gc_frequency`, …).
     pub signals: Vec<String>,
+    /// What leaks (`v8js.heap.space.name=old_space`, `native`, …), when known.
+    pub component: Option<String>,
+    /// The runtime's next diagnostic step, when known.
+    pub next_step: Option<String>,
     pub growth_bytes_per_hour: Option<f64>,
     pub r_squared: Option<f64>,
     pub time_to_limit_seconds: Option<f64>,
@@ -46,6 +50,8 @@ pub struct EventRecord {
     pub time_unix_nano: u64,
     pub metric: String,
     pub signals: Vec<String>,
+    pub component: Option<String>,
+    pub next_step: Option<String>,
     pub growth_bytes_per_hour: f64,
     pub r_squared: f64,
     pub time_to_limit_seconds: Option<f64>,
@@ -62,6 +68,8 @@ impl EventRecord {
             time_unix_nano: ev.t_ns,
             metric: ev.metric.clone(),
             signals: ev.signals.iter().map(|s| (*s).to_owned()).collect(),
+            component: ev.component.clone(),
+            next_step: ev.next_step.map(str::to_owned),
             growth_bytes_per_hour: ev.growth_bytes_per_hour,
             r_squared: ev.r_squared,
             time_to_limit_seconds: ev.time_to_limit_seconds,
@@ -89,6 +97,14 @@ impl Verdict {
             since_unix_nano: since,
             leading_metric: s.leading_metric.clone().filter(|_| incident),
             signals: s.signals.iter().map(|s| (*s).to_owned()).collect(),
+            component: events
+                .last()
+                .filter(|_| incident)
+                .and_then(|e| e.component.clone()),
+            next_step: events
+                .last()
+                .filter(|_| incident)
+                .and_then(|e| e.next_step.clone()),
             growth_bytes_per_hour: incident.then_some(s.growth_bytes_per_hour),
             r_squared: incident.then_some(s.r_squared),
             time_to_limit_seconds: s.time_to_limit_seconds.filter(|_| incident),
@@ -115,6 +131,8 @@ impl Verdict {
                 .filter(|_| incident)
                 .map(|e| e.signals.clone())
                 .unwrap_or_default(),
+            component: last.filter(|_| incident).and_then(|e| e.component.clone()),
+            next_step: last.filter(|_| incident).and_then(|e| e.next_step.clone()),
             growth_bytes_per_hour: last.filter(|_| incident).map(|e| e.growth_bytes_per_hour),
             r_squared: last.filter(|_| incident).map(|e| e.r_squared),
             time_to_limit_seconds: last
@@ -190,10 +208,11 @@ impl Report {
                         .filter(|_| p.verdict != LeakState::Ok)
                         .unwrap_or_else(dash),
                     p.leading_metric.clone().unwrap_or_else(dash),
-                    if p.signals.is_empty() || p.verdict == LeakState::Ok {
-                        dash()
-                    } else {
-                        p.signals.join(", ")
+                    match (&p.component, p.verdict) {
+                        (_, LeakState::Ok) => dash(),
+                        (Some(c), _) => c.clone(),
+                        (None, _) if p.signals.is_empty() => dash(),
+                        (None, _) => p.signals.join(", "),
                     },
                     p.growth_bytes_per_hour
                         .map(|g| format!("{}/h", human_bytes(g)))
@@ -279,6 +298,8 @@ mod tests {
             since_unix_nano: Some(1_700_000_000_000_000_000),
             leading_metric: Some("v8js.memory.heap.used".into()),
             signals: vec!["memory".into(), "gc_frequency".into()],
+            component: Some("v8js.heap.space.name=old_space".into()),
+            next_step: None,
             growth_bytes_per_hour: Some(3.0 * 1024.0 * 1024.0),
             r_squared: Some(0.97),
             time_to_limit_seconds: None,
