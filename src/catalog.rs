@@ -137,6 +137,19 @@ impl Rule {
 #[derive(Clone, Debug)]
 pub struct Catalog {
     rules: Vec<Rule>,
+    limits: Vec<LimitConfig>,
+}
+
+/// A memory limit configured for the processes whose resource attributes all match
+/// (`catalog.limits`), for forecasts where no runtime or container limit is reported.
+#[derive(Clone, Debug, PartialEq, serde::Deserialize, serde::Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct LimitConfig {
+    /// Resource attributes; all must match exactly.
+    #[serde(rename = "match")]
+    pub matches: BTreeMap<String, String>,
+    /// The limit, in bytes.
+    pub limit_bytes: u64,
 }
 
 /// (metric, [(attribute, value)], role) — `None` role means "ignore".
@@ -399,7 +412,10 @@ impl Catalog {
                 role: *role,
             })
             .collect();
-        Catalog { rules }
+        Catalog {
+            rules,
+            limits: Vec::new(),
+        }
     }
 
     /// The built-in rules with `extra` placed before them (so they take precedence).
@@ -413,7 +429,29 @@ impl Catalog {
             })
             .collect();
         rules.extend(Catalog::builtin().rules);
-        Catalog { rules }
+        Catalog {
+            rules,
+            limits: Vec::new(),
+        }
+    }
+
+    /// The same catalog with limits configured per resource attribute match.
+    pub fn with_limits(mut self, limits: Vec<LimitConfig>) -> Catalog {
+        self.limits = limits;
+        self
+    }
+
+    /// The configured limit of a resource, `attr` giving its attributes' values: the first
+    /// entry whose attributes all match.
+    pub fn limit_for(&self, attr: impl Fn(&str) -> Option<String>) -> Option<f64> {
+        self.limits
+            .iter()
+            .find(|l| {
+                l.matches
+                    .iter()
+                    .all(|(k, v)| attr(k).is_some_and(|a| &a == v))
+            })
+            .map(|l| l.limit_bytes as f64)
     }
 
     /// Called once when a new series is first seen (not per point). `attrs` are the data
@@ -441,6 +479,27 @@ impl Catalog {
     pub fn metric_names(&self) -> impl Iterator<Item = &str> {
         self.rules.iter().map(|r| r.metric.as_str())
     }
+
+    /// Every rule, in order: metric name, attribute constraints and role (`None` = ignored).
+    /// `leakwatch analyze` derives from them the names Prometheus stores these metrics under.
+    pub fn rules(&self) -> impl Iterator<Item = RuleView<'_>> {
+        self.rules.iter().map(|r| RuleView {
+            metric: &r.metric,
+            attributes: &r.attributes,
+            role: r.role,
+        })
+    }
+}
+
+/// One classification rule, read-only.
+#[derive(Clone, Copy, Debug)]
+pub struct RuleView<'a> {
+    /// Exact OTLP metric name.
+    pub metric: &'a str,
+    /// Attribute constraints (all must match).
+    pub attributes: &'a [(String, String)],
+    /// Role given, `None` when the rule deliberately ignores the metric.
+    pub role: Option<Role>,
 }
 
 /// Bytes per unit for UCUM-style byte units; `None` for a unit that is not an amount of memory

@@ -501,6 +501,9 @@ pub struct CatalogConfig {
     /// Extra rules (metric name + attribute match → role); they take
     /// precedence over the built-in catalog.
     pub rules: Vec<RuleConfig>,
+    /// Memory limits per resource attribute match (`match: {service.name: checkout}`,
+    /// `limit_bytes: 536870912`), used for the forecast when the process reports none.
+    pub limits: Vec<crate::catalog::LimitConfig>,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]

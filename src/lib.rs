@@ -32,6 +32,8 @@
 //! - [`checkpoint`], [`selfwatch`], [`admin`]: saved detector state, self-monitoring, the admin
 //!   listener.
 //! - [`server`]: the composition root.
+//! - [`analyze`]: `leakwatch analyze`, the same engine replayed over history from Prometheus or
+//!   OTLP/JSON files (a composition root of its own, beside `server`).
 //!
 //! The root re-exports what embedding leakwatch needs; the modules stay public because the
 //! benches, fuzz targets, tools and tests exercise one stage at a time. The development tools
@@ -39,6 +41,7 @@
 //! `leakwatch-tools` crate (`tools/`), which the product never depends on.
 
 pub mod admin;
+pub mod analyze;
 pub mod auth;
 pub mod catalog;
 pub mod checkpoint;

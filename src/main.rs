@@ -51,6 +51,9 @@ enum Command {
     /// Print a Prometheus rule group over the derived metrics (the Alertmanager outlet's
     /// alerts, for alerting from a TSDB); static labels and runbook from notify.alertmanager.
     Rules(ServeArgs),
+    /// Run the detector over history in Prometheus or OTLP/JSON files; one verdict per process.
+    /// Exit code 0 no leak, 1 suspected, 2 confirmed.
+    Analyze(leakwatch::analyze::AnalyzeArgs),
 }
 
 /// Settings for `serve`. Each flag also has an environment variable; the
@@ -113,15 +116,28 @@ impl ServeArgs {
     }
 }
 
-/// EX_USAGE from sysexits.h: the configuration is wrong.
+/// EX_USAGE from sysexits.h: the command line or the configuration is wrong. Not clap's
+/// default 2, which `analyze` uses for "leak confirmed".
 const EXIT_CONFIG: u8 = 64;
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            let _ = e.print();
+            return if e.use_stderr() {
+                ExitCode::from(EXIT_CONFIG)
+            } else {
+                // --help, --version
+                ExitCode::SUCCESS
+            };
+        }
+    };
     let (check_only, args) = match cli.command {
         Some(Command::Serve(a)) => (false, a),
         Some(Command::CheckConfig(a)) => (true, a),
         Some(Command::Rules(a)) => return print_rules(&a),
+        Some(Command::Analyze(a)) => return ExitCode::from(leakwatch::analyze::main(a)),
         None => (false, cli.serve),
     };
     let config = match args.load() {

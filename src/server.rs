@@ -19,7 +19,6 @@ use tracing::info;
 
 use crate::admin::{self, AdminState};
 use crate::auth::BearerToken;
-use crate::catalog::Catalog;
 use crate::checkpoint::Checkpointer;
 use crate::config::Config;
 use crate::engine::{Engine, EngineConfig};
@@ -154,7 +153,7 @@ impl Bound {
         let telemetry = Arc::new(Telemetry::new());
         let limiter = Arc::new(memory_limiter(&config));
         let engine = Arc::new(
-            Engine::new(engine_config(&config), Arc::clone(&telemetry))
+            Engine::new(EngineConfig::from_config(&config), Arc::clone(&telemetry))
                 .with_limiter(Arc::clone(&limiter)),
         );
 
@@ -329,16 +328,6 @@ fn memory_limiter(config: &Config) -> MemoryLimiter {
             (m.limit_bytes as f64 * m.soft_limit_percent / 100.0) as u64,
         ),
         None => MemoryLimiter::unlimited(),
-    }
-}
-
-fn engine_config(config: &Config) -> EngineConfig {
-    EngineConfig {
-        max_series: config.series.max_series,
-        idle_timeout: config.series.idle_timeout,
-        max_forward_jump: config.series.max_forward_jump,
-        detector: config.detector.clone(),
-        catalog: Catalog::with_rules(config.catalog.rules.clone()),
     }
 }
 

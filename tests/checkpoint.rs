@@ -12,8 +12,9 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use common::procs::{http_get, Leakwatch};
 use common::*;
+use leakwatch::catalog::{Catalog, LimitConfig};
 use leakwatch::checkpoint::{self, CheckpointError, Checkpointer};
-use leakwatch::detector::{DetectorConfig, LeakEvent, LeakEventKind, Resolution};
+use leakwatch::detector::{DetectorConfig, LeakEvent, LeakEventKind, LimitSource, Resolution};
 use leakwatch::engine::{Engine, EngineConfig};
 use leakwatch::ops::telemetry::{CheckpointRestore, Telemetry};
 use leakwatch::otlp::proto::otlp::collector::metrics::v1::ExportMetricsServiceRequest;
@@ -611,5 +612,46 @@ fn a_process_that_stops_reporting_ends_its_incident_as_process_gone() {
         gone[0].event.signals.contains(&"memory"),
         "{:?}",
         gone[0].event
+    );
+}
+
+#[test]
+fn a_configured_limit_gives_the_forecast_and_its_source() {
+    let confirmed = |limits: Vec<LimitConfig>| {
+        let engine = Engine::new(
+            EngineConfig {
+                detector: detector(),
+                catalog: Catalog::builtin().with_limits(limits),
+                ..EngineConfig::default()
+            },
+            Arc::new(Telemetry::new()),
+        );
+        run(&engine, 0..STEPS)
+            .into_iter()
+            .find(|(s, e)| s == "checkout" && e.kind == LeakEventKind::Confirmed)
+            .map(|(_, e)| e)
+            .expect("checkout's leak is confirmed")
+    };
+    // v8js.memory.heap.limit is committed heap, not a limit: no forecast of its own.
+    let plain = confirmed(Vec::new());
+    assert_eq!(
+        (plain.limit_bytes, plain.limit_source),
+        (None, None),
+        "{plain:?}"
+    );
+    let limit = |service: &str, bytes: u64| LimitConfig {
+        matches: [("service.name".to_owned(), service.to_owned())].into(),
+        limit_bytes: bytes,
+    };
+    // The first entry whose attributes all match applies; others are ignored.
+    let with = confirmed(vec![
+        limit("catalog", 100_000_000),
+        limit("checkout", 400_000_000),
+    ]);
+    assert_eq!(with.limit_bytes, Some(400e6), "{with:?}");
+    assert_eq!(with.limit_source, Some(LimitSource::Configured));
+    assert!(
+        with.time_to_limit_seconds.is_some_and(|t| t > 0.0),
+        "{with:?}"
     );
 }

@@ -78,7 +78,7 @@ pub mod window;
 use std::time::Duration;
 
 pub use resource::{
-    LeakEvent, LeakEventKind, LeakState, Resolution, ResourceDetector, ResourceSummary,
+    LeakEvent, LeakEventKind, LeakState, LimitSource, Resolution, ResourceDetector, ResourceSummary,
 };
 pub use series::{RestartKind, SeriesDetector, SeriesSummary, TrendSummary};
 

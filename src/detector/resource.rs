@@ -124,6 +124,8 @@ pub struct LeakEvent {
     pub limit_bytes: Option<f64>,
     /// Why an incident ended (`resolved` events only).
     pub resolution: Option<Resolution>,
+    /// Where `limit_bytes` comes from.
+    pub limit_source: Option<LimitSource>,
     /// What leaks: the leading series' data point attributes, e.g.
     /// `v8js.heap.space.name=old_space`, or `native` for resident minus committed heap.
     pub component: Option<String>,
@@ -356,7 +358,35 @@ struct LimitEntry {
     key: u64,
     value: f64,
     stable: bool,
+    #[serde(default)]
+    source: LimitSource,
 }
+
+/// Where a memory limit comes from (`leak.limit_source`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LimitSource {
+    /// The runtime's own limit (`jvm.memory.limit`, `go.memory.limit`, …).
+    #[default]
+    Runtime,
+    /// The container's limit (`k8s.container.memory_limit`, …).
+    Container,
+    /// A limit configured for the resource (`catalog.limits`).
+    Configured,
+}
+
+impl LimitSource {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LimitSource::Runtime => "runtime",
+            LimitSource::Container => "container",
+            LimitSource::Configured => "configured",
+        }
+    }
+}
+
+/// The key of the configured limit's entry (no series has it: series keys are hashes).
+const CONFIGURED_LIMIT_KEY: u64 = 0;
 
 /// Summed counter increments of all series of one role, per bucket.
 #[derive(Clone, Debug, Default, serde::Serialize, serde::Deserialize)]
@@ -490,16 +520,22 @@ impl ResourceDetector {
                     agg.add(t_ns / bucket_ns, inc);
                 }
             }
-            Role::MemoryLimit => self.on_limit(cfg, series_key, series),
+            Role::MemoryLimit => {
+                let source =
+                    if metric_name.starts_with("k8s.") || metric_name.starts_with("container.") {
+                        LimitSource::Container
+                    } else {
+                        LimitSource::Runtime
+                    };
+                self.on_limit(cfg, series_key, source, series)
+            }
             Role::HeapCommitted => self.on_committed(series_key, series, t_ns),
             Role::Goroutines => {}
             Role::HeapUsed | Role::HeapAfterGc => {
                 self.on_memory(
                     cfg,
                     series_key,
-                    Source::Heap,
-                    metric_name,
-                    labels,
+                    (Source::Heap, metric_name, labels),
                     series,
                     t_ns,
                 );
@@ -508,9 +544,7 @@ impl ResourceDetector {
                 self.on_memory(
                     cfg,
                     series_key,
-                    Source::Resident,
-                    metric_name,
-                    labels,
+                    (Source::Resident, metric_name, labels),
                     series,
                     t_ns,
                 );
@@ -520,9 +554,7 @@ impl ResourceDetector {
                 self.on_memory(
                     cfg,
                     series_key,
-                    Source::Usage,
-                    metric_name,
-                    labels,
+                    (Source::Usage, metric_name, labels),
                     series,
                     t_ns,
                 );
@@ -556,7 +588,26 @@ impl ResourceDetector {
         }
     }
 
-    fn on_limit(&mut self, cfg: &DetectorConfig, key: u64, series: &SeriesDetector) {
+    /// A limit configured for this resource (`catalog.limits`), trusted as it is.
+    pub fn set_configured_limit(&mut self, bytes: f64) {
+        self.limits.retain(|l| l.key != CONFIGURED_LIMIT_KEY);
+        if bytes > 0.0 && bytes.is_finite() {
+            self.limits.push(LimitEntry {
+                key: CONFIGURED_LIMIT_KEY,
+                value: bytes,
+                stable: true,
+                source: LimitSource::Configured,
+            });
+        }
+    }
+
+    fn on_limit(
+        &mut self,
+        cfg: &DetectorConfig,
+        key: u64,
+        source: LimitSource,
+        series: &SeriesDetector,
+    ) {
         let value = series.last_value();
         let ring = series.ring();
         let (mut lo, mut hi) = (value, value);
@@ -571,7 +622,15 @@ impl ResourceDetector {
             l.value = value;
             l.stable = stable;
         } else if self.limits.len() < MAX_LIMIT_SERIES {
-            push_exact(&mut self.limits, LimitEntry { key, value, stable });
+            push_exact(
+                &mut self.limits,
+                LimitEntry {
+                    key,
+                    value,
+                    stable,
+                    source,
+                },
+            );
         }
     }
 
@@ -645,9 +704,7 @@ impl ResourceDetector {
         self.on_memory(
             cfg,
             key,
-            Source::Native,
-            metric,
-            labels,
+            (Source::Native, metric, labels),
             &native[pos].detector,
             t_ns,
         );
@@ -670,6 +727,14 @@ impl ResourceDetector {
         }
     }
 
+    /// Where the trusted limit of this value comes from.
+    fn limit_source(&self, value: f64) -> Option<LimitSource> {
+        self.limits
+            .iter()
+            .find(|l| l.stable && l.value == value)
+            .map(|l| l.source)
+    }
+
     /// The smallest trusted limit above `level`.
     fn limit_above(&self, level: f64) -> Option<f64> {
         self.limits
@@ -685,9 +750,7 @@ impl ResourceDetector {
         &mut self,
         cfg: &DetectorConfig,
         key: u64,
-        source: Source,
-        metric: &str,
-        labels: &str,
+        (source, metric, labels): (Source, &str, &str),
         series: &SeriesDetector,
         t_ns: u64,
     ) {
@@ -1001,6 +1064,7 @@ impl ResourceDetector {
             time_to_limit_seconds: ttl,
             limit_bytes: limit,
             resolution: (kind == LeakEventKind::Resolved).then_some(Resolution::Flat),
+            limit_source: limit.and_then(|v| self.limit_source(v)),
             component: self.incident_component.clone(),
             next_step,
         }

@@ -29,7 +29,7 @@ pub use snapshot::{EngineSnapshot, ResourceSnapshot, RestoreError, RestoreReport
 
 use crate::catalog::Catalog;
 use crate::detector::{
-    DetectorConfig, LeakEvent, Observation, Sample, SeriesDetector, Temporality,
+    DetectorConfig, LeakEvent, Observation, ResourceDetector, Sample, SeriesDetector, Temporality,
 };
 use crate::ops::limiter::MemoryLimiter;
 use crate::ops::telemetry::{PointAnomaly, Telemetry};
@@ -52,6 +52,20 @@ pub struct EngineConfig {
     pub max_forward_jump: Duration,
     pub detector: DetectorConfig,
     pub catalog: Catalog,
+}
+
+impl EngineConfig {
+    /// The engine settings of a configuration (the server and `analyze` build the same engine).
+    pub fn from_config(config: &crate::config::Config) -> EngineConfig {
+        EngineConfig {
+            max_series: config.series.max_series,
+            idle_timeout: config.series.idle_timeout,
+            max_forward_jump: config.series.max_forward_jump,
+            detector: config.detector.clone(),
+            catalog: Catalog::with_rules(config.catalog.rules.clone())
+                .with_limits(config.catalog.limits.clone()),
+        }
+    }
 }
 
 impl Default for EngineConfig {
@@ -336,13 +350,27 @@ impl Engine {
         Ok(self.resources.entry(key).or_insert_with(|| {
             self.limiter
                 .charge(crate::ops::limiter::RESOURCE_CHARGE_BYTES);
+            let info = Arc::new(ResourceInfo::from_raw(key, raw));
+            let mut detector = Box::<ResourceDetector>::default();
+            self.apply_configured_limit(&info, &mut detector);
             ResourceEntry {
-                info: Arc::new(ResourceInfo::from_raw(key, raw)),
-                detector: Box::default(),
+                info,
+                detector,
                 latest_ns: 0,
                 series: ResourceSeries::default(),
             }
         }))
+    }
+
+    /// The limit `catalog.limits` configures for this resource, if any (applied at creation
+    /// and on restore, so a changed configuration applies to restored processes too).
+    pub(crate) fn apply_configured_limit(
+        &self,
+        info: &ResourceInfo,
+        detector: &mut ResourceDetector,
+    ) {
+        let limit = self.cfg.catalog.limit_for(|k| info.text(k));
+        detector.set_configured_limit(limit.unwrap_or(0.0));
     }
 
     fn finish(&self, tally: &Tally, advance_watermark: bool) {

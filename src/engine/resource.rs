@@ -54,6 +54,18 @@ impl ResourceInfo {
         }
     }
 
+    /// A resource attribute's value as text (strings and integers).
+    pub fn text(&self, key: &str) -> Option<String> {
+        self.attributes
+            .iter()
+            .find(|kv| kv.key == key)
+            .and_then(|kv| match kv.value.as_ref()?.value.as_ref()? {
+                any_value::Value::StringValue(s) => Some(s.clone()),
+                any_value::Value::IntValue(i) => Some(i.to_string()),
+                _ => None,
+            })
+    }
+
     /// `service (instance)` for messages.
     pub fn display_name(&self) -> String {
         if self.instance.is_empty() {

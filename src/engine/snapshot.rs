@@ -66,14 +66,17 @@ impl Engine {
         }
         let mut report = RestoreReport::default();
         for r in snapshot.resources {
+            let info = Arc::new(ResourceInfo::from_attributes(
+                r.key,
+                table::decode_attributes_full(r.attributes.iter().map(|a| &a[..])),
+            ));
+            let mut detector = Box::new(r.detector);
+            self.apply_configured_limit(&info, &mut detector);
             let replaced = self.resources.insert(
                 r.key,
                 ResourceEntry {
-                    info: Arc::new(ResourceInfo::from_attributes(
-                        r.key,
-                        table::decode_attributes_full(r.attributes.iter().map(|a| &a[..])),
-                    )),
-                    detector: Box::new(r.detector),
+                    info,
+                    detector,
                     latest_ns: r.latest_ns,
                     series: ResourceSeries::default(),
                 },

@@ -186,6 +186,7 @@ impl Alertmanager {
                 window_seconds: s.window_seconds,
                 time_to_limit_seconds: s.time_to_limit_seconds,
                 limit_bytes: s.limit_bytes,
+                limit_source: None,
                 resolution: None,
                 // The summary does not keep them; the next event brings them.
                 component: None,
@@ -515,6 +516,7 @@ mod tests {
             window_seconds: 6.0 * 3600.0,
             time_to_limit_seconds: Some(14.0 * 3600.0),
             limit_bytes: Some(512.0 * 1024.0 * 1024.0),
+            limit_source: None,
             resolution: None,
             component: None,
             next_step: None,

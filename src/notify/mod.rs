@@ -220,6 +220,7 @@ mod tests {
                     time_to_limit_seconds: None,
                     limit_bytes: None,
                     resolution: None,
+                    limit_source: None,
                     component: None,
                     next_step: None,
                 },

@@ -103,6 +103,9 @@ fn log_record(resource: &ResourceInfo, ev: &LeakEvent, observed_ns: u64) -> LogR
     if let Some(ttl) = ev.time_to_limit_seconds {
         attributes.push(kv_double("leak.time_to_limit_seconds", ttl));
     }
+    if let Some(source) = ev.limit_source {
+        attributes.push(kv_value("leak.limit_source", string(source.as_str())));
+    }
     if let Some(component) = &ev.component {
         attributes.push(kv_value("leak.component", string(component)));
     }
@@ -153,6 +156,7 @@ mod tests {
                 time_to_limit_seconds: None,
                 limit_bytes: None,
                 resolution,
+                limit_source: None,
                 component: Some("v8js.heap.space.name=old_space".into()),
                 next_step: crate::detector::resource::next_step("v8js.memory.heap.used", false),
             },

@@ -175,6 +175,9 @@ pub fn event_json(e: &EngineEvent) -> Value {
     if let Some(l) = ev.limit_bytes {
         attributes.insert("leak.limit_bytes".into(), json!(l));
     }
+    if let Some(source) = ev.limit_source {
+        attributes.insert("leak.limit_source".into(), json!(source.as_str()));
+    }
     if let Some(c) = &ev.component {
         attributes.insert("leak.component".into(), json!(c));
     }
