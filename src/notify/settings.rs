@@ -17,7 +17,20 @@ pub struct NotifyConfig {
     pub webhook: WebhookConfig,
     /// Heap-dump endpoints called once when a leak is confirmed (an allow-list: only these
     /// URLs are ever called).
+    #[serde(deserialize_with = "indexed")]
     pub heap_dump: Vec<HeapDumpRule>,
+}
+
+/// The rules one by one, so an error names its entry (`heap_dump[1]: unknown field …`).
+fn indexed<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<HeapDumpRule>, D::Error> {
+    use serde::de::Error;
+    Vec::<serde_yaml::Value>::deserialize(d)?
+        .into_iter()
+        .enumerate()
+        .map(|(i, v)| {
+            serde_yaml::from_value(v).map_err(|e| D::Error::custom(format!("heap_dump[{i}]: {e}")))
+        })
+        .collect()
 }
 
 /// `notify.alertmanager`.
