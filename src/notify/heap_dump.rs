@@ -323,7 +323,10 @@ impl HeapDump {
             Some(s) => NotifyOutcome::of_status(s),
             None => NotifyOutcome::Error,
         };
-        self.telemetry.notify_request(OutletKind::HeapDump, outcome);
+        if !record.url.is_empty() {
+            // A request was made (a template that cannot be filled in makes none).
+            self.telemetry.notify_request(OutletKind::HeapDump, outcome);
+        }
         match &record.error {
             None => {
                 info!(service = %resource.service_name, instance = %resource.instance, url = %record.url, status = record.status, "Heap dump taken.")
@@ -484,5 +487,115 @@ mod tests {
             assert!(UrlTemplate::parse(bad).is_err(), "{bad} should be refused");
         }
         assert!(UrlTemplate::parse("https://dumps.internal/x/{service.name}").is_ok());
+    }
+
+    fn confirmed(key: u64, attrs: &[(&str, &str)]) -> crate::engine::EngineEvent {
+        let mut r = resource(attrs);
+        r.key = key;
+        crate::engine::EngineEvent {
+            resource: Arc::new(r),
+            event: crate::detector::LeakEvent {
+                kind: LeakEventKind::Confirmed,
+                t_ns: 1,
+                metric: "v8js.memory.heap.used".into(),
+                signals: vec!["memory"],
+                growth_bytes_per_hour: 1e9,
+                r_squared: 0.9,
+                window_seconds: 60.0,
+                time_to_limit_seconds: None,
+                limit_bytes: None,
+                limit_source: None,
+                resolution: None,
+                component: None,
+                next_step: None,
+            },
+        }
+    }
+
+    #[tokio::test]
+    async fn one_call_per_process_within_min_interval_and_only_for_matching_rules() {
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        let hits = Arc::new(AtomicUsize::new(0));
+        let counter = Arc::clone(&hits);
+        let app = axum::Router::new().route(
+            "/debug/heapdump",
+            axum::routing::get(move || {
+                let n = counter.fetch_add(1, Ordering::SeqCst) + 1;
+                async move { format!("{{\"file\":\"/tmp/{n}.heapsnapshot\",\"size\":{n}}}") }
+            }),
+        );
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        let rule = |service: &str, url: String| HeapDumpRule {
+            matches: [("service.name".to_owned(), service.to_owned())].into(),
+            url,
+            method: HeapDumpMethod::Get,
+            timeout: Duration::from_secs(5),
+            min_interval: Duration::from_secs(3600),
+        };
+        let records = Arc::new(HeapDumps::default());
+        let telemetry = Arc::new(Telemetry::new());
+        let mut outlet = HeapDump::new(
+            &[
+                rule(
+                    "checkout",
+                    format!("http://{addr}/debug/heapdump?i={{service.instance.id}}"),
+                ),
+                rule(
+                    "billing",
+                    format!("http://{addr}/debug/heapdump?h={{host.name}}"),
+                ),
+            ],
+            Arc::clone(&records),
+            None,
+            Arc::clone(&telemetry),
+        )
+        .expect("outlet");
+        let pod1 = [
+            ("service.name", "checkout"),
+            ("service.instance.id", "pod 1"),
+        ];
+        let batch = |e: Vec<crate::engine::EngineEvent>| -> Batch { Arc::from(e) };
+        outlet.deliver(&batch(vec![confirmed(1, &pod1)])).await;
+        // Confirmed again (a new incident of the same process) within min_interval: no call.
+        outlet.deliver(&batch(vec![confirmed(1, &pod1)])).await;
+        // Another process: a call. A service no rule matches: none.
+        outlet
+            .deliver(&batch(vec![
+                confirmed(
+                    2,
+                    &[
+                        ("service.name", "checkout"),
+                        ("service.instance.id", "pod-2"),
+                    ],
+                ),
+                confirmed(3, &[("service.name", "catalog")]),
+            ]))
+            .await;
+        // A rule whose attribute the resource lacks: recorded as an error, nothing called.
+        outlet
+            .deliver(&batch(vec![confirmed(4, &[("service.name", "billing")])]))
+            .await;
+        assert_eq!(hits.load(Ordering::SeqCst), 2);
+        let r1 = records.get(1).expect("recorded");
+        assert_eq!(r1.status, Some(200));
+        assert_eq!(r1.url, format!("http://{addr}/debug/heapdump?i=pod%201"));
+        assert_eq!(r1.body, r#"{"file":"/tmp/1.heapsnapshot","size":1}"#);
+        assert!(records.get(3).is_none());
+        let r4 = records.get(4).expect("recorded");
+        assert!(
+            r4.status.is_none() && r4.error.as_deref().is_some_and(|e| e.contains("host.name"))
+        );
+        assert_eq!(
+            telemetry.notify_requests(OutletKind::HeapDump, NotifyOutcome::Success),
+            2
+        );
+        assert_eq!(
+            telemetry.notify_requests(OutletKind::HeapDump, NotifyOutcome::Error),
+            0
+        );
     }
 }
