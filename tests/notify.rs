@@ -74,7 +74,7 @@ async fn every_lifecycle_event_reaches_the_webhook_once_as_the_otlp_fields() {
     c.detector = detector();
     c.notify.webhook = WebhookConfig {
         url: Some(url),
-        headers: [("authorization".to_owned(), "Bearer s3cret".to_owned())].into(),
+        headers: [("authorization".to_owned(), "Bearer s3cret".into())].into(),
     };
     let lw = start(c).await;
     feed(&lw, 0..STEPS, true).await;

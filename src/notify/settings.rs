@@ -7,6 +7,8 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+use crate::secret::Secret;
+
 /// Notifications (all off unless configured).
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -75,8 +77,9 @@ impl Default for AlertmanagerConfig {
 pub struct WebhookConfig {
     /// Where every lifecycle event is POSTed as JSON. Unset: no webhook.
     pub url: Option<String>,
-    /// Extra request headers (e.g. `Authorization`).
-    pub headers: BTreeMap<String, String>,
+    /// Extra request headers (e.g. `Authorization`); their values are secrets (`check-config`
+    /// prints them as `<redacted>`).
+    pub headers: BTreeMap<String, Secret>,
 }
 
 /// The HTTP method of a heap-dump call.
@@ -178,7 +181,7 @@ impl NotifyConfig {
             }
             for (name, value) in &w.headers {
                 if http::HeaderName::try_from(name.as_str()).is_err()
-                    || http::HeaderValue::try_from(value.as_str()).is_err()
+                    || http::HeaderValue::try_from(value.expose()).is_err()
                 {
                     errors.push(format!(
                         "notify.webhook.headers.{name}: not a valid HTTP header"
@@ -264,7 +267,12 @@ mod tests {
         let c = load("notify:\n  alertmanager:\n    url: http://127.0.0.1:9093\n    labels: {cluster: eu-1}\n  webhook:\n    url: http://127.0.0.1:8080/hook\n    headers: {X-Team: core}\n")
             .expect("valid");
         assert_eq!(c.notify.alertmanager.labels["cluster"], "eu-1");
-        assert_eq!(c.notify.webhook.headers["X-Team"], "core");
+        assert_eq!(c.notify.webhook.headers["X-Team"].expose(), "core");
+        let printed = serde_yaml::to_string(&c).expect("yaml");
+        assert!(
+            !printed.contains("core") && printed.contains("X-Team: <redacted>"),
+            "{printed}"
+        );
         assert!(load("notify: {}\n")
             .expect("valid")
             .notify

@@ -16,6 +16,7 @@ use crate::detector::LeakEventKind;
 use crate::engine::EngineEvent;
 use crate::ops::telemetry::{NotifyOutcome, OutletKind, Telemetry};
 use crate::otlp::proto::otlp::common::v1::{any_value, AnyValue};
+use crate::secret::Secret;
 
 /// Attempts per event before it is dropped.
 const ATTEMPTS: u32 = 4;
@@ -34,7 +35,7 @@ impl Webhook {
     /// `headers` were checked by the configuration; invalid ones are skipped.
     pub fn new(
         url: &str,
-        headers: &BTreeMap<String, String>,
+        headers: &BTreeMap<String, Secret>,
         client: reqwest::Client,
         telemetry: Arc<Telemetry>,
     ) -> Self {
@@ -43,7 +44,7 @@ impl Webhook {
             .filter_map(|(k, v)| {
                 Some((
                     http::HeaderName::try_from(k.as_str()).ok()?,
-                    http::HeaderValue::try_from(v.as_str()).ok()?,
+                    http::HeaderValue::try_from(v.expose()).ok()?,
                 ))
             })
             .collect();
