@@ -77,7 +77,9 @@ pub mod window;
 
 use std::time::Duration;
 
-pub use resource::{LeakEvent, LeakEventKind, LeakState, ResourceDetector, ResourceSummary};
+pub use resource::{
+    LeadingTrend, LeakEvent, LeakEventKind, LeakState, ResourceDetector, ResourceSummary,
+};
 pub use series::{RestartKind, SeriesDetector, SeriesSummary, TrendSummary};
 
 /// Detector settings. Every knob has a default suited to hour-scale production traces; the
