@@ -19,7 +19,7 @@ use dashmap::DashMap;
 use tokio_util::sync::CancellationToken;
 
 pub mod history;
-mod query;
+pub mod query;
 mod resource;
 mod snapshot;
 pub mod table;
