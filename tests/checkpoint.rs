@@ -216,11 +216,16 @@ fn the_chart_history_survives_a_checkpoint_and_older_checkpoints_still_load() {
     };
     let restored = engine();
     restored
-        .restore(checkpoint::decode(&checkpoint::encode(&snapshot).expect("encode")).expect("decode"))
+        .restore(
+            checkpoint::decode(&checkpoint::encode(&snapshot).expect("encode")).expect("decode"),
+        )
         .expect("restore");
     for r in &snapshot.resources {
         let h = chart(&first, r.key);
-        assert!(h["buckets"]["t_unix_nano"].as_array().map_or(0, Vec::len) > 100, "{h}");
+        assert!(
+            h["buckets"]["t_unix_nano"].as_array().map_or(0, Vec::len) > 100,
+            "{h}"
+        );
         assert_eq!(chart(&restored, r.key), h);
     }
 
@@ -242,7 +247,9 @@ fn the_chart_history_survives_a_checkpoint_and_older_checkpoints_still_load() {
         .is_some_and(Vec::is_empty));
     run(&older, 200..203);
     assert_eq!(
-        chart(&older, key)["buckets"]["t_unix_nano"].as_array().map(Vec::len),
+        chart(&older, key)["buckets"]["t_unix_nano"]
+            .as_array()
+            .map(Vec::len),
         Some(3)
     );
 }

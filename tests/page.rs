@@ -29,7 +29,14 @@ fn config() -> Config {
 
 /// A Go process's heap and limit at `step` seconds: the heap floor grows `slope` bytes/s from
 /// `base` under a small sawtooth.
-fn go_process(service: &str, instance: &str, step: u64, base: f64, slope: f64, limit: f64) -> ExportMetricsServiceRequest {
+fn go_process(
+    service: &str,
+    instance: &str,
+    step: u64,
+    base: f64,
+    slope: f64,
+    limit: f64,
+) -> ExportMetricsServiceRequest {
     let t = T0 + step * S;
     let saw = (step % 5) as f64 * 1e6;
     request(
@@ -40,7 +47,11 @@ fn go_process(service: &str, instance: &str, step: u64, base: f64, slope: f64, l
                 "By",
                 vec![number_point(t, base + slope * step as f64 + saw, vec![])],
             ),
-            gauge_metric("go.memory.limit", "By", vec![number_point(t, limit, vec![])]),
+            gauge_metric(
+                "go.memory.limit",
+                "By",
+                vec![number_point(t, limit, vec![])],
+            ),
         ],
     )
 }
@@ -134,7 +145,11 @@ async fn resources_are_paginated_filtered_and_sorted_server_side() {
         .as_array()
         .expect("items")
         .iter()
-        .map(|v| v["summary"]["growth_bytes_per_hour"].as_f64().expect("growth"))
+        .map(|v| {
+            v["summary"]["growth_bytes_per_hour"]
+                .as_f64()
+                .expect("growth")
+        })
         .collect();
     assert!(growth.windows(2).all(|w| w[0] >= w[1]), "{growth:?}");
     assert!(growth[0] > growth[6], "the replay grows: {growth:?}");
@@ -147,7 +162,10 @@ async fn resources_are_paginated_filtered_and_sorted_server_side() {
     let pages = all_pages(&lw, "/api/v1/resources?limit=3").await;
     assert_eq!(pages.len(), 3);
     assert_eq!(
-        pages.iter().map(|p| p["count"].as_u64().unwrap_or(0)).collect::<Vec<_>>(),
+        pages
+            .iter()
+            .map(|p| p["count"].as_u64().unwrap_or(0))
+            .collect::<Vec<_>>(),
         [3, 3, 1]
     );
     assert!(pages.iter().all(|p| p["total"] == 7));
@@ -162,7 +180,10 @@ async fn resources_are_paginated_filtered_and_sorted_server_side() {
         .flat_map(|p| p["items"].as_array().cloned().unwrap_or_default())
         .map(|v| {
             (
-                v["resource"]["service_name"].as_str().unwrap_or("").to_owned(),
+                v["resource"]["service_name"]
+                    .as_str()
+                    .unwrap_or("")
+                    .to_owned(),
                 v["resource"]["instance"].as_str().unwrap_or("").to_owned(),
             )
         })
@@ -222,7 +243,10 @@ async fn resources_are_paginated_filtered_and_sorted_server_side() {
     ] {
         let (status, v) = get_json(&lw, path).await;
         assert_eq!(status, 400, "{path}");
-        assert!(v["error"].as_str().unwrap_or("").starts_with(param), "{path}: {v}");
+        assert!(
+            v["error"].as_str().unwrap_or("").starts_with(param),
+            "{path}: {v}"
+        );
     }
     for path in [
         "/api/v1/resources/0123456789abcdef",
@@ -333,7 +357,11 @@ async fn a_process_has_its_detail_and_its_chart_history() {
     let n = h["buckets"]["t_unix_nano"].as_array().map_or(0, Vec::len);
     assert_eq!(
         n,
-        expected_buckets(LEAK_STEPS, bucket_ns, leakwatch::engine::history::HISTORY_BUCKETS as u64)
+        expected_buckets(
+            LEAK_STEPS,
+            bucket_ns,
+            leakwatch::engine::history::HISTORY_BUCKETS as u64
+        )
     );
     for col in ["min", "max", "last"] {
         assert_eq!(h["buckets"][col].as_array().map_or(0, Vec::len), n, "{col}");
@@ -342,7 +370,10 @@ async fn a_process_has_its_detail_and_its_chart_history() {
     let last_step = LEAK_STEPS - 1;
     let newest = LEAK.2 + LEAK.3 * last_step as f64 + (last_step % 5) as f64 * 1e6;
     let got = h["buckets"]["last"][n - 1].as_f64().expect("last");
-    assert!((got - newest).abs() <= newest / 32_000.0, "{got} vs {newest}");
+    assert!(
+        (got - newest).abs() <= newest / 32_000.0,
+        "{got} vs {newest}"
+    );
     let marks: Vec<&str> = h["marks"]
         .as_array()
         .expect("marks")
@@ -373,7 +404,10 @@ async fn a_process_has_its_detail_and_its_chart_history() {
     let hh = ok_json(&lw, &format!("/api/v1/resources/{healthy}/history")).await;
     assert_eq!(hh["state"], "ok");
     assert!(hh["forecast"].is_null());
-    assert_eq!(hh["buckets"]["t_unix_nano"].as_array().map_or(0, Vec::len), n);
+    assert_eq!(
+        hh["buckets"]["t_unix_nano"].as_array().map_or(0, Vec::len),
+        n
+    );
     lw.stop().await;
 }
 
@@ -405,7 +439,10 @@ async fn the_api_needs_the_admin_token_and_the_page_stays_open() {
     )
     .await;
     assert_eq!(status, 200);
-    assert_eq!(serde_json::from_slice::<Value>(&body).expect("json")["total"], 1);
+    assert_eq!(
+        serde_json::from_slice::<Value>(&body).expect("json")["total"],
+        1
+    );
     for path in ["/", &format!("/resources/{id}")] {
         let (status, _, body) = http_request("GET", &lw.admin_url(path), &[], vec![]).await;
         assert_eq!(status, 200, "{path}");
@@ -428,7 +465,9 @@ fn chromium() -> Option<PathBuf> {
         }
     }
     if std::env::var("CI").as_deref() == Ok("true") {
-        panic!("chromium is not installed: run scripts/setup-test-env.sh (apt-get install chromium)");
+        panic!(
+            "chromium is not installed: run scripts/setup-test-env.sh (apt-get install chromium)"
+        );
     }
     eprintln!("SKIPPED: chromium not found on PATH; `bash scripts/setup-test-env.sh` installs it");
     None
@@ -481,7 +520,9 @@ async fn headless(browser: &PathBuf, url: &str, args: &[&str]) -> String {
         Ok(out) => out.expect("join").expect("chromium ran"),
         Err(_) => {
             // Ours, by its id.
-            let _ = std::process::Command::new("kill").arg(pid.to_string()).status();
+            let _ = std::process::Command::new("kill")
+                .arg(pid.to_string())
+                .status();
             panic!("chromium did not finish within 2 minutes");
         }
     };
@@ -523,15 +564,26 @@ async fn the_page_shows_the_incident_and_the_chart_in_headless_chromium() {
     let bucket_ns = (h["bucket_seconds"].as_f64().expect("width") * 1e9).round() as u64;
     assert_eq!(
         n,
-        expected_buckets(PAGE_STEPS, bucket_ns, leakwatch::engine::history::HISTORY_BUCKETS as u64)
+        expected_buckets(
+            PAGE_STEPS,
+            bucket_ns,
+            leakwatch::engine::history::HISTORY_BUCKETS as u64
+        )
     );
-    let crossing = h["forecast"]["crossing_unix_nano"].as_u64().expect("a forecast");
+    let crossing = h["forecast"]["crossing_unix_nano"]
+        .as_u64()
+        .expect("a forecast");
 
     // The fleet: the incident row links to the process.
     let fleet = headless(&browser, &lw.admin_url("/"), &["--dump-dom"]).await;
-    let incidents = &fleet[fleet.find(r#"<table id="incidents">"#).expect("incidents table")..];
+    let incidents = &fleet[fleet
+        .find(r#"<table id="incidents">"#)
+        .expect("incidents table")..];
     let incidents = &incidents[..incidents.find("</table>").expect("end of table")];
-    assert!(incidents.contains(&format!(r#"<tr data-id="{id}">"#)), "{incidents}");
+    assert!(
+        incidents.contains(&format!(r#"<tr data-id="{id}">"#)),
+        "{incidents}"
+    );
     assert!(incidents.contains(&format!(r#"href="/resources/{id}""#)));
     assert!(incidents.contains("confirmed"));
     let fleet_table = &fleet[fleet.find(r#"<table id="fleet">"#).expect("fleet table")..];
@@ -547,20 +599,37 @@ async fn the_page_shows_the_incident_and_the_chart_in_headless_chromium() {
     assert_eq!(attr_of(&dom, "band", "data-n"), n.to_string());
     assert_eq!(attr_of(&dom, "last", "data-n"), n.to_string());
     assert!(dom.contains(&format!(r#"data-buckets="{n}""#)));
-    let table = &dom[dom.find(r#"<details id="chart-table">"#).expect("table alternative")..];
+    let table = &dom[dom
+        .find(r#"<details id="chart-table">"#)
+        .expect("table alternative")..];
     let table = &table[..table.find("</details>").expect("end")];
-    assert_eq!(table.matches("<tr>").count(), n + 1, "a row per bucket and the header");
+    assert_eq!(
+        table.matches("<tr>").count(),
+        n + 1,
+        "a row per bucket and the header"
+    );
     assert_eq!(attr_of(&dom, "forecast", "data-t1"), crossing.to_string());
     assert_eq!(
         attr_of(&dom, "forecast", "data-v1").parse::<f64>().ok(),
         Some(LEAK.4)
     );
-    assert_eq!(attr_of(&dom, "forecast", "y2"), attr_of(&dom, "limit", "y1"));
+    assert_eq!(
+        attr_of(&dom, "forecast", "y2"),
+        attr_of(&dom, "limit", "y1")
+    );
     assert_eq!(attr_of(&dom, "forecast", "data-offchart"), "false");
-    assert_eq!(attr_of(&dom, "forecast", "x1"), attr_of(&dom, "trend", "x2"));
+    assert_eq!(
+        attr_of(&dom, "forecast", "x1"),
+        attr_of(&dom, "trend", "x2")
+    );
     // The numbers beside the chart say the same time (JavaScript's numbers hold it to 2^-53).
-    let shown: f64 = attr_of(&dom, "crossing", "data-unix-nano").parse().expect("a time");
-    assert!((shown - crossing as f64).abs() < 1e3, "{shown} vs {crossing}");
+    let shown: f64 = attr_of(&dom, "crossing", "data-unix-nano")
+        .parse()
+        .expect("a time");
+    assert!(
+        (shown - crossing as f64).abs() < 1e3,
+        "{shown} vs {crossing}"
+    );
     assert!(dom.contains(r#"data-kind="confirmed""#));
     assert!(dom.contains("<h1>checkout"));
 
@@ -577,4 +646,3 @@ async fn the_page_shows_the_incident_and_the_chart_in_headless_chromium() {
     eprintln!("screenshot: {}", shot.display());
     lw.stop().await;
 }
-

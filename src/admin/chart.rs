@@ -12,8 +12,8 @@
 
 use std::fmt::Write;
 
-use crate::engine::HistoryView;
 use crate::engine::history::MarkKind;
+use crate::engine::HistoryView;
 
 const W: f64 = 960.0;
 const H: f64 = 340.0;
@@ -245,7 +245,12 @@ pub fn render(h: &HistoryView, name: &str) -> String {
         );
     }
     for (&t, &v) in b.t_unix_nano.iter().zip(&b.min).rev() {
-        let _ = write!(band, " L{:.1},{:.1}", sc.x(t as f64 + width_ns / 2.0), sc.y(v));
+        let _ = write!(
+            band,
+            " L{:.1},{:.1}",
+            sc.x(t as f64 + width_ns / 2.0),
+            sc.y(v)
+        );
     }
     let _ = write!(
         out,

@@ -382,8 +382,14 @@ mod tests {
         }
         let b = h.buckets();
         assert_eq!(b.len(), 2);
-        assert_eq!((b[0].idx, b[0].min, b[0].max, b[0].last), (0, 5.0, 10.0, 8.0));
-        assert_eq!((b[1].idx, b[1].min, b[1].max, b[1].last), (1, 100.0, 100.0, 100.0));
+        assert_eq!(
+            (b[0].idx, b[0].min, b[0].max, b[0].last),
+            (0, 5.0, 10.0, 8.0)
+        );
+        assert_eq!(
+            (b[1].idx, b[1].min, b[1].max, b[1].last),
+            (1, 100.0, 100.0, 100.0)
+        );
     }
 
     #[test]
@@ -434,7 +440,11 @@ mod tests {
         let kinds: Vec<MarkKind> = h.marks().iter().map(|m| m.kind).collect();
         assert_eq!(
             kinds,
-            [MarkKind::Restart, MarkKind::Suspected, MarkKind::SeriesChanged]
+            [
+                MarkKind::Restart,
+                MarkKind::Suspected,
+                MarkKind::SeriesChanged
+            ]
         );
         for i in 0..40 {
             h.mark(MarkKind::Restart, i);
@@ -464,7 +474,10 @@ mod tests {
         assert_eq!(bucket_ns(&day), 300 * 1_000_000_000);
         let e2e = DetectorConfig::with_windows(Duration::from_secs(60), Duration::from_secs(120));
         let span = bucket_ns(&e2e) * HISTORY_BUCKETS as u64;
-        assert!(240 * 1_000_000_000 - span < HISTORY_BUCKETS as u64, "{span}");
+        assert!(
+            240 * 1_000_000_000 - span < HISTORY_BUCKETS as u64,
+            "{span}"
+        );
     }
 
     #[test]

@@ -187,6 +187,15 @@ impl Engine {
         self.resources.iter().map(|r| r.series.heap_bytes()).sum()
     }
 
+    /// Resources holding a chart history (each one `size_of::<History>()` allocation): for
+    /// memory figures; walks every resource.
+    pub fn history_count(&self) -> usize {
+        self.resources
+            .iter()
+            .filter(|r| r.history.is_some())
+            .count()
+    }
+
     pub fn resource_count(&self) -> usize {
         self.resources.len()
     }
@@ -803,8 +812,13 @@ mod tests {
         let e = engine(1000).with_limiter(Arc::clone(&limiter));
         // 36,000 bytes of room; each new process with its one series and its chart history is
         // charged 14 KiB, and what is admitted while some room is left may overdraw it.
-        use crate::ops::limiter::{HISTORY_CHARGE_BYTES, RESOURCE_CHARGE_BYTES, SERIES_CHARGE_BYTES};
-        assert_eq!(RESOURCE_CHARGE_BYTES + SERIES_CHARGE_BYTES + HISTORY_CHARGE_BYTES, 14_336);
+        use crate::ops::limiter::{
+            HISTORY_CHARGE_BYTES, RESOURCE_CHARGE_BYTES, SERIES_CHARGE_BYTES,
+        };
+        assert_eq!(
+            RESOURCE_CHARGE_BYTES + SERIES_CHARGE_BYTES + HISTORY_CHARGE_BYTES,
+            14_336
+        );
         limiter.observe(64_000);
         let refused: Vec<bool> = ["a", "b", "c", "d", "e"]
             .iter()

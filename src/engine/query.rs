@@ -50,10 +50,7 @@ impl Engine {
 
     /// Snapshot of every resource's assessment.
     pub fn resource_views(&self) -> Vec<ResourceView> {
-        self.resources
-            .iter()
-            .map(|r| self.view_of(&r))
-            .collect()
+        self.resources.iter().map(|r| self.view_of(&r)).collect()
     }
 
     fn view_of(&self, r: &super::ResourceEntry) -> ResourceView {
@@ -102,7 +99,10 @@ impl Engine {
                 primary,
                 service: Arc::clone(info),
             };
-            if q.after.as_ref().is_some_and(|c| c.cmp_key(&key) != Ordering::Less) {
+            if q.after
+                .as_ref()
+                .is_some_and(|c| c.cmp_key(&key) != Ordering::Less)
+            {
                 continue;
             }
             matching.push((key, *r.key()));
