@@ -61,14 +61,19 @@ fn not_found() -> Response {
         .into_response()
 }
 
-fn limit_of(q: &HashMap<String, String>) -> Result<usize, Response> {
+/// The page size asked for; `None` if it is out of range.
+fn limit_of(q: &HashMap<String, String>) -> Option<usize> {
     match q.get("limit") {
-        None => Ok(DEFAULT_LIMIT),
-        Some(s) => match s.parse::<usize>() {
-            Ok(n) if (1..=MAX_LIMIT).contains(&n) => Ok(n),
-            _ => Err(bad("limit", &format!("must be 1..={MAX_LIMIT}"))),
-        },
+        None => Some(DEFAULT_LIMIT),
+        Some(s) => s
+            .parse::<usize>()
+            .ok()
+            .filter(|n| (1..=MAX_LIMIT).contains(n)),
     }
+}
+
+fn bad_limit() -> Response {
+    bad("limit", &format!("must be 1..={MAX_LIMIT}"))
 }
 
 /// A resource id: 16 hex digits.
@@ -96,9 +101,8 @@ pub async fn resources(
     State(s): State<AdminState>,
     Query(q): Query<HashMap<String, String>>,
 ) -> Response {
-    let limit = match limit_of(&q) {
-        Ok(l) => l,
-        Err(r) => return r,
+    let Some(limit) = limit_of(&q) else {
+        return bad_limit();
     };
     let mut states = Vec::new();
     for part in q.get("state").map_or("", String::as_str).split(',') {
@@ -179,9 +183,8 @@ pub async fn series(
     State(s): State<AdminState>,
     Query(q): Query<HashMap<String, String>>,
 ) -> Response {
-    let limit = match limit_of(&q) {
-        Ok(l) => l,
-        Err(r) => return r,
+    let Some(limit) = limit_of(&q) else {
+        return bad_limit();
     };
     let resource = match nonempty(&q, "resource") {
         None => None,

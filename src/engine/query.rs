@@ -485,7 +485,7 @@ fn hex(b: &[u8]) -> String {
 }
 
 fn unhex(s: &str) -> Option<Vec<u8>> {
-    if s.len() % 2 != 0 || s.len() > 8192 {
+    if !s.len().is_multiple_of(2) || s.len() > 8192 {
         return None;
     }
     (0..s.len())
