@@ -193,6 +193,34 @@ async fn resources_are_paginated_filtered_and_sorted_server_side() {
     assert_eq!(names, sorted);
     assert_eq!(names.len(), 7);
 
+    // A process arriving between two pages does not shift the next one: the cursor is the
+    // last item's sort key, not an offset.
+    let page1 = ok_json(&lw, "/api/v1/resources?sort=name&limit=3").await;
+    let cursor = page1["next_cursor"]
+        .as_str()
+        .expect("more pages")
+        .to_owned();
+    replay(
+        &lw,
+        150..151,
+        &[("aaa-first", "pod-0", 10.0 * MB, 0.0, 2e9)],
+    )
+    .await;
+    let page2 = ok_json(
+        &lw,
+        &format!("/api/v1/resources?sort=name&limit=3&cursor={cursor}"),
+    )
+    .await;
+    let expected: Vec<String> = by_name
+        .iter()
+        .flat_map(|p| p["items"].as_array().cloned().unwrap_or_default())
+        .skip(3)
+        .take(3)
+        .map(|v| v["id"].as_str().unwrap_or("").to_owned())
+        .collect();
+    assert_eq!(ids(&page2), expected);
+    assert_eq!(page2["total"], 8);
+
     // Filters.
     let billing = ok_json(&lw, "/api/v1/resources?service.name=billing").await;
     assert_eq!(billing["total"], 2);
@@ -209,7 +237,7 @@ async fn resources_are_paginated_filtered_and_sorted_server_side() {
     let open = ok_json(&lw, "/api/v1/resources?state=suspected,confirmed").await;
     assert_eq!(
         ok["total"].as_u64().unwrap_or(0) + open["total"].as_u64().unwrap_or(0),
-        7
+        8
     );
     let leaks = ok_json(&lw, "/api/v1/leaks").await;
     assert_eq!(open["total"], leaks["count"]);
@@ -227,7 +255,15 @@ async fn resources_are_paginated_filtered_and_sorted_server_side() {
     assert!(t[known.len()..].iter().all(Option::is_none), "{t:?}");
 
     // Ids are stable: the same on every call, and they open the process.
-    assert_eq!(ids(&ok_json(&lw, "/api/v1/resources").await), ids(&first));
+    let again = ok_json(&lw, "/api/v1/resources").await;
+    let newcomer = ok_json(&lw, "/api/v1/resources?service.name=aaa-first").await;
+    let newcomer = ids(&newcomer);
+    assert_eq!(newcomer.len(), 1);
+    let unchanged: Vec<String> = ids(&again)
+        .into_iter()
+        .filter(|i| *i != newcomer[0])
+        .collect();
+    assert_eq!(unchanged, ids(&first));
     let detail = ok_json(&lw, &format!("/api/v1/resources/{}", ids(&first)[0])).await;
     assert_eq!(detail["id"], first["items"][0]["id"]);
 
