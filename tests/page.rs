@@ -356,10 +356,15 @@ fn expected_buckets(steps: u64, bucket_ns: u64, ring: u64) -> usize {
 }
 
 async fn leak_id(lw: &Running) -> String {
+    leak_id_of(lw, "checkout").await
+}
+
+/// The id of the one open incident, which must be `service`'s.
+async fn leak_id_of(lw: &Running, service: &str) -> String {
     let leaks = ok_json(lw, "/api/v1/leaks").await;
     let items = leaks["items"].as_array().cloned().unwrap_or_default();
     assert_eq!(items.len(), 1, "{leaks}");
-    assert_eq!(items[0]["resource"]["service_name"], "checkout");
+    assert_eq!(items[0]["resource"]["service_name"], service);
     items[0]["id"].as_str().expect("id").to_owned()
 }
 
@@ -444,6 +449,81 @@ async fn a_process_has_its_detail_and_its_chart_history() {
         hh["buckets"]["t_unix_nano"].as_array().map_or(0, Vec::len),
         n
     );
+    lw.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_chart_follows_the_series_that_leaks() {
+    let lw = start(config()).await;
+    // A Node.js process: a large flat old space and a smaller, leaking large-object space.
+    for step in 0..300u64 {
+        let t = T0 + step * S;
+        let saw = (step % 5) as f64 * 1e6;
+        let space = |name: &str, v: f64| number_point(t, v, vec![kv("v8js.heap.space.name", name)]);
+        send(
+            &lw,
+            request(
+                resource("orders", "pod-3"),
+                vec![gauge_metric(
+                    "v8js.memory.heap.used",
+                    "By",
+                    vec![
+                        space("old_space", 200.0 * MB + saw),
+                        space("large_object_space", 20.0 * MB + 400e3 * step as f64 + saw),
+                    ],
+                )],
+            ),
+        )
+        .await;
+    }
+    let id = leak_id_of(&lw, "orders").await;
+    let d = ok_json(&lw, &format!("/api/v1/resources/{id}")).await;
+    let key_of = |space: &str| {
+        d["series"]
+            .as_array()
+            .expect("series")
+            .iter()
+            .find(|s| s["attributes"].as_str().is_some_and(|a| a.contains(space)))
+            .and_then(|s| s["key"].as_str())
+            .expect("the series")
+            .to_owned()
+    };
+    assert_eq!(
+        d["chart_series"].as_str(),
+        Some(key_of("large_object_space").as_str())
+    );
+    let h = ok_json(&lw, &format!("/api/v1/resources/{id}/history")).await;
+    let marks: Vec<(&str, u64)> = h["marks"]
+        .as_array()
+        .expect("marks")
+        .iter()
+        .map(|m| {
+            (
+                m["kind"].as_str().unwrap_or(""),
+                m["t_unix_nano"].as_u64().unwrap_or(0),
+            )
+        })
+        .collect();
+    let suspected = marks
+        .iter()
+        .find(|m| m.0 == "suspected")
+        .expect("suspected")
+        .1;
+    let switched = marks
+        .iter()
+        .find(|m| m.0 == "series_changed")
+        .expect("switched")
+        .1;
+    assert!(switched >= suspected, "{marks:?}");
+    // Only the leaking series' values since the switch: below the flat 200 MB space.
+    let first = h["buckets"]["t_unix_nano"][0].as_u64().expect("buckets");
+    assert!(first >= switched - (h["bucket_seconds"].as_f64().unwrap_or(0.0) * 1e9) as u64);
+    assert!(h["buckets"]["max"]
+        .as_array()
+        .expect("max")
+        .iter()
+        .all(|v| v.as_f64().is_some_and(|v| v < 200.0 * MB)));
+    assert!(h["trend"].is_object(), "the verdict's trend is drawn: {h}");
     lw.stop().await;
 }
 
