@@ -7,7 +7,9 @@
 //! walks the processes, never all their series (`GET /api/v1/series` without a filter, which
 //! does, is printed beside it).
 //!
-//! `cargo bench --bench fleet_page` (a measurement, not a test: it asserts nothing).
+//! `cargo bench --bench fleet_page` (a measurement, not a test: it asserts nothing). Under
+//! `cargo test --all-targets` (no `--bench` argument) it runs once on a fleet of 200, so it
+//! stays working without costing the test suite minutes.
 
 use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
@@ -21,14 +23,20 @@ use leakwatch::ops::telemetry::Telemetry;
 use leakwatch_tools::loadgen::{Size, Workload, WorkloadConfig};
 use tower::ServiceExt;
 
-const PROCESSES: usize = 10_000;
-/// 48 h and a bit of one-minute cycles.
-const FULL_CYCLES: u64 = 2_900;
+/// Processes, and one-minute cycles of the processes with a full history (48 h and a bit):
+/// the measurement's, or the smoke test's under `cargo test`.
+fn sizes(measure: bool) -> (usize, u64, usize) {
+    if measure {
+        (10_000, 2_900, 21)
+    } else {
+        (200, 10, 1)
+    }
+}
 
-fn fleet(series_per_process: usize) -> Arc<Engine> {
-    let series = PROCESSES * series_per_process;
+fn fleet(processes: usize, full_cycles: u64, series_per_process: usize) -> Arc<Engine> {
+    let series = processes * series_per_process;
     let mut cfg = WorkloadConfig::fleet(Size::Collector, series);
-    cfg.resources = PROCESSES;
+    cfg.resources = processes;
     let workload = Workload::build(&cfg).expect("the workload builds");
     let engine = Engine::new(
         EngineConfig {
@@ -45,7 +53,7 @@ fn fleet(series_per_process: usize) -> Arc<Engine> {
     }
     // The processes of the first request go on for 48 h of event time (a point a minute), so
     // their chart histories are full.
-    for cycle in 3..FULL_CYCLES {
+    for cycle in 3..full_cycles {
         let body = workload.render(0, cycle).expect("request");
         engine.ingest_metrics(body).expect("ingest");
     }
@@ -81,7 +89,8 @@ async fn measure(state: &AdminState, path: &str, runs: usize) -> (f64, f64, usiz
 }
 
 fn main() {
-    // `cargo bench` passes criterion-style flags; this measurement takes none.
+    // `cargo bench` passes `--bench`; `cargo test` does not.
+    let (processes, full_cycles, runs) = sizes(std::env::args().any(|a| a == "--bench"));
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -90,7 +99,7 @@ fn main() {
     rt.block_on(async {
         for per_process in [30, 3] {
             let started = Instant::now();
-            let engine = fleet(per_process);
+            let engine = fleet(processes, full_cycles, per_process);
             let tracked = engine.series_views(None).len();
             println!(
                 "fleet_page: {} processes, {} series ({tracked} tracked), {} chart histories; built in {:.1} s",
@@ -124,7 +133,7 @@ fn main() {
                 paths.push("/api/v1/series?limit=50".to_owned());
             }
             for path in paths {
-                let (ms, max, bytes, status) = measure(&state, &path, 21).await;
+                let (ms, max, bytes, status) = measure(&state, &path, runs).await;
                 println!(
                     "fleet_page: {per_process:>2} series/process  GET {path:<48} {status} median {ms:7.2} ms (max {max:7.2})  {:7.1} KB",
                     bytes as f64 / 1e3
