@@ -6,7 +6,9 @@
 //! Also prints the deterministic part of the memory per series (`series/memory`):
 //! the bytes each tracked series holds by construction (its boxed state, its
 //! share of its resource's table, its share of the interned names) for the fleet that
-//! `scripts/bench.sh --only memory` measures by RSS, 100 series per process.
+//! `scripts/bench.sh --only memory` measures by RSS, 100 series per process, and the bytes
+//! of each process's chart history (`engine::history`), with `series/history_record`, the
+//! cost of feeding it one point.
 
 mod fixtures;
 
@@ -252,6 +254,16 @@ fn memory(_c: &mut Criterion) {
         names.len(),
         names.heap_bytes(),
     );
+    let history = std::mem::size_of::<leakwatch::engine::history::History>();
+    println!(
+        "series/memory: per process: chart history {history} B (glibc chunk {}, jemalloc class {}), \
+         {} of {} processes hold one; {:.1} B per tracked series at {per_resource} series per process",
+        glibc_chunk(history),
+        jemalloc_class(history),
+        engine.history_count(),
+        engine.resource_count(),
+        jemalloc_class(history) as f64 * engine.history_count() as f64 / tracked.max(1) as f64,
+    );
     println!(
         "series/memory: by construction {:.0} B (glibc) / {:.0} B (jemalloc) per tracked series; \
          RSS adds the processes' state and the allocator's overhead (scripts/bench.sh --only memory)",
@@ -260,5 +272,25 @@ fn memory(_c: &mut Criterion) {
     );
 }
 
-criterion_group!(benches, memory, bench);
+/// Feeding a chart history one point (what every accepted memory point of a process's
+/// charted series costs on the ingest path).
+fn history(c: &mut Criterion) {
+    use leakwatch::engine::history::{ChartClass, History};
+    let mut group = c.benchmark_group("series/history_record");
+    group.throughput(Throughput::Elements(1));
+    let mut h = History::new(1, ChartClass::Heap, 0);
+    let mut t: u64 = 1_700_000_000_000_000_000;
+    let mut v = 100e6;
+    group.bench_function("point", |b| {
+        b.iter(|| {
+            // 15 s between points, 300 s buckets: most points land in the head bucket.
+            t += 15_000_000_000;
+            v += 1_000.0;
+            h.record(300_000_000_000, black_box(t), black_box(v), 0);
+        })
+    });
+    group.finish();
+}
+
+criterion_group!(benches, memory, bench, history);
 criterion_main!(benches);

@@ -108,10 +108,22 @@ async fn a_leak_fires_the_warning_then_the_critical_and_resolution_ends_both() {
         "{description}"
     );
     assert_eq!(a["runbook_url"], "https://runbooks.example/memory-leak");
+    // generatorURL: the process view of leakwatch's page.
+    let (_, _, leaks) = http_request("GET", &lw.admin_url("/api/v1/leaks"), &[], Vec::new()).await;
+    let leaks: serde_json::Value = serde_json::from_slice(&leaks).expect("leaks");
+    let id = leaks["items"][0]["id"].as_str().expect("id");
     assert_eq!(
         warning["generatorURL"],
-        "http://leakwatch.example:8080/#service.name=checkout&service.instance.id=pod-1"
+        format!("http://leakwatch.example:8080/resources/{id}")
     );
+    let (status, _, _) = http_request(
+        "GET",
+        &lw.admin_url(&format!("/resources/{id}")),
+        &[],
+        Vec::new(),
+    )
+    .await;
+    assert_eq!(status, 200, "the page the alert links to");
     // startsAt is the event time of the suspicion.
     let starts = rfc3339_ns(&warning["startsAt"]);
     assert!(

@@ -5,9 +5,12 @@
 //! - `GET /readyz`: receivers are serving (503 once shutdown began).
 //! - `GET /metrics`: self-metrics in the Prometheus text format.
 //! - `GET /api/v1/leaks`: open incidents (suspected or confirmed) as JSON.
-//! - `GET /api/v1/resources`: every tracked resource and its assessment.
-//! - `GET /api/v1/series?service.name=…`: trend figures of tracked series.
-//! - `GET /`: the web page (static HTML; it reads the API above).
+//! - `GET /api/v1/resources?state=&service.name=&q=&sort=&limit=&cursor=`: one page of the
+//!   tracked processes, filtered and sorted server-side; `/api/v1/resources/{id}`,
+//!   `…/{id}/history`, `…/{id}/chart.svg`: one process, its chart data and its chart
+//!   ([`api`]).
+//! - `GET /api/v1/series?service.name=…&resource=…`: trend figures of tracked series, paginated.
+//! - `GET /`, `GET /resources/{id}`: the web page (static HTML; it reads the API above).
 //!
 //! The API and the page show the resource attributes (service, instance, host,
 //! …) of every tracked process and their memory trends; `/metrics` shows
@@ -15,12 +18,11 @@
 //! `/api/v1/*` need the bearer token; `/healthz`, `/readyz` and the page's
 //! HTML stay open for probes and browsers (open the page as `/#token=…`).
 
-use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::extract::{Query, Request, State};
+use axum::extract::{Request, State};
 use axum::http::{header, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{Html, IntoResponse, Response};
@@ -30,9 +32,12 @@ use serde::Serialize;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
+mod api;
+mod chart;
+
 use crate::auth::BearerToken;
 use crate::detector::LeakState;
-use crate::engine::{Engine, ResourceView, SeriesView};
+use crate::engine::{Engine, ResourceView};
 use crate::exporter::ExportQueue;
 use crate::notify::heap_dump::{HeapDumpRecord, HeapDumps};
 use crate::ops::slow::Timeouts;
@@ -55,11 +60,15 @@ pub fn router(state: AdminState) -> Router {
     let protected = Router::new()
         .route("/metrics", get(metrics))
         .route("/api/v1/leaks", get(leaks))
-        .route("/api/v1/resources", get(resources))
-        .route("/api/v1/series", get(series))
+        .route("/api/v1/resources", get(api::resources))
+        .route("/api/v1/resources/{id}", get(api::resource))
+        .route("/api/v1/resources/{id}/history", get(api::history))
+        .route("/api/v1/resources/{id}/chart.svg", get(api::chart))
+        .route("/api/v1/series", get(api::series))
         .route_layer(middleware::from_fn_with_state(state.clone(), authorize));
     Router::new()
         .route("/", get(page))
+        .route("/resources/{id}", get(page))
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/readyz", get(readyz))
         .merge(protected)
@@ -201,34 +210,6 @@ async fn leaks(State(s): State<AdminState>) -> Json<Listing<Incident>> {
             })
             .collect(),
     )
-}
-
-async fn resources(State(s): State<AdminState>) -> Json<Listing<ResourceView>> {
-    let mut all = s.engine.resource_views();
-    all.sort_by(|a, b| {
-        a.resource
-            .service_name
-            .cmp(&b.resource.service_name)
-            .then_with(|| a.resource.instance.cmp(&b.resource.instance))
-    });
-    listing(all)
-}
-
-async fn series(
-    State(s): State<AdminState>,
-    Query(q): Query<HashMap<String, String>>,
-) -> Json<Listing<SeriesView>> {
-    let service = q.get("service.name").map(String::as_str);
-    let mut views = s.engine.series_views(service);
-    views.sort_by(|a, b| {
-        (&a.service_name, &a.instance, &a.metric, &a.attributes).cmp(&(
-            &b.service_name,
-            &b.instance,
-            &b.metric,
-            &b.attributes,
-        ))
-    });
-    listing(views)
 }
 
 async fn page() -> Html<&'static str> {

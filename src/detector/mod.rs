@@ -78,7 +78,8 @@ pub mod window;
 use std::time::Duration;
 
 pub use resource::{
-    LeakEvent, LeakEventKind, LeakState, LimitSource, Resolution, ResourceDetector, ResourceSummary,
+    LeadingTrend, LeakEvent, LeakEventKind, LeakState, LimitSource, Resolution, ResourceDetector,
+    ResourceSummary,
 };
 pub use series::{RestartKind, SeriesDetector, SeriesSummary, TrendSummary};
 

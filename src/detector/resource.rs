@@ -204,6 +204,17 @@ pub struct ResourceSummary {
     pub dropped_series: u64,
 }
 
+/// The series leading a resource's verdict (see [`ResourceDetector::leading_trend`]).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct LeadingTrend {
+    /// Key of the leading series.
+    pub key: u64,
+    /// The leader is resident minus committed memory derived from series `key`.
+    pub derived: bool,
+    /// The assessment that best describes it now (`None` before there is enough data).
+    pub assessment: Option<Assessment>,
+}
+
 /// Where a memory entry's values come from.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -1084,6 +1095,18 @@ impl ResourceDetector {
         self.confirm_since = None;
         self.clear_since = None;
         Some(event)
+    }
+
+    /// The series leading the verdict now and the assessment that describes it (read-only: the
+    /// admin API's chart and sorting read it; nothing here changes). `derived` is set when the
+    /// leader is resident minus committed memory, derived from the resident series `key`.
+    pub fn leading_trend(&self) -> Option<LeadingTrend> {
+        let lead = self.leading()?;
+        Some(LeadingTrend {
+            key: lead.key,
+            derived: lead.source == Source::Native,
+            assessment: lead.best(),
+        })
     }
 
     /// Snapshot for the admin API.

@@ -18,18 +18,23 @@ use bytes::Bytes;
 use dashmap::DashMap;
 use tokio_util::sync::CancellationToken;
 
-mod query;
+pub mod history;
+pub mod query;
 mod resource;
 mod snapshot;
 pub mod table;
 
-pub use query::{ResourceView, SeriesView};
+pub use query::{
+    Cursor, HistoryView, Page, ResourceDetail, ResourceQuery, ResourceView, SeriesQuery,
+    SeriesSortKey, SeriesView, Sort,
+};
 pub use resource::{ResourceEntry, ResourceInfo};
 pub use snapshot::{EngineSnapshot, ResourceSnapshot, RestoreError, RestoreReport, SeriesSnapshot};
 
 use crate::catalog::Catalog;
 use crate::detector::{
-    DetectorConfig, LeakEvent, Observation, ResourceDetector, Sample, SeriesDetector, Temporality,
+    DetectorConfig, LeakEvent, LeakEventKind, LeakState, Observation, ResourceDetector, Sample,
+    SeriesDetector, Temporality,
 };
 use crate::ops::limiter::MemoryLimiter;
 use crate::ops::telemetry::{PointAnomaly, Telemetry};
@@ -205,6 +210,15 @@ impl Engine {
         self.resources.iter().map(|r| r.series.heap_bytes()).sum()
     }
 
+    /// Resources holding a chart history (each one `size_of::<History>()` allocation): for
+    /// memory figures; walks every resource.
+    pub fn history_count(&self) -> usize {
+        self.resources
+            .iter()
+            .filter(|r| r.history.is_some())
+            .count()
+    }
+
     pub fn resource_count(&self) -> usize {
         self.resources.len()
     }
@@ -358,6 +372,7 @@ impl Engine {
                 detector,
                 latest_ns: 0,
                 series: ResourceSeries::default(),
+                history: None,
             }
         }))
     }
@@ -468,6 +483,15 @@ impl Engine {
                     tally.max_t_ns = tally.max_t_ns.max(p.t_ns);
                 }
                 resource.latest_ns = resource.latest_ns.max(p.t_ns);
+                Self::feed_history(
+                    &self.cfg.detector,
+                    &self.limiter,
+                    &mut resource.history,
+                    &resource.detector,
+                    key,
+                    &tracked.detector,
+                    p.t_ns,
+                );
                 if let Some(event) = resource.detector.on_series(
                     &self.cfg.detector,
                     key,
@@ -476,6 +500,7 @@ impl Engine {
                     &tracked.detector,
                     p.t_ns,
                 ) {
+                    Self::mark_event(&mut resource.history, &resource.detector, &event);
                     events.push(EngineEvent {
                         resource: Arc::clone(&resource.info),
                         event,
@@ -483,6 +508,81 @@ impl Engine {
                 }
             },
         )
+    }
+
+    /// Feeds an accepted point to its resource's chart history (see [`history`]): the limit,
+    /// or the value of the series the chart shows. Outside an incident a heap series takes the
+    /// chart over from a resident one, and a clearly larger series of the same class from a
+    /// smaller one; during one the chart follows the verdict's series (see `mark_event`). The
+    /// history is allocated with the first memory point, if the memory limiter admits it.
+    #[allow(clippy::too_many_arguments)] // disjoint borrows of the resource entry
+    fn feed_history(
+        cfg: &DetectorConfig,
+        limiter: &MemoryLimiter,
+        history: &mut Option<Box<history::History>>,
+        detector: &crate::detector::ResourceDetector,
+        key: SeriesKey,
+        series: &SeriesDetector,
+        t_ns: u64,
+    ) {
+        let role = series.role();
+        if role == crate::catalog::Role::MemoryLimit {
+            if let Some(h) = history.as_mut() {
+                let value = series.last_value();
+                // The smallest limit of the process is the one it meets first.
+                if h.limit().is_none_or(|l| value <= l || h.limit_key() == key) {
+                    h.record_limit(key, t_ns, value);
+                }
+            }
+            return;
+        }
+        let Some(class) = history::ChartClass::of(role) else {
+            return;
+        };
+        let value = series.last_value();
+        let h = match history {
+            Some(h) => h,
+            None => {
+                if !limiter.admits_new_series() {
+                    return;
+                }
+                limiter.charge(crate::ops::limiter::HISTORY_CHARGE_BYTES);
+                history.insert(history::History::new(key, class, series.restarts()))
+            }
+        };
+        if h.series() != key {
+            let follow = h.pending() == Some(key)
+                || (detector.state() == LeakState::Ok && h.yields_to(class, value));
+            if !follow {
+                return;
+            }
+            h.switch_to(key, class, series.restarts(), t_ns);
+        }
+        h.record(history::bucket_ns(cfg), t_ns, value, series.restarts());
+    }
+
+    /// Marks a lifecycle transition on the resource's chart; a suspicion or confirmation moves
+    /// the chart to the series leading it (from that series' next point).
+    fn mark_event(
+        history: &mut Option<Box<history::History>>,
+        detector: &crate::detector::ResourceDetector,
+        event: &LeakEvent,
+    ) {
+        let Some(h) = history.as_mut() else {
+            return;
+        };
+        let kind = match event.kind {
+            LeakEventKind::Suspected => history::MarkKind::Suspected,
+            LeakEventKind::Confirmed => history::MarkKind::Confirmed,
+            LeakEventKind::Resolved => history::MarkKind::Resolved,
+        };
+        h.mark(kind, event.t_ns);
+        if event.kind != LeakEventKind::Resolved {
+            // A derived native leader is keyed by the resident series it comes from.
+            if let Some(lead) = detector.leading_trend() {
+                h.follow(lead.key);
+            }
+        }
     }
 
     /// Classifies a new series (once per series, so decoding here is fine).
@@ -761,9 +861,16 @@ mod tests {
     fn new_series_stop_when_the_memory_budget_is_spent() {
         let limiter = Arc::new(MemoryLimiter::new(1_000_000, 100_000));
         let e = engine(1000).with_limiter(Arc::clone(&limiter));
-        // 17,000 bytes of room; each new process with its one series is charged 6 KiB, and
-        // what is admitted while some room is left may overdraw it.
-        limiter.observe(83_000);
+        // 36,000 bytes of room; each new process with its one series and its chart history is
+        // charged 14 KiB, and what is admitted while some room is left may overdraw it.
+        use crate::ops::limiter::{
+            HISTORY_CHARGE_BYTES, RESOURCE_CHARGE_BYTES, SERIES_CHARGE_BYTES,
+        };
+        assert_eq!(
+            RESOURCE_CHARGE_BYTES + SERIES_CHARGE_BYTES + HISTORY_CHARGE_BYTES,
+            14_336
+        );
+        limiter.observe(64_000);
         let refused: Vec<bool> = ["a", "b", "c", "d", "e"]
             .iter()
             .map(|s| {
@@ -786,6 +893,29 @@ mod tests {
             .rejected
             .is_empty());
         assert_eq!(e.resource_count(), 4);
+    }
+
+    #[test]
+    fn each_process_keeps_a_chart_history_evicted_with_it() {
+        let e = engine(100);
+        const S: u64 = 1_000_000_000;
+        let bucket = history::bucket_ns(&e.cfg.detector);
+        // Points two buckets apart: one bucket each.
+        for i in 0..10u64 {
+            e.ingest_metrics(rss_request("a", S + i * 2 * bucket, 1e8 + i as f64 * 1e6))
+                .expect("valid");
+        }
+        let h = e
+            .resources
+            .iter()
+            .next()
+            .and_then(|r| r.history.as_ref().map(|h| h.buckets()))
+            .expect("a history");
+        assert_eq!(h.len(), 10);
+        assert!((h[9].last - 1.09e8).abs() <= 1.09e8 / 32_000.0);
+        e.watermark_ns.store(u64::MAX / 2, Ordering::Relaxed);
+        e.evict_idle();
+        assert_eq!(e.resource_count(), 0);
     }
 
     #[test]

@@ -5,6 +5,7 @@ use std::sync::Arc;
 
 use serde::Serialize;
 
+use super::history::History;
 use super::table::{self, ResourceKey, ResourceSeries};
 use crate::detector::ResourceDetector;
 use crate::otlp::proto::otlp::common::v1::{any_value, KeyValue};
@@ -88,4 +89,14 @@ pub struct ResourceEntry {
     pub latest_ns: u64,
     /// Its series (bounded in all by the engine's [`SeriesTable`](super::table::SeriesTable)).
     pub series: ResourceSeries,
+    /// The chart's history (see [`super::history`]); allocated with the first memory point.
+    pub history: Option<Box<History>>,
+}
+
+impl ResourceInfo {
+    /// The resource's stable id in the admin API: its key (a hash of its attributes, so the
+    /// same process keeps its id across restarts of leakwatch) as 16 hex digits.
+    pub fn id(&self) -> String {
+        format!("{:016x}", self.key)
+    }
 }

@@ -7,6 +7,7 @@ use std::sync::Arc;
 use prost::Message;
 use serde::{Deserialize, Serialize};
 
+use super::history::{History, HistorySnapshot};
 use super::resource::{ResourceEntry, ResourceInfo};
 use super::table::{self, ResourceKey, ResourceSeries, Series, SeriesKey, SeriesName, Tracked};
 use super::Engine;
@@ -31,6 +32,7 @@ impl Engine {
                     .collect(),
                 latest_ns: r.latest_ns,
                 detector: ResourceDetector::clone(&r.detector),
+                history: r.history.as_ref().map(|h| h.snapshot()),
             });
             for (key, s) in r.series.iter() {
                 if let Some(t) = s.tracked.as_ref() {
@@ -79,6 +81,9 @@ impl Engine {
                     detector,
                     latest_ns: r.latest_ns,
                     series: ResourceSeries::default(),
+                    // A checkpoint from before the history (or with a malformed one) restores
+                    // the rest; the chart starts again from the next point.
+                    history: r.history.and_then(History::restore),
                 },
             );
             if let Some(old) = replaced {
@@ -141,6 +146,9 @@ pub struct ResourceSnapshot {
     pub attributes: Vec<Vec<u8>>,
     pub latest_ns: u64,
     pub detector: ResourceDetector,
+    /// The chart's history; absent in checkpoints written before it existed, which still load.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub history: Option<HistorySnapshot>,
 }
 
 /// One tracked series in a snapshot.

@@ -571,7 +571,7 @@ mod tests {
         assert_eq!(a[0].ends_at, "1970-01-01T02:50:40.000Z");
         assert_eq!(
             a[0].generator_url.as_deref(),
-            Some("http://lw:8080/#service.name=checkout&service.instance.id=pod-1")
+            Some("http://lw:8080/resources/0000000000000001")
         );
         assert_eq!(a[0].annotations["runbook_url"], "https://runbooks/leak");
         assert_eq!(

@@ -78,19 +78,14 @@ pub const COMPONENT: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHAN
     .remove(b'_')
     .remove(b'~');
 
-/// leakwatch's page, pointed at one process (`external_url` without a trailing slash).
+/// leakwatch's page of one process, `<external_url>/resources/<id>`: the id is the resource
+/// key (a hash of its attributes), the same in every replica fed the same data.
 pub fn page_url(external_url: &str, resource: &ResourceInfo) -> String {
-    use percent_encoding::utf8_percent_encode;
-    let mut url = format!(
-        "{}/#service.name={}",
+    format!(
+        "{}/resources/{}",
         external_url.trim_end_matches('/'),
-        utf8_percent_encode(&resource.service_name, COMPONENT)
-    );
-    if let Some(id) = attribute(resource, "service.instance.id") {
-        url.push_str("&service.instance.id=");
-        url.extend(utf8_percent_encode(&id, COMPONENT));
-    }
-    url
+        resource.id()
+    )
 }
 
 #[cfg(test)]
@@ -169,11 +164,12 @@ pub(crate) mod tests {
     }
 
     #[test]
-    fn the_page_url_is_encoded() {
-        let r = resource(&[("service.name", "a b"), ("service.instance.id", "x&y")]);
+    fn the_page_url_is_the_process_view() {
+        let mut r = resource(&[("service.name", "a b"), ("service.instance.id", "x&y")]);
+        r.key = 0xab;
         assert_eq!(
             page_url("http://lw:8080/", &r),
-            "http://lw:8080/#service.name=a%20b&service.instance.id=x%26y"
+            "http://lw:8080/resources/00000000000000ab"
         );
     }
 }

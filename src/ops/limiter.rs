@@ -33,6 +33,10 @@ pub const SERIES_CHARGE_BYTES: i64 = 2048;
 /// What creating one resource (process) is charged: its detector, its
 /// decoded attributes, its table entry.
 pub const RESOURCE_CHARGE_BYTES: i64 = 4096;
+/// What a resource's chart history is charged when it is allocated (with its first memory
+/// point): its one 3,776-byte allocation (`engine::history`) in jemalloc's 4 KiB size class, twice,
+/// like the other charges an overestimate for the allocator's slack.
+pub const HISTORY_CHARGE_BYTES: i64 = 8192;
 
 /// Reads the memory in use, in bytes.
 pub trait MemoryProbe: Send + Sync + 'static {
