@@ -113,6 +113,7 @@ fn main() {
                 queue: None,
                 ready: Arc::new(AtomicBool::new(true)),
                 token: None,
+                heap_dumps: None,
             };
             // A process with a full chart history (one that ran for 48 h).
             let id = engine
