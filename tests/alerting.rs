@@ -16,8 +16,8 @@ use std::time::{Duration, Instant};
 use common::alertmanager::{available, Alertmanager};
 use common::leak::{detector, feed, lifecycle, t0, S};
 use common::*;
+use leakwatch::config::notify::AlertmanagerConfig;
 use leakwatch::config::Config;
-use leakwatch::notify::settings::AlertmanagerConfig;
 
 fn config(am: &str, resend: Duration) -> Config {
     let mut c = test_config(None);

@@ -12,8 +12,8 @@ use std::time::{Duration, Instant};
 
 use common::procs::{free_port, Proc, TestEnv, READY_TIMEOUT};
 use common::*;
+use leakwatch::config::notify::{HeapDumpMethod, HeapDumpRule};
 use leakwatch::detector::DetectorConfig;
-use leakwatch::notify::settings::{HeapDumpMethod, HeapDumpRule};
 use leakwatch::otlp::proto::otlp::collector::logs::v1::ExportLogsServiceRequest;
 use leakwatch::otlp::proto::otlp::common::v1::any_value;
 use leakwatch::otlp::proto::paths;

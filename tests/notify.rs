@@ -14,7 +14,7 @@ use axum::routing::post;
 use axum::{Json, Router};
 use common::leak::{detector, feed, lifecycle, t0, S, STEPS};
 use common::*;
-use leakwatch::notify::settings::WebhookConfig;
+use leakwatch::config::notify::WebhookConfig;
 use tokio::sync::mpsc;
 
 struct Sink {

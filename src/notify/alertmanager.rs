@@ -26,9 +26,9 @@ use tokio::time::Instant;
 use tracing::{info, warn};
 
 use super::identity::{page_url, process_labels};
-use super::settings::AlertmanagerConfig;
 use super::words::{human_duration, sentence};
 use super::{Batch, Outlet};
+use crate::config::notify::AlertmanagerConfig;
 use crate::detector::{LeakEvent, LeakEventKind, LeakState};
 use crate::engine::table::ResourceKey;
 use crate::engine::{Engine, ResourceInfo, ResourceView};

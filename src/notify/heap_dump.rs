@@ -24,8 +24,8 @@ use tokio::time::Instant;
 use tracing::{info, warn};
 
 use super::identity::{attribute, COMPONENT};
-use super::settings::{HeapDumpMethod, HeapDumpRule};
 use super::{Batch, Outlet, SCOPE};
+use crate::config::notify::{HeapDumpMethod, HeapDumpRule};
 use crate::detector::LeakEventKind;
 use crate::engine::table::ResourceKey;
 use crate::engine::ResourceInfo;
@@ -43,98 +43,10 @@ pub const BODY_KEPT: usize = 1024;
 /// Processes remembered (outcomes and last-dump times).
 const MAX_REMEMBERED: usize = 10_000;
 
-#[derive(Debug, Clone, PartialEq)]
-enum Piece {
-    Text(String),
-    Attribute(String),
-}
-
-/// A checked heap-dump URL template.
-#[derive(Debug, Clone, PartialEq)]
-pub struct UrlTemplate {
-    scheme: &'static str,
-    host: Piece,
-    /// `:port` or empty.
-    port: String,
-    rest: Vec<Piece>,
-}
-
-fn pieces(s: &str) -> Result<Vec<Piece>, String> {
-    let mut out = Vec::new();
-    let mut rest = s;
-    while let Some(open) = rest.find(['{', '}']) {
-        if rest.as_bytes()[open] == b'}' {
-            return Err("a '}' without its '{'".into());
-        }
-        if open > 0 {
-            out.push(Piece::Text(rest[..open].to_owned()));
-        }
-        let after = &rest[open + 1..];
-        let close = after.find('}').ok_or("a '{' without its '}'")?;
-        let name = &after[..close];
-        if name.is_empty() || name.contains('{') {
-            return Err(format!("{{{name}}} is not an attribute placeholder"));
-        }
-        out.push(Piece::Attribute(name.to_owned()));
-        rest = &after[close + 1..];
-    }
-    if !rest.is_empty() {
-        out.push(Piece::Text(rest.to_owned()));
-    }
-    Ok(out)
-}
-
-/// A host name or IPv4 address: letters, digits, `-` and `.`, starting with a letter or digit.
-fn plain_host(h: &str) -> bool {
-    h.len() <= 253
-        && h.starts_with(|c: char| c.is_ascii_alphanumeric())
-        && h.chars()
-            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '.')
-}
+pub use crate::config::url_template::UrlTemplate;
+use crate::config::url_template::{plain_host, Piece};
 
 impl UrlTemplate {
-    pub fn parse(template: &str) -> Result<UrlTemplate, String> {
-        let (scheme, after) = if let Some(a) = template.strip_prefix("http://") {
-            ("http", a)
-        } else if let Some(a) = template.strip_prefix("https://") {
-            ("https", a)
-        } else {
-            return Err(format!("{template:?} must start with http:// or https://"));
-        };
-        let end = after.find(['/', '?', '#']).unwrap_or(after.len());
-        let (authority, rest) = after.split_at(end);
-        if authority.contains('@') {
-            return Err("user info (`@`) is not allowed in the URL".into());
-        }
-        let (host, port) = match authority.rfind(':') {
-            Some(i) if !authority.ends_with(']') => (&authority[..i], &authority[i..]),
-            _ => (authority, ""),
-        };
-        if !port.is_empty() && (port.len() < 2 || port[1..].parse::<u16>().is_err()) {
-            return Err(format!(
-                "{port:?} is not a port (the port cannot be templated)"
-            ));
-        }
-        let host = match pieces(host)?.as_slice() {
-            [Piece::Attribute(a)] => Piece::Attribute(a.clone()),
-            [Piece::Text(h)] if h.parse::<http::uri::Authority>().is_ok() => Piece::Text(h.clone()),
-            [] => return Err("the URL has no host".into()),
-            _ => {
-                return Err(
-                    "the host must be literal or exactly one placeholder such as {host.name}"
-                        .into(),
-                )
-            }
-        };
-        let rest = pieces(rest)?;
-        Ok(UrlTemplate {
-            scheme,
-            host,
-            port: port.to_owned(),
-            rest,
-        })
-    }
-
     /// The URL for `resource`, or why there is none.
     pub fn render(&self, resource: &ResourceInfo) -> Result<String, String> {
         let value = |name: &str| {

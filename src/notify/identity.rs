@@ -12,17 +12,7 @@ const PROCESS: [&str; 3] = ["service.name", "service.namespace", "service.instan
 /// What identifies a process that has no `service.instance.id` (a container).
 const CONTAINER: [&str; 3] = ["k8s.namespace.name", "k8s.pod.name", "k8s.container.name"];
 
-/// Labels leakwatch sets itself; static labels may not override them.
-pub const IDENTITY_LABELS: [&str; 8] = [
-    "alertname",
-    "severity",
-    "service_name",
-    "service_namespace",
-    "service_instance_id",
-    "k8s_namespace_name",
-    "k8s_pod_name",
-    "k8s_container_name",
-];
+pub use crate::config::notify::IDENTITY_LABELS;
 
 /// A resource attribute name as a Prometheus label name: every character
 /// outside `[a-zA-Z0-9_]` becomes `_`, a leading digit gets a `_` in front

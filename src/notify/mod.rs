@@ -39,7 +39,6 @@ pub mod identity;
 pub mod log_line;
 pub mod otlp_logs;
 pub mod rules;
-pub mod settings;
 pub mod webhook;
 pub mod words;
 

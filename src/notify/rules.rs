@@ -12,7 +12,7 @@ use std::collections::BTreeMap;
 use serde::Serialize;
 
 use super::alertmanager::{CONFIRMED, SUSPECTED};
-use super::settings::AlertmanagerConfig;
+use crate::config::notify::AlertmanagerConfig;
 
 /// An OTLP metric's name in Prometheus, as the collector's Prometheus exporters and
 /// Prometheus' own OTLP receiver translate it (with unit suffixes, the default): `.` → `_`,

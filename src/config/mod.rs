@@ -10,6 +10,9 @@
 //! Every field's doc comment is its reference documentation (README's config
 //! reference is written from them).
 
+pub mod notify;
+pub mod url_template;
+
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -50,7 +53,7 @@ pub struct Config {
     /// Periodic checkpoint of the detector state, restored at start (off when unset).
     pub checkpoint: Option<CheckpointConfig>,
     /// Alertmanager, webhook and heap-dump notifications.
-    pub notify: crate::notify::settings::NotifyConfig,
+    pub notify: crate::config::notify::NotifyConfig,
 }
 
 /// Where and how often the detector state is checkpointed.
@@ -962,7 +965,7 @@ fn unknown_keys(schema: &Value, tree: &Value, prefix: &str, errors: &mut Vec<Str
         } else {
             format!("{prefix}.{name}")
         };
-        if crate::notify::settings::FREE_FORM.contains(&path.as_str()) {
+        if crate::config::notify::FREE_FORM.contains(&path.as_str()) {
             continue;
         }
         match s.get(k) {

@@ -9,6 +9,18 @@ use serde::{Deserialize, Serialize};
 
 use crate::secret::Secret;
 
+/// Labels leakwatch sets itself; static labels may not override them.
+pub const IDENTITY_LABELS: [&str; 8] = [
+    "alertname",
+    "severity",
+    "service_name",
+    "service_namespace",
+    "service_instance_id",
+    "k8s_namespace_name",
+    "k8s_pod_name",
+    "k8s_container_name",
+];
+
 /// Notifications (all off unless configured).
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -167,7 +179,7 @@ impl NotifyConfig {
                     errors.push(format!(
                         "notify.alertmanager.labels.{name}: not a valid Prometheus label name ([a-zA-Z_][a-zA-Z0-9_]*, not starting with __)"
                     ));
-                } else if super::identity::IDENTITY_LABELS.contains(&name.as_str()) {
+                } else if IDENTITY_LABELS.contains(&name.as_str()) {
                     errors.push(format!(
                         "notify.alertmanager.labels.{name}: set by leakwatch (it identifies the process)"
                     ));
@@ -191,7 +203,7 @@ impl NotifyConfig {
         }
         for (i, rule) in self.heap_dump.iter().enumerate() {
             let key = format!("notify.heap_dump[{i}]");
-            if let Err(e) = super::heap_dump::UrlTemplate::parse(&rule.url) {
+            if let Err(e) = super::url_template::UrlTemplate::parse(&rule.url) {
                 errors.push(format!("{key}.url: {e}"));
             }
             if rule.timeout.is_zero() {
