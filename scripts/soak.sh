@@ -225,7 +225,7 @@ wait "$load_pid" && load_rc=0 || load_rc=$?
 
 metrics=$(curl -fsS --max-time 10 "$admin/metrics") || fail "/metrics unreachable after the soak"
 leaks=$(curl -fsS --max-time 10 "$admin/api/v1/leaks") || fail "/api/v1/leaks unreachable"
-resources=$(curl -fsS --max-time 10 "$admin/api/v1/resources") || fail "/api/v1/resources unreachable"
+resources=$(curl -fsS --max-time 10 "$admin/api/v1/resources?service.name=leakwatch") || fail "/api/v1/resources unreachable"
 # For diagnosis: what leakwatch's detector saw of itself, and its events.
 curl -fsS --max-time 10 "$admin/api/v1/series?service.name=leakwatch" >"$work/self-series.json" || true
 grep '"service":"leakwatch"' "$work/leakwatch.log" >"$work/self-events.log" || true
@@ -274,7 +274,7 @@ def metric(name):
     m = re.search(r"^" + re.escape(name) + r" ([0-9.e+]+)$", metrics, re.M)
     return int(float(m.group(1))) if m else None
 
-resources = json.load(open(f"{work}/resources.json"))["items"]
+resources = json.load(open(f"{work}/resources.json"))["items"]  # service.name=leakwatch only: the list is paginated
 leaks = json.load(open(f"{work}/leaks.json"))["items"]
 own = [r for r in resources if r["resource"]["service_name"] == "leakwatch"]
 own_leaks = [r for r in leaks if r["resource"]["service_name"] == "leakwatch"]
