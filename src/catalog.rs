@@ -54,6 +54,9 @@ pub enum Role {
     RequestCount,
     /// Number of goroutines / threads (a gauge).
     Goroutines,
+    /// Live objects of one type (a gauge per `object.type`, the seed guide's
+    /// `process.runtime.python.objects`): names what grows, never a leak signal by itself.
+    ObjectCount,
 }
 
 impl Role {
@@ -70,6 +73,7 @@ impl Role {
             Role::GcCount => "gc_count",
             Role::RequestCount => "request_count",
             Role::Goroutines => "goroutines",
+            Role::ObjectCount => "object_count",
         }
     }
 
@@ -295,6 +299,8 @@ const BUILTIN: &[BuiltinRule] = &[
         Some(Role::GcCount),
     ),
     ("process.runtime.python.gc", &[], None),
+    // The guide's live object counts per `object.type` (gc.get_objects by type): what leaks.
+    ("process.runtime.python.objects", &[], Some(Role::ObjectCount)),
     // Python (opentelemetry-instrumentation-system-metrics' runtime names).
     (
         "process.runtime.python.memory",

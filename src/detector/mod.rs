@@ -40,6 +40,27 @@
 //! - **Urgency is not evidence**: the forecast to a known limit beyond `max_time_to_limit` only
 //!   keeps the short window from raising a suspicion; the long window confirms slow leaks on
 //!   big heaps, with the forecast in the event.
+//! - **Fast window** (speed scales with the strength of the evidence): memory gauges also keep
+//!   a ring of [`window::BUCKETS`] buckets of `bucket / FAST_DIVISOR` (the newest 3 h with the
+//!   default windows). Its floor is judged with the same gates as the other windows (see
+//!   [`trend`]), plus three of its own. First, the growth must not bend down at all: any
+//!   significant concavity, or a newer half growing significantly slower, vetoes it, because
+//!   over 1–3 h a warm-up's bend is all there is to tell it from a leak. Second, the growth must
+//!   be at least `fast_min_growth` of the floor per fast window, so only leaks large against
+//!   their own heap take this route. Third, with a request rate, the floor's relative growth per
+//!   hour must exceed the request rate's: memory that follows traffic grows at most as fast,
+//!   relatively, as the traffic does, and at falling traffic any strong growth counts. This
+//!   sidesteps the long window's load regression, in which a late leak at falling traffic is
+//!   collinear with the load. For a heap in use (sawtooth), at least half of the fast buckets
+//!   must show a collection: before an old generation's first collection, the minima ride the
+//!   ramp. Such evidence suspects after a sixth of the fast window. It confirms after the whole
+//!   fast window (a process at least a short window old: bounded episodes like a batch job end
+//!   sooner), or after a sixth of it when the forecast reaches a known limit within two fast
+//!   windows.
+//! - **Previous peak as a limit**: when a segment grew until its process restarted, the peak
+//!   it reached is that series' limit for the forecast of the next segments (when no runtime,
+//!   container or configured limit is known): an OOM-restart cycle is confirmed early in its
+//!   second segment.
 //! - **Resolution**: an incident stays open while a long window still grows by the minimum
 //!   effect size, significant or not.
 //! - **Restart cycles**: several series see the same restart; if any finds the finished segment
@@ -162,7 +183,20 @@ pub struct DetectorConfig {
     /// Values (after unit scaling) above this are refused as implausible (e.g. Go reports an unset
     /// memory limit as `i64::MAX`).
     pub max_value: f64,
+    /// The fast window: memory series also keep [`window::BUCKETS`] buckets of
+    /// `bucket / FAST_DIVISOR` (the newest `long_window / 8`, 3 h by default), and a floor that
+    /// grows there by at least `fast_min_growth` of itself, faster than the load, is suspected
+    /// and confirmed without waiting for the short window. `false` turns it off.
+    pub fast_window: bool,
+    /// Effect size the fast window needs: the floor's growth over one fast window as a fraction
+    /// of the floor (0.15: 5 %/h with the default 3 h fast window; 20 MiB/h on a 150 MiB heap is
+    /// 13 %/h). Being relative to the window, it scales with the windows (seconds-scale tests
+    /// need no other setting).
+    pub fast_min_growth: f64,
 }
+
+/// Fast buckets per (long-window) bucket.
+pub const FAST_DIVISOR: u64 = 8;
 
 impl Default for DetectorConfig {
     fn default() -> Self {
@@ -189,6 +223,8 @@ impl Default for DetectorConfig {
             hysteresis: 0.5,
             max_forward_gap: None,
             max_value: 9.007_199_254_740_992e15,
+            fast_window: true,
+            fast_min_growth: 0.15,
         }
     }
 }
@@ -298,6 +334,10 @@ impl DetectorConfig {
             "hysteresis: must be in (0, 1]".into(),
         );
         check(
+            self.fast_min_growth > 0.0 && self.fast_min_growth.is_finite(),
+            "fast_min_growth: must be a positive number".into(),
+        );
+        check(
             self.max_value > 0.0 && !self.max_value.is_nan(),
             "max_value: must be positive".into(),
         );
@@ -328,6 +368,21 @@ impl DetectorConfig {
     /// Width of one bucket in seconds.
     pub fn bucket_secs(&self) -> f64 {
         self.bucket_ns() as f64 * 1e-9
+    }
+
+    /// Width of one fast bucket in nanoseconds (a bucket / [`FAST_DIVISOR`], at least 1).
+    pub fn fast_bucket_ns(&self) -> u64 {
+        (self.bucket_ns() / FAST_DIVISOR).max(1)
+    }
+
+    /// Width of one fast bucket in seconds.
+    pub fn fast_bucket_secs(&self) -> f64 {
+        self.fast_bucket_ns() as f64 * 1e-9
+    }
+
+    /// Span of the fast window in seconds (all its buckets).
+    pub fn fast_window_secs(&self) -> f64 {
+        self.fast_bucket_secs() * window::BUCKETS as f64
     }
 
     /// Number of buckets in the short window (at least 1, at most all).

@@ -233,7 +233,7 @@ enum Source {
 /// 152 of an inline `Option<Assessment>`. A process's memory entries are created with the
 /// process and hold no assessment until their series has enough buckets for a fit (and the
 /// cycle assessment only after a grown restart cycle), so three inline slots made an entry
-/// 544 bytes, most of it empty; boxed, it is 112, and an assessment costs its 160-byte box
+/// 544 bytes, most of it empty; boxed, it is 112 (152 with the fast window's state), and an assessment costs its 160-byte box
 /// only while there is one. Serialized exactly like `Option<Assessment>` (serde treats a
 /// `Box` as its contents and the wrapper is transparent), so checkpoints are unchanged; reads
 /// copy the assessment out, as reads of the inline `Option` did.
@@ -292,6 +292,24 @@ struct MemoryEntry {
     /// Event time of the restart whose grown (not out-of-memory) cycle was counted last, so a
     /// warm-up verdict on the same restart by another series can take it back (0 = none).
     cycle_ns: u64,
+    /// The floor over the fast window, and the fast bucket it was judged at.
+    #[serde(default)]
+    fast: Held,
+    /// (0 = not yet judged.)
+    #[serde(default)]
+    fast_head: u64,
+    /// The fast window is leak-like: strong growth, not outpaced by the load (see `judge_fast`).
+    #[serde(default)]
+    fast_leak: bool,
+    /// The series' segment is younger than the short window (a process that just started:
+    /// where warm-ups live).
+    #[serde(default)]
+    fast_young: bool,
+    /// The peak the series reached before its last grow-then-restart cycle (see
+    /// [`LimitSource::PreviousPeak`]).
+    /// (0 = none; `f32` like the rings' values.)
+    #[serde(default)]
+    peak_limit: f32,
 }
 
 impl MemoryEntry {
@@ -315,6 +333,11 @@ impl MemoryEntry {
             cycle: Held::default(),
             pending_cycle: None,
             cycle_ns: 0,
+            fast: Held::default(),
+            fast_head: 0,
+            fast_leak: false,
+            fast_young: false,
+            peak_limit: 0.0,
         }
     }
 
@@ -329,8 +352,14 @@ impl MemoryEntry {
     fn leak_long(&self) -> bool {
         !self.load_explained && self.long.get().is_some_and(|a| a.leak)
     }
+    fn leak_fast(&self) -> bool {
+        // Not `load_explained`: over a long window whose older part is flat, a late leak at
+        // falling traffic is collinear with the load; the fast window has its own load test.
+        self.fast_leak && !self.long.get().is_some_and(|a| a.saturating)
+    }
     fn evidence(&self) -> bool {
-        self.primary && (self.leak_short() || self.leak_long() || self.grown_cycles >= 1)
+        self.primary
+            && (self.leak_short() || self.leak_long() || self.leak_fast() || self.grown_cycles >= 1)
     }
     /// Keeps an open incident open: the relaxed (hysteresis) test on either window, a long
     /// window that still grows by the minimum effect size, or a grown restart cycle.
@@ -338,6 +367,7 @@ impl MemoryEntry {
         self.primary
             && (self.short.get().is_some_and(|a| a.relaxed)
                 || self.long.get().is_some_and(|a| a.relaxed || a.persisting)
+                || (!self.short.is_some() && self.fast.get().is_some_and(|a| a.relaxed))
                 || self.grown_cycles >= 1)
     }
     /// What leaks, for events: the series' attributes, or `native` for a derived native series.
@@ -356,6 +386,8 @@ impl MemoryEntry {
             self.long.get()
         } else if self.leak_short() {
             self.short.get()
+        } else if self.leak_fast() {
+            self.fast.get()
         } else if self.grown_cycles >= 1 && self.cycle.is_some() {
             self.cycle.get()
         } else {
@@ -384,6 +416,9 @@ pub enum LimitSource {
     Container,
     /// A limit configured for the resource (`catalog.limits`).
     Configured,
+    /// The peak this series reached before the process last died while growing (an
+    /// out-of-memory restart): the limit it will hit again.
+    PreviousPeak,
 }
 
 impl LimitSource {
@@ -392,6 +427,7 @@ impl LimitSource {
             LimitSource::Runtime => "runtime",
             LimitSource::Container => "container",
             LimitSource::Configured => "configured",
+            LimitSource::PreviousPeak => "previous_peak",
         }
     }
 }
@@ -465,6 +501,9 @@ pub struct ResourceDetector {
     evidence_since: Option<u64>,
     confirm_since: Option<u64>,
     clear_since: Option<u64>,
+    /// Since when the fast window has shown a leak (see `judge_fast`).
+    #[serde(default)]
+    fast_since: Option<u64>,
     /// Signals and leading metric of the open (or last) incident, for the resolved event.
     #[serde(with = "signal_names")]
     incident_signals: Vec<&'static str>,
@@ -476,6 +515,24 @@ pub struct ResourceDetector {
     #[serde(default)]
     incident_native: bool,
     dropped_series: u64,
+    /// Counts of things the process holds (goroutines, live objects per type): candidates for
+    /// `leak.component`.
+    #[serde(default)]
+    components: Vec<ComponentEntry>,
+}
+
+/// Most count series a process keeps as `leak.component` candidates.
+const MAX_COMPONENTS: usize = 16;
+
+/// A count series (goroutines, objects of one type) and how fast it grows.
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
+struct ComponentEntry {
+    key: u64,
+    /// What it names: its attributes (`object.type=dict`), or the metric without attributes.
+    name: Box<str>,
+    last_head: u64,
+    /// Relative growth per hour of the count when its trend is leak-like, else 0.
+    growth: f32,
 }
 
 /// Appends `x`, growing `v` by exactly one element. The per-process lists are short (at most
@@ -541,7 +598,9 @@ impl ResourceDetector {
                 self.on_limit(cfg, series_key, source, series)
             }
             Role::HeapCommitted => self.on_committed(series_key, series, t_ns),
-            Role::Goroutines => {}
+            Role::Goroutines | Role::ObjectCount => {
+                self.on_component(cfg, series_key, metric_name, labels, series)
+            }
             Role::HeapUsed | Role::HeapAfterGc => {
                 self.on_memory(
                     cfg,
@@ -574,6 +633,54 @@ impl ResourceDetector {
         self.refresh_primary();
         self.expire_pending(t_ns, bucket_ns);
         self.step_lifecycle(cfg, t_ns)
+    }
+
+    /// Re-judges a count series once per bucket: growing counts name what leaks.
+    fn on_component(
+        &mut self,
+        cfg: &DetectorConfig,
+        key: u64,
+        metric: &str,
+        labels: &str,
+        series: &SeriesDetector,
+    ) {
+        let pos = match self.components.iter().position(|c| c.key == key) {
+            Some(p) => p,
+            None if self.components.len() < MAX_COMPONENTS => {
+                let name = if labels.is_empty() { metric } else { labels };
+                push_exact(
+                    &mut self.components,
+                    ComponentEntry {
+                        key,
+                        name: name.into(),
+                        last_head: 0,
+                        growth: 0.0,
+                    },
+                );
+                self.components.len() - 1
+            }
+            None => return,
+        };
+        let head = series.head_bucket();
+        if self.components[pos].last_head == head {
+            return;
+        }
+        let a = series
+            .assess(cfg, BUCKETS, None)
+            .filter(|a| a.leak)
+            .or_else(|| series.assess(cfg, cfg.short_buckets(), None).filter(|a| a.leak));
+        let c = &mut self.components[pos];
+        c.last_head = head;
+        c.growth = a.map_or(0.0, |a| (a.slope_per_hour() / a.level.max(1.0)) as f32);
+    }
+
+    /// The count growing fastest (relatively), if any grows like a leak.
+    fn growing_component(&self) -> Option<String> {
+        self.components
+            .iter()
+            .filter(|c| c.growth > 0.0)
+            .max_by(|a, b| a.growth.total_cmp(&b.growth))
+            .map(|c| c.name.to_string())
     }
 
     fn on_counter_restart(&mut self, t_ns: u64, bucket_ns: u64) {
@@ -746,6 +853,13 @@ impl ResourceDetector {
             .map(|l| l.source)
     }
 
+    /// The limit entry `pos`'s forecast uses at `level`: the smallest trusted limit above it,
+    /// else the peak before the entry's last out-of-memory cycle.
+    fn limit_for(&self, pos: usize, level: f64) -> Option<f64> {
+        self.limit_above(level)
+            .or(Some(f64::from(self.memory[pos].peak_limit)).filter(|p| *p > level && *p > 0.0))
+    }
+
     /// The smallest trusted limit above `level`.
     fn limit_above(&self, level: f64) -> Option<f64> {
         self.limits
@@ -788,11 +902,65 @@ impl ResourceDetector {
             self.on_memory_restart(cfg, pos, series, t_ns);
         }
         let head = series.head_bucket();
-        if self.memory[pos].last_eval_head == Some(head) {
-            return;
+        if self.memory[pos].last_eval_head != Some(head) {
+            self.memory[pos].last_eval_head = Some(head);
+            self.evaluate(cfg, pos, series);
         }
-        self.memory[pos].last_eval_head = Some(head);
-        self.evaluate(cfg, pos, series);
+        let fast_head = series.fast_head();
+        if let Some(fast_head) = fast_head.filter(|h| cfg.fast_window && *h != self.memory[pos].fast_head) {
+            self.memory[pos].fast_head = fast_head;
+            self.judge_fast(cfg, pos, series);
+        }
+    }
+
+    /// The fast window's verdict on entry `pos`: the floor's fit over the fast buckets is a leak
+    /// (significant, new highs, not saturating, not a step), grows by at least
+    /// `fast_min_growth` of itself over the window, and outpaces the load: with a request rate, the
+    /// floor's relative growth per hour must exceed the request rate's over the same span (memory
+    /// that only follows traffic can at most grow as fast, relatively, as the traffic does; at
+    /// steady or falling traffic any strong growth counts).
+    fn judge_fast(&mut self, cfg: &DetectorConfig, pos: usize, series: &SeriesDetector) {
+        let limit = self.limit_for(pos, series.last_value());
+        let fast = series.assess_fast(cfg, limit);
+        let floors =
+            series.role() != Role::HeapUsed || fast.is_some_and(|a| series.fast_sees_collections(a.first_bucket));
+        let strong = fast.filter(|a| {
+            floors
+                && a.leak
+                && !a.concave
+                && !a.slowing
+                && a.level > 0.0
+                && a.fit.slope * cfg.fast_window_secs() >= cfg.fast_min_growth * a.level
+        });
+        let outpaces_load = strong.is_some_and(|a| {
+            let load = self.load_growth(cfg, a.first_bucket, series.fast_head().unwrap_or(0));
+            load.is_none_or(|l| a.slope_per_hour() / a.level > l.max(0.0))
+        });
+        let age_buckets = series.head_bucket().saturating_sub(series.segment_start());
+        let e = &mut self.memory[pos];
+        e.fast.set(fast);
+        e.fast_leak = strong.is_some() && outpaces_load;
+        e.fast_young = (age_buckets as usize) < cfg.short_buckets();
+    }
+
+    /// Relative growth per hour of the request rate over the fast buckets `from..to` (read from
+    /// the coarse buckets they overlap): `None` without request rates in at least two of them.
+    fn load_growth(&self, cfg: &DetectorConfig, from_fast: u64, to_fast: u64) -> Option<f64> {
+        let bucket_secs = cfg.bucket_secs();
+        let per = crate::detector::FAST_DIVISOR;
+        let (from, to) = (from_fast / per, to_fast / per);
+        let rates = || (from..to).filter_map(|i| self.requests.rate(i, bucket_secs).map(|r| (i, r)));
+        let ((i0, r0), (i1, r1)) = (rates().next()?, rates().last()?);
+        if i1 == i0 {
+            return None;
+        }
+        let (sum, n) = rates().fold((0.0, 0.0), |(s, n), (_, r)| (s + r, n + 1.0));
+        let mean = sum / n;
+        if mean <= 0.0 {
+            return None;
+        }
+        let hours = (i1 - i0) as f64 * bucket_secs / 3600.0;
+        Some((r1 - r0) / mean / hours)
     }
 
     fn on_memory_restart(
@@ -837,9 +1005,17 @@ impl ResourceDetector {
             || !self.has_counters
             || self.last_counter_restart_ns.abs_diff(t_ns) <= tol;
         let e = &mut self.memory[pos];
+        // A process that grew until it died will die there again.
+        if grew && !warm_up && corroborated {
+            if let Some(p) = peak.filter(|p| *p > 0.0) {
+                e.peak_limit = p as f32;
+            }
+        }
         // A new segment starts from scratch.
         e.short.set(None);
         e.long.set(None);
+        e.fast.set(None);
+        e.fast_leak = false;
         if grew {
             e.cycle.set(prev);
         }
@@ -852,7 +1028,7 @@ impl ResourceDetector {
 
     fn evaluate(&mut self, cfg: &DetectorConfig, pos: usize, series: &SeriesDetector) {
         let level = series.last_value();
-        let limit = self.limit_above(level);
+        let limit = self.limit_for(pos, level);
         let short = series.assess(cfg, cfg.short_buckets(), limit);
         let long = series.assess(cfg, BUCKETS, limit);
         let bucket_secs = cfg.bucket_secs();
@@ -934,7 +1110,7 @@ impl ResourceDetector {
         let ev = |source: Source| {
             self.memory
                 .iter()
-                .any(|e| e.source == source && (e.leak_short() || e.leak_long()))
+                .any(|e| e.source == source && (e.leak_short() || e.leak_long() || e.leak_fast()))
         };
         if ev(Source::Heap) {
             s.push("memory");
@@ -945,7 +1121,7 @@ impl ResourceDetector {
         let usage_judged = self
             .memory
             .iter()
-            .any(|e| e.source == Source::Usage && e.primary && (e.leak_short() || e.leak_long()));
+            .any(|e| e.source == Source::Usage && e.primary && (e.leak_short() || e.leak_long() || e.leak_fast()));
         if ev(Source::Resident) || usage_judged {
             s.push("rss");
         }
@@ -968,7 +1144,7 @@ impl ResourceDetector {
     /// with the most grown restart cycles, else the fastest growing one.
     fn leading(&self) -> Option<&MemoryEntry> {
         let primary = || self.memory.iter().filter(|e| e.primary);
-        fastest(primary().filter(|e| e.leak_short() || e.leak_long()))
+        fastest(primary().filter(|e| e.leak_short() || e.leak_long() || e.leak_fast()))
             .or_else(|| {
                 primary()
                     .filter(|e| e.grown_cycles >= 1)
@@ -990,6 +1166,31 @@ impl ResourceDetector {
         });
         let stay = self.memory.iter().any(MemoryEntry::relaxed);
         let judgeable = self.memory.iter().any(MemoryEntry::judgeable);
+        // The fast window confirms a process that has run for at least the short window once
+        // its evidence has held for the whole fast window (a batch job or a one-off import ends
+        // sooner; a leak goes on), and at any age once the forecast reaches a known limit within
+        // two fast windows (with most of the time to the limit left). A young process's strong
+        // growth without a known limit is only suspected: a cache warming up looks the same
+        // until it bends.
+        let fast_window_ns = (cfg.fast_window_secs() * 1e9) as u64;
+        let fast = self.memory.iter().any(|e| e.primary && e.leak_fast());
+        let fast_sustained = self
+            .memory
+            .iter()
+            .any(|e| e.primary && e.leak_fast() && !e.fast_young);
+        let fast_urgent = self.memory.iter().any(|e| {
+            e.primary
+                && e.leak_fast()
+                && e.fast.get().is_some_and(|a| {
+                    a.time_to_limit_secs
+                        .is_some_and(|t| t <= 2.0 * cfg.fast_window_secs())
+                })
+        });
+        self.fast_since = if fast {
+            self.fast_since.or(Some(t_ns))
+        } else {
+            None
+        };
         self.evidence_since = if evidence {
             self.evidence_since.or(Some(t_ns))
         } else {
@@ -1003,9 +1204,9 @@ impl ResourceDetector {
         let held =
             |since: Option<u64>, hold: u64| since.is_some_and(|s| t_ns - s.min(t_ns) >= hold);
         let kind = match self.state {
-            LeakState::Ok => {
-                held(self.evidence_since, cfg.suspect_hold_ns()).then_some(LeakEventKind::Suspected)
-            }
+            LeakState::Ok => (held(self.evidence_since, cfg.suspect_hold_ns())
+                || held(self.fast_since, fast_window_ns / 6))
+            .then_some(LeakEventKind::Suspected),
             LeakState::Suspected | LeakState::Confirmed => {
                 // Long-window evidence confirms after `confirm_hold`; short-window evidence alone
                 // (a leak that started less than a long window ago, whose long fit is still
@@ -1013,7 +1214,9 @@ impl ResourceDetector {
                 if self.state == LeakState::Suspected
                     && ((mature_confirm && held(self.confirm_since, cfg.confirm_hold_ns()))
                         || (mature_evidence
-                            && held(self.evidence_since, 2 * cfg.confirm_hold_ns())))
+                            && held(self.evidence_since, 2 * cfg.confirm_hold_ns()))
+                        || (fast_sustained && held(self.fast_since, fast_window_ns))
+                        || (fast_urgent && held(self.fast_since, fast_window_ns / 6)))
                 {
                     Some(LeakEventKind::Confirmed)
                 } else if !stay && judgeable {
@@ -1034,6 +1237,7 @@ impl ResourceDetector {
                 self.state = LeakState::Ok;
                 self.evidence_since = None;
                 self.confirm_since = None;
+                self.fast_since = None;
             }
         }
         Some(self.event(kind, t_ns))
@@ -1045,6 +1249,7 @@ impl ResourceDetector {
         let metric = lead.map(|e| e.metric.clone()).unwrap_or_default();
         let component = lead.and_then(MemoryEntry::component);
         let native = lead.is_some_and(|e| e.source == Source::Native);
+        let lead_peak = lead.map(|e| f64::from(e.peak_limit)).filter(|p| *p > 0.0);
         let (growth, r_squared, window, ttl, limit) = (
             best.map_or(0.0, |a| a.slope_per_hour()),
             best.map_or(0.0, |a| a.fit.r_squared),
@@ -1055,7 +1260,13 @@ impl ResourceDetector {
         if kind != LeakEventKind::Resolved {
             self.incident_signals = self.signals();
             self.incident_metric = metric.clone();
-            self.incident_component = component;
+            // A heap that grows with a count of objects of one type (or of goroutines) leaks
+            // those: name them rather than the heap.
+            self.incident_component = if native {
+                component
+            } else {
+                self.growing_component().or(component)
+            };
             self.incident_native = native;
         }
         let (signals, metric) = if kind == LeakEventKind::Resolved {
@@ -1075,7 +1286,11 @@ impl ResourceDetector {
             time_to_limit_seconds: ttl,
             limit_bytes: limit,
             resolution: (kind == LeakEventKind::Resolved).then_some(Resolution::Flat),
-            limit_source: limit.and_then(|v| self.limit_source(v)),
+            limit_source: limit.and_then(|v| {
+                self.limit_source(v).or_else(|| {
+                    (lead_peak == Some(v)).then_some(LimitSource::PreviousPeak)
+                })
+            }),
             component: self.incident_component.clone(),
             next_step,
         }
@@ -1209,7 +1424,7 @@ mod tests {
             assert_eq!(back.get(), inline);
         }
         // Holding no assessment costs an entry 8 bytes per slot, not 152.
-        assert_eq!(std::mem::size_of::<MemoryEntry>(), 128);
+        assert_eq!(std::mem::size_of::<MemoryEntry>(), 152);
     }
 
     const S: u64 = 1_000_000_000;
@@ -1257,6 +1472,125 @@ mod tests {
             }
         }
         events
+    }
+
+    /// A heap (sawtooth of 10 collections an hour... every 6 min) whose floor is flat until
+    /// `onset_h`, then grows by `mb_h`, sampled every 30 s for `hours`; plus object counts per
+    /// type, `dict` growing with the leak. Returns the events with their hour.
+    fn fast_run(hours: u64, onset_h: f64, mb_h: f64, limit: Option<f64>) -> Vec<(f64, LeakEvent)> {
+        let cfg = DetectorConfig::default();
+        let mut res = ResourceDetector::new();
+        let mut heap = series(Role::HeapUsed);
+        let mut lim = series(Role::MemoryLimit);
+        let mut dicts = series(Role::ObjectCount);
+        let mut lists = series(Role::ObjectCount);
+        let mut events = Vec::new();
+        for k in 1..=hours * 120 {
+            let t_ns = T0 + k * 30 * S;
+            let h = (k * 30) as f64 / 3600.0;
+            let leaked = (h - onset_h).max(0.0) * mb_h * MB;
+            let saw = (k % 12) as f64 * 3.0 * MB;
+            let wiggle = if k % 2 == 0 { 0.3 * MB } else { -0.3 * MB };
+            let mut feed = |s: &mut SeriesDetector, key: u64, labels: &str, value: f64| {
+                let sample = Sample {
+                    t_ns,
+                    start_ns: T0,
+                    value,
+                    temporality: Temporality::Gauge,
+                };
+                if s.observe(&cfg, sample).is_accepted() {
+                    if let Some(e) = res.on_series(&cfg, key, "m", labels, s, t_ns) {
+                        events.push((h, e));
+                    }
+                }
+            };
+            feed(&mut heap, 1, "", 200.0 * MB + leaked + saw + wiggle);
+            if let Some(l) = limit {
+                feed(&mut lim, 2, "", l);
+            }
+            feed(&mut dicts, 3, "object.type=dict", 50_000.0 + leaked / 200.0 + wiggle / 1e4);
+            feed(&mut lists, 4, "object.type=list", 20_000.0 + wiggle / 1e4);
+        }
+        events
+    }
+
+    fn first(events: &[(f64, LeakEvent)], kind: LeakEventKind) -> Option<f64> {
+        events.iter().find(|(_, e)| e.kind == kind).map(|(h, _)| *h)
+    }
+
+    #[test]
+    fn a_strong_leak_in_a_running_process_is_confirmed_by_the_fast_window() {
+        // 30 MB/h (15 %/h of the floor) from hour 10 of a process: suspected within 2 h and
+        // confirmed within 5 h of the onset, far sooner than the short window allows (its
+        // coverage alone takes 4.5 h, then its holds).
+        let ev = fast_run(20, 10.0, 30.0, None);
+        let suspected = first(&ev, LeakEventKind::Suspected).expect("suspected");
+        let confirmed = first(&ev, LeakEventKind::Confirmed).expect("confirmed");
+        assert!((10.0..12.0).contains(&suspected), "suspected at {suspected} h");
+        assert!((12.0..15.0).contains(&confirmed), "confirmed at {confirmed} h");
+        // What leaks: the object type whose count grows with the floor.
+        let c = ev.iter().find(|(_, e)| e.kind == LeakEventKind::Confirmed).unwrap();
+        assert_eq!(c.1.component.as_deref(), Some("object.type=dict"));
+    }
+
+    #[test]
+    fn a_young_process_without_a_limit_is_only_suspected_by_the_fast_window() {
+        // The same growth from the process' start: a warm-up looks the same until it bends, so
+        // without a known limit the fast window does not confirm before the short window.
+        let ev = fast_run(5, 0.0, 30.0, None);
+        assert!(first(&ev, LeakEventKind::Suspected).is_some_and(|h| h < 2.0), "{ev:?}");
+        assert_eq!(first(&ev, LeakEventKind::Confirmed), None, "{ev:?}");
+        // With a limit the forecast reaches within two fast windows it is urgent: confirmed.
+        let ev = fast_run(5, 0.0, 30.0, Some(330.0 * MB));
+        let confirmed = first(&ev, LeakEventKind::Confirmed).expect("confirmed");
+        assert!(confirmed < 2.5, "confirmed at {confirmed} h");
+    }
+
+    #[test]
+    fn a_slow_leak_does_not_take_the_fast_window() {
+        // 4 MB/h on 200 MB is 2 %/h: below the fast window's effect size.
+        let ev = fast_run(9, 1.0, 4.0, None);
+        assert_eq!(first(&ev, LeakEventKind::Suspected), None, "{ev:?}");
+    }
+
+    #[test]
+    fn the_peak_before_an_out_of_memory_restart_is_the_next_cycles_limit() {
+        // 60 MB/h from 150 MB; the process dies at 450 MB (every 5 h) and restarts with a new
+        // start time. The first cycle has no limit to forecast; the second has the first's peak.
+        let cfg = DetectorConfig::default();
+        let mut res = ResourceDetector::new();
+        let mut heap = series(Role::HeapUsed);
+        let (mut start, mut born_h) = (T0, 0.0);
+        let mut events = Vec::new();
+        for k in 1..=14 * 120u64 {
+            let t_ns = T0 + k * 30 * S;
+            let h = (k * 30) as f64 / 3600.0;
+            let mut live = 150.0 * MB + (h - born_h) * 60.0 * MB;
+            if live >= 450.0 * MB {
+                (start, born_h) = (t_ns, h);
+                live = 150.0 * MB;
+            }
+            let saw = (k % 12) as f64 * 3.0 * MB;
+            let sample = Sample {
+                t_ns,
+                start_ns: start,
+                value: live + saw,
+                temporality: Temporality::Gauge,
+            };
+            if heap.observe(&cfg, sample).is_accepted() {
+                if let Some(e) = res.on_series(&cfg, 1, "m", "", &heap, t_ns) {
+                    events.push((h, e));
+                }
+            }
+        }
+        let (h, c) = events
+            .iter()
+            .find(|(_, e)| e.kind == LeakEventKind::Confirmed)
+            .expect("confirmed");
+        assert!(*h < 7.5, "confirmed at {h} h: {events:?}");
+        assert_eq!(c.limit_source, Some(LimitSource::PreviousPeak), "{c:?}");
+        assert!(c.limit_bytes.is_some_and(|l| l > 440.0 * MB && l < 490.0 * MB), "{c:?}");
+        assert!(!events.iter().any(|(_, e)| e.kind == LeakEventKind::Resolved), "{events:?}");
     }
 
     #[test]

@@ -18,9 +18,9 @@
 //! yesterday's level, which is just outside a 24 h ring): the highest floor of the buckets
 //! leaving the ring is kept per long-window epoch, for two epochs.
 //!
-//! Size: the ring (272 bytes) plus a few scalars, 352 bytes, asserted in the tests: with the
-//! 8-byte pointer to the series' names and its 8-byte resource key, a tracked series' boxed
-//! state is 368 bytes (`crate::engine::table::TRACKED_MAX_BYTES`: jemalloc's 384-byte size class). Of what only the point being observed needs, whether it began a segment is a
+//! Size: the ring (272 bytes), a few scalars and the pointer to the fast ring, 360 bytes,
+//! asserted in the tests: with the 8-byte pointer to the series' names and its 8-byte resource
+//! key, a tracked series' boxed state is 376 bytes (`crate::engine::table::TRACKED_MAX_BYTES`: jemalloc's 384-byte size class). Of what only the point being observed needs, whether it began a segment is a
 //! flag, not a timestamp, and the seconds its counter increment covers are only in the ring.
 
 use crate::catalog::{Classified, Role};
@@ -43,7 +43,7 @@ pub enum RestartKind {
     Drop,
 }
 
-/// Per-series detector state (352 bytes). Serializable for checkpoints.
+/// Per-series detector state (360 bytes; memory gauges also box a 272-byte fast ring). Serializable for checkpoints.
 #[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
 pub struct SeriesDetector {
     ring: Ring,
@@ -75,6 +75,18 @@ pub struct SeriesDetector {
     /// needs to know (the resource detector, right after `observe`), so a flag is enough where
     /// an event time would cost 8 bytes.
     restarted: bool,
+    /// The fast ring (memory gauges only, else `None`): the current segment's newest
+    /// [`BUCKETS`] buckets of `bucket / FAST_DIVISOR`, read by the fast window.
+    #[serde(default)]
+    fast: Option<Box<Ring>>,
+}
+
+/// Whether series of `role` keep a fast ring: the memory gauges a leak is judged on.
+fn has_fast_ring(role: Role) -> bool {
+    matches!(
+        role,
+        Role::HeapUsed | Role::HeapAfterGc | Role::Rss | Role::ContainerMemory
+    )
 }
 
 /// Trend over one window, for summaries.
@@ -109,6 +121,8 @@ pub struct SeriesSummary {
     pub short: Option<TrendSummary>,
     /// Trend over the long window.
     pub long: Option<TrendSummary>,
+    /// Trend over the fast window (memory gauges only).
+    pub fast: Option<TrendSummary>,
     /// Restarts seen.
     pub restarts: u32,
     /// How the latest restart was detected.
@@ -140,6 +154,7 @@ impl SeriesDetector {
             restart_kind: RestartKind::None,
             primed: false,
             restarted: false,
+            fast: has_fast_ring(classified.role).then(Box::default),
         }
     }
 
@@ -175,6 +190,7 @@ impl SeriesDetector {
         }
         let bucket_ns = cfg.bucket_ns();
         let idx = sample.t_ns / bucket_ns;
+        let fast_idx = sample.t_ns / cfg.fast_bucket_ns();
         let first = self.last_t_ns == 0;
         if !first {
             if sample.t_ns < self.last_t_ns {
@@ -196,6 +212,9 @@ impl SeriesDetector {
                 self.pending_jump_ns = 0;
                 self.old_high = [f32::NEG_INFINITY; 2];
                 self.ring.reset(idx);
+                if let Some(f) = &mut self.fast {
+                    f.reset(fast_idx);
+                }
                 self.seg_start = idx;
                 self.primed = false;
                 self.last_t_ns = 0;
@@ -208,6 +227,13 @@ impl SeriesDetector {
             self.seg_start = idx;
         } else {
             self.advance(idx);
+        }
+        if let Some(f) = &mut self.fast {
+            if first {
+                f.reset(fast_idx);
+            } else {
+                f.advance(fast_idx);
+            }
         }
         let start_changed = sample.temporality != Temporality::Delta
             && sample.start_ns != 0
@@ -328,6 +354,9 @@ impl SeriesDetector {
         self.primed = true;
         self.last_raw = level;
         self.ring.record_level(level as f32);
+        if let Some(f) = &mut self.fast {
+            f.record_level(level as f32);
+        }
         obs
     }
 
@@ -394,6 +423,11 @@ impl SeriesDetector {
         self.seg_start = self.ring.head();
         // The head bucket may hold points of the old process; they belong to the old segment.
         self.ring.clear_head();
+        // The fast window sees the current segment only.
+        if let Some(f) = &mut self.fast {
+            let head = f.head();
+            f.reset(head);
+        }
         self.restarts = self.restarts.saturating_add(1);
         self.restarted = true;
         self.restart_kind = kind;
@@ -418,6 +452,7 @@ impl SeriesDetector {
             last_t_ns: self.last_t_ns,
             short: to_summary(self.assess(cfg, cfg.short_buckets(), None)),
             long: to_summary(self.assess(cfg, BUCKETS, None)),
+            fast: to_summary(self.assess_fast(cfg, None)),
             restarts: u32::from(self.restarts),
             last_restart: self.restart_kind,
         }
@@ -440,8 +475,72 @@ impl SeriesDetector {
             history_high: self.history_high(),
             counter: self.role.is_counter(),
             limit,
+            bucket_secs: cfg.bucket_secs(),
+            min_span_secs: cfg.min_coverage * cfg.short_window.as_secs_f64(),
         };
         trend::assess(cfg, &input)
+    }
+
+    /// Judges the current segment's floor over the fast window (memory gauges only): its
+    /// complete fast buckets, with the new-high test reaching back through the segment's
+    /// (coarse) buckets older than the window.
+    pub fn assess_fast(&self, cfg: &DetectorConfig, limit: Option<f64>) -> Option<Assessment> {
+        let fast = self.fast.as_deref()?;
+        let head = fast.head();
+        let from = head.saturating_sub(BUCKETS as u64).max(fast.oldest());
+        // Coarse buckets wholly before the fast window.
+        let before = from * cfg.fast_bucket_ns() / cfg.bucket_ns();
+        let mut high = self.history_high();
+        for i in self.ring.oldest().max(self.seg_start)..before.min(self.ring.head()) {
+            if let Some(v) = self.ring.min(i) {
+                high = Some(high.map_or(v, |h: f64| h.max(v)));
+            }
+        }
+        let input = TrendInput {
+            ring: fast,
+            from,
+            to: head,
+            history_from: from,
+            history_high: high,
+            counter: false,
+            limit,
+            bucket_secs: cfg.fast_bucket_secs(),
+            min_span_secs: cfg.fast_window_secs() / 3.0,
+        };
+        trend::assess(cfg, &input)
+    }
+
+    /// Whether the fast buckets from `from` on show the collections of a sawtooth: a heap in
+    /// use (not an after-GC floor) has a floor in a bucket only if a collection happened in it,
+    /// seen as a minimum well below the previous bucket's maximum. At least half of the
+    /// adjacent pairs must show one. Before an old generation's first collection, or with a GC
+    /// cycle longer than a fast bucket, the minima ride the sawtooth's ramp and are no floor.
+    pub fn fast_sees_collections(&self, from: u64) -> bool {
+        let Some(fast) = self.fast.as_deref() else {
+            return false;
+        };
+        let (mut pairs, mut drops) = (0u32, 0u32);
+        for i in from.max(fast.oldest()) + 1..fast.head() {
+            if let (Some(lo), Some(prev_lo), Some(prev_hi)) =
+                (fast.min(i), fast.min(i - 1), fast.max(i - 1))
+            {
+                pairs += 1;
+                if lo < prev_hi - 0.5 * (prev_hi - prev_lo) && prev_hi > prev_lo {
+                    drops += 1;
+                }
+            }
+        }
+        pairs > 0 && 2 * drops >= pairs
+    }
+
+    /// Absolute index of the newest fast bucket (`None` for series without a fast ring).
+    pub fn fast_head(&self) -> Option<u64> {
+        self.fast.as_deref().map(Ring::head)
+    }
+
+    /// The fast ring (read-only), for series that keep one.
+    pub fn fast_ring(&self) -> Option<&Ring> {
+        self.fast.as_deref()
     }
 
     /// Judges the previous segment (the one ended by the latest restart), if the ring still
@@ -470,6 +569,8 @@ impl SeriesDetector {
             history_high: None,
             counter: self.role.is_counter(),
             limit,
+            bucket_secs: cfg.bucket_secs(),
+            min_span_secs: 0.0,
         };
         (trend::assess_segment(cfg, &input), peak)
     }
@@ -560,10 +661,10 @@ mod tests {
     }
 
     #[test]
-    fn state_fits_in_352_bytes() {
-        // 352 + the name pointer + the resource key = `crate::engine::table::TRACKED_MAX_BYTES`.
+    fn state_fits_in_360_bytes() {
+        // 360 + the name pointer + the resource key = `crate::engine::table::TRACKED_MAX_BYTES`.
         let size = std::mem::size_of::<SeriesDetector>();
-        assert!(size <= 352, "SeriesDetector is {size} bytes");
+        assert!(size <= 360, "SeriesDetector is {size} bytes");
     }
 
     #[test]

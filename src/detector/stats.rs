@@ -294,6 +294,13 @@ impl QuadFit {
             && self.n_eff >= min_effective_samples.max(4.0)
             && -self.t_c >= student_t_quantile(confidence, self.n_eff - 3.0)
     }
+
+    /// Whether the curvature is significantly positive (bending up: an onset inside the fit).
+    pub fn convex(&self, confidence: f64, min_effective_samples: f64) -> bool {
+        self.c > 0.0
+            && self.n_eff >= min_effective_samples.max(4.0)
+            && self.t_c >= student_t_quantile(confidence, self.n_eff - 3.0)
+    }
 }
 
 /// Relative RMS variation of the load below which it counts as constant in [`PlaneFit`].

@@ -57,6 +57,10 @@ pub struct TrendInput<'a> {
     pub counter: bool,
     /// The memory limit, if one is known.
     pub limit: Option<f64>,
+    /// Width of the ring's buckets, seconds.
+    pub bucket_secs: f64,
+    /// Shortest span a fit must cover to count as evidence, seconds.
+    pub min_span_secs: f64,
 }
 
 /// The outcome of assessing one window.
@@ -94,6 +98,18 @@ pub struct Assessment {
     pub envelope_buckets: u32,
     /// Absolute index of the first bucket fitted (after a step cut, the first after the step).
     pub first_bucket: u64,
+    /// A parabola fits significantly better than the line, bending down (whatever its end
+    /// slope): the growth decelerates. The fast window calls such a fit no leak.
+    #[serde(default)]
+    pub concave: bool,
+    /// A parabola fits significantly better than the line, bending up: the growth started
+    /// inside the fit (a leak's onset, or a batch job's start).
+    #[serde(default)]
+    pub convex: bool,
+    /// The newer half of the fit grows significantly slower than the older half (by any
+    /// ratio): stricter than `saturating`, for the fast window.
+    #[serde(default)]
+    pub slowing: bool,
 }
 
 impl Assessment {
@@ -113,10 +129,9 @@ fn value_at(input: &TrendInput<'_>, idx: u64) -> Option<f64> {
 
 /// Assesses a window; `None` if there is not enough data to judge.
 pub fn assess(cfg: &DetectorConfig, input: &TrendInput<'_>) -> Option<Assessment> {
-    let (pts, w) = floor_points(cfg, input)?;
-    let min_span = cfg.min_coverage * cfg.short_window.as_secs_f64();
-    let span = span_secs(&pts, cfg.bucket_secs());
-    if pts.len < cfg.min_fit_points as usize || span + 1e-9 < min_span {
+    let (pts, w) = floor_points(input)?;
+    let span = span_secs(&pts, input.bucket_secs);
+    if pts.len < cfg.min_fit_points as usize || span + 1e-9 < input.min_span_secs {
         return None;
     }
     judge(cfg, input, &pts, w)
@@ -124,7 +139,7 @@ pub fn assess(cfg: &DetectorConfig, input: &TrendInput<'_>) -> Option<Assessment
 
 /// Assesses a finished segment (before a restart): no coverage requirement, at least 3 buckets.
 pub fn assess_segment(cfg: &DetectorConfig, input: &TrendInput<'_>) -> Option<Assessment> {
-    let (pts, w) = floor_points(cfg, input)?;
+    let (pts, w) = floor_points(input)?;
     if pts.len < 3 {
         return None;
     }
@@ -156,8 +171,8 @@ fn floor_at(input: &TrendInput<'_>, idx: u64, w: u64, lo: u64) -> Option<f64> {
 /// choice looks at noise, not at the slope itself, so it does not bias the test towards growth);
 /// an envelope is only taken if it at least halves that error, since it also smooths away the
 /// curvature that the saturation test looks for.
-fn floor_points(cfg: &DetectorConfig, input: &TrendInput<'_>) -> Option<(Points, u64)> {
-    let bucket_secs = cfg.bucket_secs();
+fn floor_points(input: &TrendInput<'_>) -> Option<(Points, u64)> {
+    let bucket_secs = input.bucket_secs;
     if input.counter {
         let p = Points::collect(input.to, input.from, bucket_secs, |i| value_at(input, i));
         return Some((p, 1));
@@ -247,7 +262,7 @@ fn judge(cfg: &DetectorConfig, input: &TrendInput<'_>, all: &Points, w: u64) -> 
             None => {
                 // Too little after the step to say anything but "a step".
                 a.fit = full;
-                a.span_secs = span_secs(all, cfg.bucket_secs());
+                a.span_secs = span_secs(all, input.bucket_secs);
                 a.level = mean(&all.ys()[k..]);
                 return Some(a);
             }
@@ -255,7 +270,7 @@ fn judge(cfg: &DetectorConfig, input: &TrendInput<'_>, all: &Points, w: u64) -> 
     }
     a.fit = fit;
     a.first_bucket = pts.idx[0];
-    a.span_secs = span_secs(&pts, cfg.bucket_secs());
+    a.span_secs = span_secs(&pts, input.bucket_secs);
     a.level = fit.end_value;
     a.significant = fit.rising(cfg.confidence, cfg.min_effective_samples);
     let slope_h = fit.slope * 3600.0;
@@ -264,11 +279,14 @@ fn judge(cfg: &DetectorConfig, input: &TrendInput<'_>, all: &Points, w: u64) -> 
 
     // Saturation: significantly concave with the growth at the end well below the average, or
     // the newer half growing significantly slower than the older half.
+    let parabola = QuadFit::fit(pts.xs(), y);
+    a.convex = parabola.is_some_and(|q| q.convex(cfg.confidence, cfg.min_effective_samples));
+    let quad = parabola.filter(|q| q.concave(cfg.confidence, cfg.min_effective_samples));
+    a.concave = fit.slope > 0.0 && quad.is_some();
     a.saturating = fit.slope > 0.0
-        && (QuadFit::fit(pts.xs(), y).is_some_and(|q| {
-            q.concave(cfg.confidence, cfg.min_effective_samples)
-                && q.end_slope < cfg.saturation_ratio * fit.slope
-        }) || decelerating(cfg, &pts));
+        && (quad.is_some_and(|q| q.end_slope < cfg.saturation_ratio * fit.slope)
+            || decelerating(cfg, &pts, cfg.saturation_ratio));
+    a.slowing = fit.slope > 0.0 && decelerating(cfg, &pts, 1.0);
 
     if input.counter {
         a.growth_ok = slope_h > 0.0;
@@ -328,7 +346,7 @@ fn judge(cfg: &DetectorConfig, input: &TrendInput<'_>, all: &Points, w: u64) -> 
 
 /// Whether the newer half of the points grows significantly slower than the older half (and
 /// below `saturation_ratio` of it).
-fn decelerating(cfg: &DetectorConfig, pts: &Points) -> bool {
+fn decelerating(cfg: &DetectorConfig, pts: &Points, ratio: f64) -> bool {
     let n = pts.len;
     if n < 6 {
         return false;
@@ -344,7 +362,7 @@ fn decelerating(cfg: &DetectorConfig, pts: &Points) -> bool {
     ) else {
         return false;
     };
-    if old.slope <= 0.0 || new.slope >= cfg.saturation_ratio * old.slope {
+    if old.slope <= 0.0 || new.slope >= ratio * old.slope {
         return false;
     }
     let df = old.n_eff + new.n_eff - 4.0;
@@ -388,6 +406,8 @@ mod tests {
             history_high: None,
             counter: false,
             limit,
+            bucket_secs: cfg().bucket_secs(),
+            min_span_secs: cfg().min_coverage * cfg().short_window.as_secs_f64(),
         };
         assess(&cfg(), &input)
     }

@@ -60,22 +60,23 @@ fn trace(sc: &Scenario) {
         let series: Vec<String> = views
             .iter()
             .filter(|v| v.trend.role.is_memory() && v.trend.role.as_str() != "memory_limit")
-            .filter(|v| v.trend.short.is_some() || v.trend.long.is_some())
+            .filter(|v| v.trend.short.is_some() || v.trend.long.is_some() || v.trend.fast.is_some())
             .filter(|v| {
                 let big = |t: Option<leakwatch::detector::TrendSummary>| {
                     t.is_some_and(|t| t.significant || t.slope_per_hour.abs() > 0.1 * MB)
                 };
-                big(v.trend.short) || big(v.trend.long)
+                big(v.trend.short) || big(v.trend.long) || big(v.trend.fast)
             })
             .map(|v| {
                 let label = v.attributes.rsplit('=').next().unwrap_or("");
                 format!(
-                    "{}{}{} {} {}",
+                    "{}{}{} {} {} f{}",
                     v.metric.rsplit('.').next().unwrap_or(""),
                     if label.is_empty() { "" } else { ":" },
                     label.chars().take(12).collect::<String>(),
                     fmt(v.trend.short),
-                    fmt(v.trend.long)
+                    fmt(v.trend.long),
+                    fmt(v.trend.fast)
                 )
             })
             .collect();
