@@ -721,3 +721,378 @@ async fn without_the_header_nginx_keeps_one_hosts_processes_together() {
     d0.stop().await;
     d1.stop().await;
 }
+
+// ---------------------------------------------------------------------------------- collector
+
+/// A piece of the Collector's config schema: the keys a section may have.
+#[derive(Clone, Copy)]
+enum Schema {
+    /// A value that is not a mapping (scalar or list).
+    Leaf,
+    /// Anything (free-form maps such as `headers`).
+    Any,
+    /// A mapping with these keys only.
+    Keys(&'static [(&'static str, Schema)]),
+}
+use Schema::{Any, Keys, Leaf};
+
+// The key lists, from the Collector's generated schemas (mdatagen writes them from the config.go
+// structs' mapstructure tags):
+// - open-telemetry/opentelemetry-collector at 934999fbab274d10cbf18704b4594a6fb2049887:
+//   exporter/otlpexporter/config.schema.yaml (and config.go), config/configgrpc/config.schema.yaml
+//   (client_config, keepalive_client_config), config/configtls/config.schema.yaml
+//   (client_config, config, tpm_config), config/configauth/config.schema.yaml,
+//   config/configretry/config.schema.yaml (back_off_config),
+//   exporter/exporterhelper/internal/config.schema.yaml (timeout_config),
+//   exporter/exporterhelper/internal/queuebatch/config.schema.yaml (config, batch_config,
+//   partition_config);
+// - open-telemetry/opentelemetry-collector-contrib at 97b5b3ee9154784207c05720c040543974ef00f7:
+//   exporter/loadbalancingexporter/config.schema.yaml (Config, Protocol, ResolverSettings and
+//   the resolvers), the routing keys from config.go's `*RoutingStr` constants.
+
+const RETRY: Schema = Keys(&[
+    ("enabled", Leaf),
+    ("initial_interval", Leaf),
+    ("max_elapsed_time", Leaf),
+    ("max_interval", Leaf),
+    ("multiplier", Leaf),
+    ("randomization_factor", Leaf),
+]);
+
+const QUEUE: Schema = Keys(&[
+    (
+        "batch",
+        Keys(&[
+            ("flush_timeout", Leaf),
+            ("max_size", Leaf),
+            ("min_size", Leaf),
+            ("partition", Keys(&[("metadata_keys", Leaf)])),
+            ("sizer", Leaf),
+        ]),
+    ),
+    ("block_on_overflow", Leaf),
+    ("enabled", Leaf),
+    ("num_consumers", Leaf),
+    ("queue_size", Leaf),
+    ("sizer", Leaf),
+    ("storage", Leaf),
+    ("wait_for_result", Leaf),
+]);
+
+const TLS_CLIENT: Schema = Keys(&[
+    ("insecure", Leaf),
+    ("insecure_skip_verify", Leaf),
+    ("server_name_override", Leaf),
+    ("ca_file", Leaf),
+    ("ca_pem", Leaf),
+    ("cert_file", Leaf),
+    ("cert_pem", Leaf),
+    ("cipher_suites", Leaf),
+    ("curve_preferences", Leaf),
+    ("include_system_ca_certs_pool", Leaf),
+    ("key_file", Leaf),
+    ("key_pem", Leaf),
+    ("max_version", Leaf),
+    ("min_version", Leaf),
+    ("reload_interval", Leaf),
+    (
+        "tpm",
+        Keys(&[
+            ("auth", Leaf),
+            ("enabled", Leaf),
+            ("owner_auth", Leaf),
+            ("path", Leaf),
+        ]),
+    ),
+]);
+
+/// The `otlp` exporter: timeout_config + configgrpc.client_config, `sending_queue`,
+/// `retry_on_failure`.
+const OTLP_KEYS: &[(&str, Schema)] = &[
+    ("timeout", Leaf),
+    ("sending_queue", QUEUE),
+    ("retry_on_failure", RETRY),
+    ("auth", Keys(&[("authenticator", Leaf)])),
+    ("authority", Leaf),
+    ("balancer_name", Leaf),
+    ("compression", Leaf),
+    ("endpoint", Leaf),
+    ("headers", Any),
+    (
+        "keepalive",
+        Keys(&[
+            ("permit_without_stream", Leaf),
+            ("time", Leaf),
+            ("timeout", Leaf),
+        ]),
+    ),
+    ("middlewares", Leaf),
+    ("read_buffer_size", Leaf),
+    ("tls", TLS_CLIENT),
+    ("user_agent", Leaf),
+    ("wait_for_ready", Leaf),
+    ("write_buffer_size", Leaf),
+];
+
+/// The `loadbalancing` exporter.
+const LOADBALANCING: Schema = Keys(&[
+    ("timeout", Leaf),
+    ("retry_on_failure", RETRY),
+    ("sending_queue", QUEUE),
+    ("protocol", Keys(&[("otlp", Keys(OTLP_KEYS))])),
+    (
+        "resolver",
+        Keys(&[
+            ("static", Keys(&[("hostnames", Leaf)])),
+            (
+                "dns",
+                Keys(&[
+                    ("hostname", Leaf),
+                    ("interval", Leaf),
+                    ("port", Leaf),
+                    ("timeout", Leaf),
+                ]),
+            ),
+            (
+                "k8s",
+                Keys(&[
+                    ("ports", Leaf),
+                    ("return_hostnames", Leaf),
+                    ("service", Leaf),
+                    ("timeout", Leaf),
+                ]),
+            ),
+            (
+                "aws_cloud_map",
+                Keys(&[
+                    ("health_status", Leaf),
+                    ("interval", Leaf),
+                    ("namespace", Leaf),
+                    ("port", Leaf),
+                    ("service_name", Leaf),
+                    ("timeout", Leaf),
+                ]),
+            ),
+        ]),
+    ),
+    ("routing_attributes", Leaf),
+    ("routing_key", Leaf),
+]);
+
+/// The routing keys the exporter accepts (config.go: svc, traceID, metricName, resource,
+/// streamID, attr `RoutingStr`).
+const ROUTING_KEYS: [&str; 6] = [
+    "service",
+    "traceID",
+    "metric",
+    "resource",
+    "streamID",
+    "attributes",
+];
+
+fn check_keys(path: &str, value: &serde_yaml::Value, schema: Schema, errors: &mut Vec<String>) {
+    match (schema, value) {
+        (Any, _) => {}
+        (Leaf, serde_yaml::Value::Mapping(_)) => {
+            errors.push(format!("{path}: a mapping where the schema has a value"))
+        }
+        (Leaf, _) => {}
+        (Keys(keys), serde_yaml::Value::Mapping(m)) => {
+            for (k, v) in m {
+                let k = k.as_str().unwrap_or("<not a string>");
+                match keys.iter().find(|(name, _)| *name == k) {
+                    Some((_, inner)) => check_keys(&format!("{path}.{k}"), v, *inner, errors),
+                    None => errors.push(format!("{path}.{k}: not a key of the schema")),
+                }
+            }
+        }
+        (Keys(_), serde_yaml::Value::Null) => {} // an empty section: the defaults
+        (Keys(_), other) => errors.push(format!("{path}: {other:?} where the schema has keys")),
+    }
+}
+
+/// What the Collector would refuse in `config` (only what this checks: the `otlp` and
+/// `loadbalancing` exporters' keys and routing key, the top-level sections, and that every
+/// component a pipeline or `service.extensions` names is defined).
+fn collector_config_errors(config: &str) -> Vec<String> {
+    let doc: serde_yaml::Value = match serde_yaml::from_str(config) {
+        Ok(d) => d,
+        Err(e) => return vec![format!("not YAML: {e}")],
+    };
+    let mut errors = Vec::new();
+    let Some(top) = doc.as_mapping() else {
+        return vec!["not a mapping".into()];
+    };
+    for k in top.keys() {
+        let k = k.as_str().unwrap_or("");
+        if ![
+            "receivers",
+            "processors",
+            "exporters",
+            "connectors",
+            "extensions",
+            "service",
+        ]
+        .contains(&k)
+        {
+            errors.push(format!("{k}: not a top-level section"));
+        }
+    }
+    let section = |name: &str| -> BTreeMap<String, serde_yaml::Value> {
+        doc.get(name)
+            .and_then(|v| v.as_mapping())
+            .map(|m| {
+                m.iter()
+                    .map(|(k, v)| (k.as_str().unwrap_or("").to_owned(), v.clone()))
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    let exporters = section("exporters");
+    for (id, value) in &exporters {
+        let kind = id.split('/').next().unwrap_or("");
+        match kind {
+            "otlp" => check_keys(
+                &format!("exporters.{id}"),
+                value,
+                Keys(OTLP_KEYS),
+                &mut errors,
+            ),
+            // `load_balancing` is the newer name, `loadbalancing` its kept alias.
+            "loadbalancing" | "load_balancing" => {
+                check_keys(
+                    &format!("exporters.{id}"),
+                    value,
+                    LOADBALANCING,
+                    &mut errors,
+                );
+                match value.get("routing_key").and_then(|v| v.as_str()) {
+                    Some(k) if !ROUTING_KEYS.contains(&k) => errors.push(format!(
+                        "exporters.{id}.routing_key: {k:?} is not one of {ROUTING_KEYS:?}"
+                    )),
+                    _ => {}
+                }
+                if value
+                    .get("protocol")
+                    .and_then(|p| p.get("otlp"))
+                    .and_then(|o| o.get("endpoint"))
+                    .is_some()
+                {
+                    errors.push(format!(
+                        "exporters.{id}.protocol.otlp.endpoint: set by the resolver, not here"
+                    ));
+                }
+            }
+            _ => {}
+        }
+    }
+    let defined = |kind: &str, id: &str| section(kind).contains_key(id);
+    let service = doc.get("service");
+    for ext in service
+        .and_then(|s| s.get("extensions"))
+        .and_then(|e| e.as_sequence())
+        .into_iter()
+        .flatten()
+    {
+        let ext = ext.as_str().unwrap_or("");
+        if !defined("extensions", ext) {
+            errors.push(format!("service.extensions: {ext} is not defined"));
+        }
+    }
+    let pipelines = service
+        .and_then(|s| s.get("pipelines"))
+        .and_then(|p| p.as_mapping());
+    if pipelines.is_none_or(|p| p.is_empty()) {
+        errors.push("service.pipelines: none".into());
+    }
+    for (name, p) in pipelines.into_iter().flatten() {
+        let name = name.as_str().unwrap_or("");
+        let signal = name.split('/').next().unwrap_or("");
+        if !["metrics", "logs", "traces", "profiles"].contains(&signal) {
+            errors.push(format!("service.pipelines.{name}: not a signal"));
+        }
+        for kind in ["receivers", "processors", "exporters"] {
+            for id in p
+                .get(kind)
+                .and_then(|l| l.as_sequence())
+                .into_iter()
+                .flatten()
+            {
+                let id = id.as_str().unwrap_or("");
+                if !defined(kind, id) && !defined("connectors", id) {
+                    errors.push(format!(
+                        "service.pipelines.{name}.{kind}: {id} is not defined"
+                    ));
+                }
+                // `resource` routes metrics and logs, not traces.
+                let kind_of = id.split('/').next().unwrap_or("");
+                if kind == "exporters"
+                    && (kind_of == "loadbalancing" || kind_of == "load_balancing")
+                    && signal == "traces"
+                    && exporters[id].get("routing_key").and_then(|v| v.as_str()) == Some("resource")
+                {
+                    errors.push(format!(
+                        "service.pipelines.{name}: routing_key resource does not route traces"
+                    ));
+                }
+            }
+        }
+    }
+    errors
+}
+
+fn shipped_collector_config() -> String {
+    let path = common::procs::repo_root().join("deploy/collector/collector.yaml");
+    std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
+#[test]
+fn the_collector_config_parses_and_its_exporter_keys_are_in_the_collectors_schema() {
+    let config = shipped_collector_config();
+    let errors = collector_config_errors(&config);
+    assert!(errors.is_empty(), "{errors:#?}");
+    // It shards metrics by resource (README: why) into leakwatch.
+    let doc: serde_yaml::Value = serde_yaml::from_str(&config).expect("yaml");
+    let lb = &doc["exporters"]["loadbalancing/leakwatch"];
+    assert_eq!(lb["routing_key"].as_str(), Some("resource"));
+    assert_eq!(
+        doc["service"]["pipelines"]["metrics/to-leakwatch"]["exporters"][0].as_str(),
+        Some("loadbalancing/leakwatch")
+    );
+}
+
+#[test]
+fn the_collector_config_check_refuses_a_misspelt_key() {
+    let config = shipped_collector_config();
+    for (right, wrong) in [
+        ("    routing_key: resource", "    routing_keys: resource"),
+        ("    routing_key: resource", "    routing_key: resources"),
+        ("      max_interval: 30s", "      max_intervall: 30s"),
+        ("    sending_queue:", "    sending_que:"),
+        ("        compression: zstd", "        compresion: zstd"),
+        ("          insecure: true", "          insecure_skip: true"),
+        (
+            "        hostname: leakwatch",
+            "        host_name: leakwatch",
+        ),
+        (
+            "      storage: file_storage/queue",
+            "      storag: file_storage/queue",
+        ),
+        ("    compression: gzip", "    compressionn: gzip"),
+        ("exporters: [otlp/backend]", "exporters: [otlp/backnd]"),
+    ] {
+        let at = config
+            .find(right)
+            .unwrap_or_else(|| panic!("{right:?} is not in the config"));
+        let line = config[..at].rsplit('\n').next().unwrap_or("").to_owned() + right;
+        assert!(
+            !line.trim_start().starts_with('#'),
+            "{right:?} is first in a comment"
+        );
+        let bad = config.replacen(right, wrong, 1);
+        let errors = collector_config_errors(&bad);
+        assert!(!errors.is_empty(), "{wrong:?} passed the check");
+    }
+    assert!(!collector_config_errors("exporters: [").is_empty());
+}
