@@ -1041,16 +1041,24 @@ fn collector_config_errors(config: &str) -> Vec<String> {
     errors
 }
 
-fn shipped_collector_config() -> String {
-    let path = common::procs::repo_root().join("deploy/collector/collector.yaml");
+fn shipped(name: &str) -> String {
+    let path = common::procs::repo_root()
+        .join("deploy/collector")
+        .join(name);
     std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
+fn shipped_collector_config() -> String {
+    shipped("collector.yaml")
 }
 
 #[test]
 fn the_collector_config_parses_and_its_exporter_keys_are_in_the_collectors_schema() {
+    for name in ["collector.yaml", "ha-pair.yaml"] {
+        let errors = collector_config_errors(&shipped(name));
+        assert!(errors.is_empty(), "{name}: {errors:#?}");
+    }
     let config = shipped_collector_config();
-    let errors = collector_config_errors(&config);
-    assert!(errors.is_empty(), "{errors:#?}");
     // It shards metrics by resource (README: why) into leakwatch.
     let doc: serde_yaml::Value = serde_yaml::from_str(&config).expect("yaml");
     let lb = &doc["exporters"]["loadbalancing/leakwatch"];
@@ -1059,6 +1067,15 @@ fn the_collector_config_parses_and_its_exporter_keys_are_in_the_collectors_schem
         doc["service"]["pipelines"]["metrics/to-leakwatch"]["exporters"][0].as_str(),
         Some("loadbalancing/leakwatch")
     );
+    // The pair: every metric to both instances and to the backend.
+    let pair: serde_yaml::Value = serde_yaml::from_str(&shipped("ha-pair.yaml")).expect("yaml");
+    let to: Vec<&str> = pair["service"]["pipelines"]["metrics"]["exporters"]
+        .as_sequence()
+        .expect("exporters")
+        .iter()
+        .filter_map(|e| e.as_str())
+        .collect();
+    assert_eq!(to, ["otlp/backend", "otlp/leakwatch-a", "otlp/leakwatch-b"]);
 }
 
 #[test]
