@@ -634,6 +634,8 @@ async fn behind_nginx_every_process_is_on_exactly_one_instance_and_leaks_are_fou
     export_fleet(&fleet, &target_of(&single), false).await;
     let one = tracked(&single).await;
     assert_eq!(one.len(), PROCESSES);
+    // Two memory series each (the heap, and resident memory every other export).
+    assert!(one.values().all(|(_, series)| *series == 2), "{one:?}");
     let reference = stop_and_collect(single, ds).await;
 
     // The shard: two instances behind nginx with the shipped config.
@@ -720,6 +722,90 @@ async fn without_the_header_nginx_keeps_one_hosts_processes_together() {
     lw1.stop().await;
     d0.stop().await;
     d1.stop().await;
+}
+
+/// The `test.run_id` of every resource in the metric exports a downstream received.
+fn run_ids_in(received: &[Received]) -> Vec<String> {
+    use leakwatch::otlp::proto::otlp::collector::metrics::v1::ExportMetricsServiceRequest;
+    received
+        .iter()
+        .filter(|r| r.path == paths::METRICS)
+        .flat_map(|r| {
+            ExportMetricsServiceRequest::decode(r.body.clone())
+                .expect("metrics request")
+                .resource_metrics
+        })
+        .filter_map(|rm| text(&rm.resource?.attributes, "test.run_id"))
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unmodified_sdks_with_the_header_in_their_exporter_settings_stay_on_one_instance() {
+    use common::nginx::{available, Nginx};
+    use common::procs::{Proc, TestEnv};
+    if !available("unmodified_sdks_with_the_header_in_their_exporter_settings_stay_on_one_instance")
+    {
+        return;
+    }
+    let env = TestEnv::locate();
+    let (d0, d1) = (Downstream::start().await, Downstream::start().await);
+    let lw0 = start(test_config(Some(d0.endpoint()))).await;
+    let lw1 = start(test_config(Some(d1.endpoint()))).await;
+    let nginx = Nginx::start([backend(&lw0), backend(&lw1)]);
+    // Six OpenTelemetry Python SDK processes (tests/e2e/send_all_signals.py), three over
+    // OTLP/gRPC and three over OTLP/HTTP, four exports each; the shard header comes only from
+    // the standard environment variable the SDK's exporters read.
+    let mut runs = Vec::new();
+    for k in 0..6 {
+        let (protocol, endpoint) = if k % 2 == 0 {
+            ("grpc", nginx.grpc_endpoint())
+        } else {
+            ("http", nginx.http_url(""))
+        };
+        let run_id = format!("sdk-{k}-{}", std::process::id());
+        let mut cmd = std::process::Command::new(&env.python);
+        cmd.arg(env.e2e_dir.join("send_all_signals.py"))
+            .args(["--endpoint", &endpoint, "--protocol", protocol])
+            .args([
+                "--series", "2", "--spans", "0", "--logs", "0", "--rounds", "3",
+            ])
+            .args(["--run-id", &run_id, "--timeout-s", "10"])
+            .env(
+                "OTEL_EXPORTER_OTLP_HEADERS",
+                format!("x-leakwatch-shard={run_id}"),
+            )
+            .env(
+                "OTEL_RESOURCE_ATTRIBUTES",
+                format!("service.instance.id={run_id}"),
+            );
+        let status = tokio::task::spawn_blocking(move || {
+            let mut proc = Proc::spawn("send_all_signals.py", cmd);
+            let status = proc.wait(Duration::from_secs(120));
+            (status, proc.stdout(), proc.stderr())
+        })
+        .await
+        .expect("join");
+        assert!(status.0.success(), "{}: {}\n{}", run_id, status.1, status.2);
+        runs.push(run_id);
+    }
+    drop(nginx);
+    lw0.stop().await;
+    lw1.stop().await;
+    let (on0, on1) = (
+        run_ids_in(&d0.stop_and_drain().await),
+        run_ids_in(&d1.stop_and_drain().await),
+    );
+    for run in &runs {
+        let (n0, n1) = (
+            on0.iter().filter(|r| *r == run).count(),
+            on1.iter().filter(|r| *r == run).count(),
+        );
+        // Every export of the process (three rounds and the one at shutdown) on one instance.
+        assert!(
+            (n0 >= 4 && n1 == 0) || (n0 == 0 && n1 >= 4),
+            "{run}: {n0} exports on instance 0, {n1} on instance 1"
+        );
+    }
 }
 
 // ---------------------------------------------------------------------------------- collector
