@@ -54,12 +54,14 @@ pub struct Alerts {
 }
 
 impl Alerts {
-    /// leakwatch's lifecycle events of the resource whose `service.name` is `service`.
-    pub fn from_events(events: &[EngineEvent], service: &str) -> Alerts {
+    /// leakwatch's lifecycle events of the resource whose instance (`service.instance.id`, else
+    /// `k8s.pod.name`) is `instance`: every scenario's [`Scenario::instance`], also for a
+    /// container resource without `service.name`.
+    pub fn from_events(events: &[EngineEvent], instance: &str) -> Alerts {
         let mut alerts = Alerts::default();
         let mut open_suspected: Option<u64> = None;
         let mut open_confirmed: Option<u64> = None;
-        for e in events.iter().filter(|e| e.resource.service_name == service) {
+        for e in events.iter().filter(|e| e.resource.instance == instance) {
             let t = e.event.t_ns;
             match e.event.kind {
                 LeakEventKind::Suspected => {
@@ -700,11 +702,11 @@ impl Row {
         };
         let (deriv, poly) = evaluate(sc);
         let twin_alerts = twin.as_ref().map(evaluate);
-        let lw = Alerts::from_events(&run.events, sc.name);
+        let lw = Alerts::from_events(&run.events, &sc.instance());
         let lw_twin = run
             .twin_events
             .as_ref()
-            .map(|e| Alerts::from_events(e, sc.name));
+            .map(|e| Alerts::from_events(e, &sc.instance()));
         Row {
             scenario: sc.name,
             runtime: sc.runtime.as_str(),
@@ -995,6 +997,513 @@ impl Comparison {
     }
 }
 
+// ---- The headline figures: raw, per set ------------------------------------------------------
+
+/// What one method did on one trace, read plainly (no leak-free twin): the headline figures.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct RawVerdict {
+    /// Leak: hours from the onset to the first warning at or after it.
+    pub suspected_delay_hours: Option<f64>,
+    /// Leak: hours from the onset to the first alarm at or after it.
+    pub confirmed_delay_hours: Option<f64>,
+    /// Trap: the alarm fired at some time. Leak: it fired before the onset.
+    pub false_alarm: bool,
+    /// Trap: the warning fired at some time.
+    pub warning: bool,
+    /// Leak: alarms that ended (resolved) after the onset while the leak still ran.
+    pub false_resolutions: usize,
+    /// Leak, leakwatch only: the forecast at the first confirmation after the onset
+    /// (`time_to_limit_seconds`) and the true time until the process runs out of memory
+    /// ([`Scenario::time_to_oom_s`]), seconds.
+    pub forecast: Option<(f64, f64)>,
+    /// Leak: a limit was knowable at the first confirmation ([`Scenario::limit_knowable_at`]).
+    pub limit_knowable: bool,
+    /// Leak that crashes out of memory in the trace: hours from the first confirmation to the
+    /// first crash after the onset (negative when confirmed after it); `Some(None)` if never
+    /// confirmed, `None` for a trace without a crash.
+    pub oom_margin_hours: Option<Option<f64>>,
+}
+
+impl RawVerdict {
+    /// Judges `alerts` on `sc`; `forecast_s` is the method's forecast at a time, if it makes
+    /// any (leakwatch's event field; the practices make none).
+    pub fn of(
+        sc: &Scenario,
+        alerts: &Alerts,
+        forecast_s: &dyn Fn(u64) -> Option<f64>,
+    ) -> RawVerdict {
+        let warning = !alerts.suspected.is_empty();
+        let Some(onset) = sc.onset_ns() else {
+            return RawVerdict {
+                suspected_delay_hours: None,
+                confirmed_delay_hours: None,
+                false_alarm: !alerts.confirmed.is_empty(),
+                warning,
+                false_resolutions: 0,
+                forecast: None,
+                limit_knowable: false,
+                oom_margin_hours: None,
+            };
+        };
+        let first = |fires: &[Firing]| {
+            fires
+                .iter()
+                .filter_map(|f| f.first_at_or_after(onset))
+                .min()
+        };
+        let hours = |t: u64| (t - onset) as f64 / HOUR_NS as f64;
+        let confirmed = first(&alerts.confirmed);
+        let false_resolutions = alerts
+            .confirmed
+            .iter()
+            .filter_map(|f| f.to_ns)
+            .filter(|&t| t >= onset && sc.leaking_at(t))
+            .count();
+        let forecast = confirmed.and_then(|t| Some((forecast_s(t)?, sc.time_to_oom_s(t)?)));
+        let first_oom = sc.oom_times_ns().into_iter().find(|&t| t >= onset);
+        let oom_margin_hours =
+            first_oom.map(|oom| confirmed.map(|c| (oom as f64 - c as f64) / HOUR_NS as f64));
+        RawVerdict {
+            suspected_delay_hours: first(&alerts.suspected).map(hours),
+            confirmed_delay_hours: confirmed.map(hours),
+            false_alarm: alerts.confirmed.iter().any(|f| f.from_ns < onset),
+            warning,
+            false_resolutions,
+            forecast,
+            limit_knowable: confirmed.is_some_and(|t| sc.limit_knowable_at(t)),
+            oom_margin_hours,
+        }
+    }
+}
+
+/// One scenario's raw verdicts, in [`Method::ALL`] order.
+#[derive(Clone, Debug, PartialEq)]
+pub struct RawRow {
+    pub scenario: &'static str,
+    pub runtime: &'static str,
+    pub is_leak: bool,
+    pub verdicts: [RawVerdict; 3],
+}
+
+/// A method's headline figures over one set.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Figures {
+    pub leaks: usize,
+    pub traps: usize,
+    /// Leaks alarmed at or after their onset.
+    pub recall: usize,
+    /// Traps alarmed.
+    pub false_alarms: usize,
+    /// Leaks alarmed before their onset.
+    pub early_alarms: usize,
+    /// Traps warned.
+    pub trap_warnings: usize,
+    /// Median and p90 (nearest rank) of onset → warning and onset → alarm over all leaks, a
+    /// miss counting as infinitely late (`None` = ∞).
+    pub suspected_median: Option<f64>,
+    pub suspected_p90: Option<f64>,
+    pub confirmed_median: Option<f64>,
+    pub confirmed_p90: Option<f64>,
+    /// Leaks with at least one false resolution, and false resolutions in all.
+    pub leaks_falsely_resolved: usize,
+    pub false_resolutions: usize,
+    /// Leaks confirmed with a knowable limit, and how many of those had a forecast.
+    pub limit_knowable: usize,
+    pub forecasts_given: usize,
+    /// Median and largest |forecast − truth| / truth over the leaks with a forecast.
+    pub forecast_error_median: Option<f64>,
+    pub forecast_error_max: Option<f64>,
+    /// Leaks that crash out of memory in the trace, those confirmed before their first
+    /// crash, and the median margin (hours; a miss counts as −∞).
+    pub oom_leaks: usize,
+    pub confirmed_before_oom: usize,
+    pub oom_margin_median: Option<f64>,
+}
+
+/// Nearest-rank percentile of `values` (∞ allowed; `None` if the result is infinite).
+fn percentile(values: &[f64], p: f64) -> Option<f64> {
+    let mut v = values.to_vec();
+    v.sort_by(f64::total_cmp);
+    if v.is_empty() {
+        return None;
+    }
+    let rank = ((p * v.len() as f64).ceil() as usize).clamp(1, v.len());
+    Some(v[rank - 1]).filter(|x| x.is_finite())
+}
+
+/// The raw figures of every method on one set of scenarios.
+#[derive(Clone, Debug, PartialEq)]
+pub struct SetReport {
+    pub rows: Vec<RawRow>,
+}
+
+impl SetReport {
+    /// Judges leakwatch's runs and the two practices (as configured) on the same traces.
+    pub fn build(runs: &[Run], baselines: &Baselines) -> SetReport {
+        let rows = runs
+            .iter()
+            .map(|run| {
+                let sc = &run.scenario;
+                let samples = sc.samples();
+                let instance = sc.instance();
+                let lw = Alerts::from_events(&run.events, &instance);
+                let lw_forecast = |t: u64| {
+                    run.events
+                        .iter()
+                        .find(|e| {
+                            e.resource.instance == instance
+                                && e.event.kind == LeakEventKind::Confirmed
+                                && e.event.t_ns == t
+                        })
+                        .and_then(|e| e.event.time_to_limit_seconds)
+                };
+                let none = |_: u64| None;
+                RawRow {
+                    scenario: sc.name,
+                    runtime: sc.runtime.as_str(),
+                    is_leak: sc.is_leak,
+                    verdicts: [
+                        RawVerdict::of(sc, &lw, &lw_forecast),
+                        RawVerdict::of(sc, &baselines.deriv.evaluate(&samples), &none),
+                        RawVerdict::of(sc, &baselines.polyfit.evaluate(&samples), &none),
+                    ],
+                }
+            })
+            .collect();
+        SetReport { rows }
+    }
+
+    /// Figures of one method.
+    pub fn figures(&self, method: Method) -> Figures {
+        let i = Method::ALL.iter().position(|m| *m == method).unwrap_or(0);
+        let leaks: Vec<&RawVerdict> = self
+            .rows
+            .iter()
+            .filter(|r| r.is_leak)
+            .map(|r| &r.verdicts[i])
+            .collect();
+        let traps: Vec<&RawVerdict> = self
+            .rows
+            .iter()
+            .filter(|r| !r.is_leak)
+            .map(|r| &r.verdicts[i])
+            .collect();
+        let delays = |f: fn(&RawVerdict) -> Option<f64>| -> Vec<f64> {
+            leaks
+                .iter()
+                .map(|v| f(v).unwrap_or(f64::INFINITY))
+                .collect()
+        };
+        let suspected = delays(|v| v.suspected_delay_hours);
+        let confirmed = delays(|v| v.confirmed_delay_hours);
+        let errors: Vec<f64> = leaks
+            .iter()
+            .filter_map(|v| v.forecast)
+            .map(|(forecast, truth)| (forecast - truth).abs() / truth.max(1.0))
+            .collect();
+        let margins: Vec<f64> = leaks
+            .iter()
+            .filter_map(|v| v.oom_margin_hours)
+            .map(|m| m.unwrap_or(f64::NEG_INFINITY))
+            .collect();
+        Figures {
+            leaks: leaks.len(),
+            traps: traps.len(),
+            recall: leaks
+                .iter()
+                .filter(|v| v.confirmed_delay_hours.is_some())
+                .count(),
+            false_alarms: traps.iter().filter(|v| v.false_alarm).count(),
+            early_alarms: leaks.iter().filter(|v| v.false_alarm).count(),
+            trap_warnings: traps.iter().filter(|v| v.warning).count(),
+            suspected_median: percentile(&suspected, 0.5),
+            suspected_p90: percentile(&suspected, 0.9),
+            confirmed_median: percentile(&confirmed, 0.5),
+            confirmed_p90: percentile(&confirmed, 0.9),
+            leaks_falsely_resolved: leaks.iter().filter(|v| v.false_resolutions > 0).count(),
+            false_resolutions: leaks.iter().map(|v| v.false_resolutions).sum(),
+            limit_knowable: leaks.iter().filter(|v| v.limit_knowable).count(),
+            forecasts_given: errors.len(),
+            forecast_error_median: percentile(&errors, 0.5),
+            forecast_error_max: errors
+                .iter()
+                .copied()
+                .fold(None, |a: Option<f64>, e| Some(a.map_or(e, |a| a.max(e)))),
+            oom_leaks: margins.len(),
+            confirmed_before_oom: margins.iter().filter(|m| **m > 0.0).count(),
+            oom_margin_median: percentile(&margins, 0.5).or_else(|| {
+                // All or most missed: the median is −∞.
+                (!margins.is_empty()).then_some(f64::NEG_INFINITY)
+            }),
+        }
+    }
+}
+
+/// leak-report's exit gate over both sets: `Ok` when, in the tuning set **and** in the
+/// holdout, leakwatch raises no alarm on a trap, none before a leak's onset, and confirms at
+/// least as many leaks (raw recall) as each practice. Delays, forecasts and resolutions are
+/// reported, not gated: issue 13's targets for them are the `#[ignore]`d tests of
+/// `tests/scenarios.rs` until the detector meets them.
+pub fn gate(sets: &[(&str, &SetReport)]) -> Result<(), Vec<String>> {
+    let mut problems = Vec::new();
+    for (name, set) in sets {
+        let lw = set.figures(Method::Leakwatch);
+        if lw.false_alarms > 0 {
+            let which: Vec<&str> = set
+                .rows
+                .iter()
+                .filter(|r| !r.is_leak && r.verdicts[0].false_alarm)
+                .map(|r| r.scenario)
+                .collect();
+            problems.push(format!(
+                "{name}: leakwatch alarmed on {}/{} traps: {}",
+                lw.false_alarms,
+                lw.traps,
+                which.join(", ")
+            ));
+        }
+        if lw.early_alarms > 0 {
+            problems.push(format!(
+                "{name}: leakwatch alarmed on {} leaks before their onset",
+                lw.early_alarms
+            ));
+        }
+        for m in [Method::DerivRules, Method::PolyfitR2] {
+            let b = set.figures(m);
+            if lw.recall < b.recall {
+                problems.push(format!(
+                    "{name}: recall: leakwatch {}/{} < {} {}/{}",
+                    lw.recall,
+                    lw.leaks,
+                    m.as_str(),
+                    b.recall,
+                    b.leaks
+                ));
+            }
+        }
+    }
+    if problems.is_empty() {
+        Ok(())
+    } else {
+        Err(problems)
+    }
+}
+
+fn opt_h(h: Option<f64>) -> String {
+    match h {
+        Some(h) if h.is_finite() => format!("{h:.1}"),
+        Some(h) if h < 0.0 => "-∞".to_owned(),
+        _ => "∞".to_owned(),
+    }
+}
+
+/// The report's tables for named sets side by side: one line per scenario, then the
+/// headline figures per method and set.
+pub fn side_by_side(sets: &[(&str, &SetReport)]) -> String {
+    use std::fmt::Write;
+    const W: usize = 13;
+    let mut out = String::new();
+    let methods = ["leakwatch", "deriv", "polyfit"];
+    let header = |out: &mut String, first: &str, fw: usize| {
+        let mut line = format!("{first:<fw$}");
+        let mut sub = format!("{:<fw$}", "");
+        for (name, _) in sets {
+            let _ = write!(line, " || {:<w$}", name, w = 3 * W + 6);
+            sub.push_str(" ||");
+            for (k, m) in methods.iter().enumerate() {
+                let _ = write!(sub, "{}{m:<W$}", if k == 0 { " " } else { " | " });
+            }
+        }
+        let _ = writeln!(out, "{line}");
+        let _ = writeln!(out, "{sub}");
+        let _ = writeln!(out, "{}", "-".repeat(sub.chars().count()));
+    };
+    // Per scenario.
+    let fw = 46;
+    header(&mut out, "scenario (leak: suspected/confirmed h)", fw);
+    let Some((_, first)) = sets.first() else {
+        return out;
+    };
+    for (i, row) in first.rows.iter().enumerate() {
+        let mut line = format!(
+            "{:<fw$}",
+            format!(
+                "{} {} {}",
+                row.scenario,
+                row.runtime,
+                if row.is_leak { "leak" } else { "trap" }
+            )
+        );
+        for (_, set) in sets {
+            line.push_str(" ||");
+            let Some(r) = set.rows.get(i) else { continue };
+            for (k, v) in r.verdicts.iter().enumerate() {
+                let cell = if r.is_leak {
+                    let d = |h: Option<f64>| h.map_or("-".to_owned(), |h| format!("{h:.1}"));
+                    let mut c = format!(
+                        "{}/{}",
+                        d(v.suspected_delay_hours),
+                        d(v.confirmed_delay_hours)
+                    );
+                    if v.false_resolutions > 0 {
+                        let _ = write!(c, " r{}", v.false_resolutions);
+                    }
+                    if v.false_alarm {
+                        c.push_str(" E");
+                    }
+                    c
+                } else if v.false_alarm {
+                    "ALARM".to_owned()
+                } else if v.warning {
+                    "warned".to_owned()
+                } else {
+                    "ok".to_owned()
+                };
+                let _ = write!(line, "{}{cell:<W$}", if k == 0 { " " } else { " | " });
+            }
+        }
+        let _ = writeln!(out, "{line}");
+    }
+    let _ = writeln!(
+        out,
+        "\nleak cells: hours from onset to the first warning / first alarm at or after it (- = never);\n\
+         rN = N alarms resolved while the leak still ran; E = alarmed before the onset.\n\
+         trap cells: ALARM = alarmed, warned = warning only. Alarm = leakwatch memory.leak.confirmed,\n\
+         the for: 6h deriv rule, the polyfit flag; warning = memory.leak.suspected, the for: 2h rule\n\
+         (polyfit has one level). Raw: no leak-free twin is consulted.\n"
+    );
+    // Figures.
+    let fw = 44;
+    header(&mut out, "figure (raw)", fw);
+    let figures: Vec<[Figures; 3]> = sets
+        .iter()
+        .map(|(_, s)| Method::ALL.map(|m| s.figures(m)))
+        .collect();
+    let line = |out: &mut String, name: &str, f: &dyn Fn(&Figures, usize) -> String| {
+        let mut l = format!("{name:<fw$}");
+        for set in &figures {
+            l.push_str(" ||");
+            for (k, fig) in set.iter().enumerate() {
+                let _ = write!(l, "{}{:<W$}", if k == 0 { " " } else { " | " }, f(fig, k));
+            }
+        }
+        let _ = writeln!(out, "{l}");
+    };
+    line(&mut out, "recall (leaks confirmed after onset)", &|f, _| {
+        format!("{}/{}", f.recall, f.leaks)
+    });
+    line(&mut out, "false alarms on traps", &|f, _| {
+        format!("{}/{}", f.false_alarms, f.traps)
+    });
+    line(&mut out, "alarms before a leak's onset", &|f, _| {
+        format!("{}/{}", f.early_alarms, f.leaks)
+    });
+    line(&mut out, "traps warned (suspected level)", &|f, _| {
+        format!("{}/{}", f.trap_warnings, f.traps)
+    });
+    line(&mut out, "onset→suspected median / p90 (h)", &|f, _| {
+        format!("{} / {}", opt_h(f.suspected_median), opt_h(f.suspected_p90))
+    });
+    line(&mut out, "onset→confirmed median / p90 (h)", &|f, _| {
+        format!("{} / {}", opt_h(f.confirmed_median), opt_h(f.confirmed_p90))
+    });
+    line(
+        &mut out,
+        "false resolutions (leaks / alarms ended)",
+        &|f, _| format!("{} / {}", f.leaks_falsely_resolved, f.false_resolutions),
+    );
+    line(
+        &mut out,
+        "forecasts at 1st confirmation / knowable",
+        &|f, k| {
+            if k == 0 {
+                format!("{} / {}", f.forecasts_given, f.limit_knowable)
+            } else {
+                format!("none / {}", f.limit_knowable)
+            }
+        },
+    );
+    line(
+        &mut out,
+        "forecast |rel. error| median / max",
+        &|f, _| match (f.forecast_error_median, f.forecast_error_max) {
+            (Some(m), Some(x)) => format!("{:.0}% / {:.0}%", 100.0 * m, 100.0 * x),
+            _ => "-".to_owned(),
+        },
+    );
+    line(&mut out, "OOM leaks confirmed before 1st OOM", &|f, _| {
+        format!("{}/{}", f.confirmed_before_oom, f.oom_leaks)
+    });
+    line(
+        &mut out,
+        "OOM margin at confirmation, median (h)",
+        &|f, _| opt_h(f.oom_margin_median),
+    );
+    let _ = writeln!(
+        out,
+        "\nMedians and p90 (nearest rank) are over all leaks, a missed leak counting as infinitely late.\n\
+         Forecast: leakwatch's time_to_limit_seconds at its first confirmation after the onset against\n\
+         the time the simulated process really runs out of memory (its crash, or its live set reaching\n\
+         the limit, extrapolated at the leak's rate past the trace's end); knowable = the runtime or the\n\
+         Collector reports the limit, or the process crashed out of memory before. The practices make no\n\
+         forecast. OOM margin: first crash after the onset minus first confirmation (negative = after\n\
+         the crash; a miss counts as -∞)."
+    );
+    out
+}
+
+/// The twin-adjusted view (second table): per set, each method's recall and median delay
+/// when an alarm the method also raises on the leak's leak-free twin does not count.
+pub fn twin_adjusted(sets: &[(&str, &Comparison)]) -> String {
+    use std::fmt::Write;
+    const W: usize = 13;
+    let mut out = String::new();
+    let fw = 44;
+    let mut head = format!("{:<fw$}", "figure (twin-adjusted)");
+    for (name, _) in sets {
+        let _ = write!(head, " || {name:<w$}", w = 3 * W + 6);
+    }
+    let _ = writeln!(out, "{head}");
+    let mut sub = format!("{:<fw$}", "");
+    for _ in sets {
+        sub.push_str(" ||");
+        for (k, m) in ["leakwatch", "deriv", "polyfit"].iter().enumerate() {
+            let _ = write!(sub, "{}{m:<W$}", if k == 0 { " " } else { " | " });
+        }
+    }
+    let _ = writeln!(out, "{sub}");
+    let _ = writeln!(out, "{}", "-".repeat(sub.chars().count()));
+    let totals: Vec<[Totals; 3]> = sets
+        .iter()
+        .map(|(_, c)| Method::ALL.map(|m| c.totals(m)))
+        .collect();
+    let line = |out: &mut String, name: &str, f: &dyn Fn(&Totals) -> String| {
+        let mut l = format!("{name:<fw$}");
+        for set in &totals {
+            l.push_str(" ||");
+            for (k, t) in set.iter().enumerate() {
+                let _ = write!(l, "{}{:<W$}", if k == 0 { " " } else { " | " }, f(t));
+            }
+        }
+        let _ = writeln!(out, "{l}");
+    };
+    line(&mut out, "recall (not also alarmed on the twin)", &|t| {
+        format!("{}/{}", t.detected, t.leaks)
+    });
+    line(&mut out, "median delay (h, all leaks)", &|t| {
+        opt_h(t.median_delay_hours.or(Some(f64::INFINITY)))
+    });
+    line(&mut out, "leak-free twins alarmed", &|t| {
+        format!("{}/{}", t.twin_alarms, t.leaks)
+    });
+    let _ = writeln!(
+        out,
+        "\nA leak counts as detected at the first alarm after its onset that the method does not also\n\
+         raise on the same trace with the leak removed (same noise)."
+    );
+    out
+}
+
 /// Hours for the table (`∞` when undefined).
 fn hours(h: Option<f64>) -> String {
     h.map_or_else(|| "∞ (missed)".to_owned(), |h| format!("{h:.1}"))
@@ -1116,5 +1625,92 @@ mod tests {
         assert_eq!(median(&[1.0, 2.0, f64::INFINITY]), Some(2.0));
         assert_eq!(median(&[1.0, f64::INFINITY, f64::INFINITY]), None);
         assert_eq!(median(&[1.0, 3.0]), Some(2.0));
+    }
+
+    #[test]
+    fn percentile_is_nearest_rank_and_misses_are_infinite() {
+        let v = [3.0, 1.0, 2.0, 4.0, 5.0, 6.0, 7.0, 8.0, 9.0, 10.0];
+        assert_eq!(percentile(&v, 0.5), Some(5.0));
+        assert_eq!(percentile(&v, 0.9), Some(9.0));
+        let missed = [1.0, 2.0, f64::INFINITY];
+        assert_eq!(percentile(&missed, 0.5), Some(2.0));
+        assert_eq!(percentile(&missed, 0.9), None);
+        assert_eq!(percentile(&[], 0.5), None);
+    }
+
+    #[test]
+    fn raw_verdicts_count_delays_resolutions_and_false_alarms() {
+        let Some(leak) = crate::scenario::by_name("dotnet-leak-onset-midtrace") else {
+            panic!("missing scenario");
+        };
+        let Some(onset) = leak.onset_ns() else {
+            panic!("a leak has an onset");
+        };
+        let h = |x: f64| onset + (x * HOUR_NS as f64) as u64;
+        let alerts = Alerts {
+            suspected: vec![Firing {
+                from_ns: h(0.5),
+                to_ns: None,
+            }],
+            confirmed: vec![
+                Firing {
+                    from_ns: h(1.0),
+                    to_ns: Some(h(3.0)),
+                },
+                Firing {
+                    from_ns: h(5.0),
+                    to_ns: None,
+                },
+            ],
+        };
+        let v = RawVerdict::of(&leak, &alerts, &|_| None);
+        assert_eq!(v.suspected_delay_hours, Some(0.5));
+        assert_eq!(v.confirmed_delay_hours, Some(1.0));
+        assert_eq!(v.false_resolutions, 1);
+        assert!(!v.false_alarm && v.forecast.is_none() && v.oom_margin_hours.is_none());
+        // An alarm before the onset is a false alarm on the healthy part of the trace.
+        let early = Alerts {
+            suspected: vec![],
+            confirmed: vec![Firing {
+                from_ns: onset - HOUR_NS,
+                to_ns: Some(onset - 1),
+            }],
+        };
+        let v = RawVerdict::of(&leak, &early, &|_| None);
+        assert!(v.false_alarm && v.confirmed_delay_hours.is_none());
+        let Some(trap) = crate::scenario::by_name("node-cache-warmup") else {
+            panic!("missing scenario");
+        };
+        let v = RawVerdict::of(&trap, &early, &|_| None);
+        assert!(v.false_alarm && !v.warning);
+        assert!(!RawVerdict::of(&trap, &Alerts::default(), &|_| None).false_alarm);
+    }
+
+    #[test]
+    fn oom_margin_and_forecast_use_the_simulated_crash() {
+        let Some(sc) = crate::scenario::by_name("node-oom-cycle-7.7h") else {
+            panic!("missing scenario");
+        };
+        let first_oom = sc.oom_times_ns()[0];
+        let at = first_oom - 2 * HOUR_NS;
+        let alerts = Alerts {
+            suspected: vec![],
+            confirmed: vec![Firing {
+                from_ns: at,
+                to_ns: None,
+            }],
+        };
+        // A forecast of 3 h where the crash comes 2 h later: 50 % too long.
+        let v = RawVerdict::of(&sc, &alerts, &|t| (t == at).then_some(3.0 * 3600.0));
+        let Some(Some(margin)) = v.oom_margin_hours else {
+            panic!("no margin: {v:?}");
+        };
+        assert!((margin - 2.0).abs() < 1e-9, "{margin}");
+        let Some((forecast, truth)) = v.forecast else {
+            panic!("no forecast: {v:?}");
+        };
+        assert!((forecast / truth - 1.5).abs() < 1e-6, "{forecast} {truth}");
+        // Before the first crash Node's limit is not reported anywhere.
+        assert!(!v.limit_knowable);
     }
 }

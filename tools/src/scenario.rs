@@ -36,8 +36,28 @@
 //! `dotnet.gc.last_collection.heap.size` per `dotnet.gc.heap.generation`,
 //! `dotnet.gc.last_collection.memory.committed_size`, `dotnet.process.memory.working_set`,
 //! `dotnet.gc.collections`; Python
-//! `process.runtime.cpython.memory`, `cpython.gc.collections`; plus `process.memory.usage` where
-//! the SDK's process detector reports it, and `http.server.request.duration` everywhere.
+//! `process.runtime.cpython.memory`, `cpython.gc.collections`; Python as the seed guide
+//! instruments it `process.runtime.python.memory` (`memory.type` = `current_allocated` /
+//! `peak_allocated`), `process.runtime.python.gc` and `process.runtime.python.objects` per
+//! `object.type` (the leaked bytes are objects of one type, [`LeakObject`]); plus
+//! `process.memory.usage` where the SDK's process detector reports it, and
+//! `http.server.request.duration` everywhere an SDK runs. A container without an SDK
+//! ([`Runtime::Container`]) is seen through the Collector only: kubeletstats'
+//! `container.memory.usage` (resident memory + page cache, [`PageCache`]),
+//! `container.memory.working_set`, `container.memory.rss`, `container.memory.available`, and
+//! k8s_cluster's `k8s.container.memory_limit`, on a resource named by `k8s.*` attributes.
+//!
+//! An SDK that prefers delta temporality ([`Temporality::Delta`]) sends the increments of its
+//! counters and histograms; the [`TraceSample`]s the practices read stay cumulative (what
+//! Prometheus holds once a Collector's `deltatocumulative` processor has run).
+//!
+//! # Two sets
+//! [`suite`] is the tuning suite; [`holdout`] redraws every parameter of every scenario by a
+//! documented rule and is never used for tuning. Each scenario also knows its ground truth
+//! beyond the exports: when its leak runs ([`Scenario::leaking_at`]), when it crashes out of
+//! memory ([`Scenario::oom_times_ns`]) and how long it really has until it does
+//! ([`Scenario::time_to_oom_s`]), for the report's false resolutions, OOM margins and
+//! forecast error.
 
 use std::f64::consts::PI;
 
@@ -55,8 +75,11 @@ use leakwatch::otlp::proto::otlp::resource::v1::Resource;
 /// Start of every trace's day 0: 2025-03-03T00:00:00Z, a Monday.
 pub const EPOCH_S: u64 = 1_740_960_000;
 
-/// One (decimal) megabyte: the unit the issue's rates are stated in.
+/// One (decimal) megabyte: the unit the first suite's rates are stated in.
 pub const MB: f64 = 1e6;
+
+/// One mebibyte: the unit issue 13's rates and limits are stated in.
+pub const MIB: f64 = 1_048_576.0;
 
 const KB: f64 = 1e3;
 const NS: f64 = 1e9;
@@ -80,6 +103,10 @@ pub enum Runtime {
     /// tracemalloc and `gc` (`process.runtime.python.memory` current/peak allocated,
     /// `process.runtime.python.gc`, `process.runtime.python.objects`), no RSS.
     PythonGuide,
+    /// A container without runtime metrics, seen only through the Collector's kubeletstats
+    /// receiver (`container.memory.usage`, `.working_set`, `.rss`, `.available`) and the
+    /// k8s_cluster receiver's `k8s.container.memory_limit`; no SDK, so no request metrics.
+    Container,
 }
 
 impl Runtime {
@@ -92,17 +119,20 @@ impl Runtime {
             Runtime::DotNet => "dotnet",
             Runtime::Python => "python",
             Runtime::PythonGuide => "pyguide",
+            Runtime::Container => "k8s",
         }
     }
 
-    fn language(self) -> &'static str {
-        match self {
+    /// `telemetry.sdk.language`, when an SDK reports.
+    fn language(self) -> Option<&'static str> {
+        Some(match self {
             Runtime::Node => "nodejs",
             Runtime::Jvm => "java",
             Runtime::Go => "go",
             Runtime::DotNet => "dotnet",
             Runtime::Python | Runtime::PythonGuide => "python",
-        }
+            Runtime::Container => return None,
+        })
     }
 
     fn runtime_scope(self) -> &'static str {
@@ -114,6 +144,7 @@ impl Runtime {
             Runtime::Python => "opentelemetry.instrumentation.system_metrics",
             // The guide's `metrics.get_meter("python-runtime")`.
             Runtime::PythonGuide => "python-runtime",
+            Runtime::Container => "otelcol/kubeletstatsreceiver",
         }
     }
 
@@ -123,9 +154,44 @@ impl Runtime {
             Runtime::Jvm => "io.opentelemetry.tomcat-10.0",
             Runtime::Go => "go.opentelemetry.io/contrib/instrumentation/net/http/otelhttp",
             Runtime::DotNet => "Microsoft.AspNetCore.Hosting",
-            Runtime::Python | Runtime::PythonGuide => "opentelemetry.instrumentation.flask",
+            Runtime::Python | Runtime::PythonGuide | Runtime::Container => {
+                "opentelemetry.instrumentation.flask"
+            }
         }
     }
+}
+
+/// How the SDK exports monotonic counters and histograms (its temporality preference).
+///
+/// With `Delta` (`OTEL_EXPORTER_OTLP_METRICS_TEMPORALITY_PREFERENCE=delta`) every monotonic
+/// sum and histogram carries the increase since the previous export, with the previous
+/// export's time as `start_time_unix_nano` (the process start for its first export);
+/// up-down counters and gauges stay cumulative, as the SDKs do.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Temporality {
+    #[default]
+    Cumulative,
+    Delta,
+}
+
+/// Page cache charged to a container's cgroup: files the process writes (logs, spools) stay
+/// cached. `active_bytes` is the recently used part (in the working set); the rest, growing
+/// `bytes_per_hour` from the container's start, is inactive file cache, which
+/// `container.memory.usage` includes and the working set (usage − inactive file) does not.
+/// The kernel reclaims it under pressure: it never exceeds 90 % of the limit less resident
+/// memory.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct PageCache {
+    pub bytes_per_hour: f64,
+    pub active_bytes: f64,
+}
+
+/// The object type whose live count carries a Python leak in the seed guide's
+/// `process.runtime.python.objects` gauge, and the bytes each object holds.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct LeakObject {
+    pub type_name: &'static str,
+    pub bytes_each: f64,
 }
 
 /// How the live set leaks.
@@ -241,6 +307,12 @@ pub struct Model {
     pub native_bytes: f64,
     /// Time constant, hours, with which committed memory is given back to the OS.
     pub release_hours: f64,
+    /// The SDK's temporality preference for counters and histograms.
+    pub temporality: Temporality,
+    /// Page cache charged to the container (kubeletstats metrics only).
+    pub page_cache: Option<PageCache>,
+    /// Which Python object type the leaked bytes are made of (the guide's object counts).
+    pub leak_object: Option<LeakObject>,
 }
 
 impl Model {
@@ -273,6 +345,9 @@ impl Model {
             noise: 0.01,
             native_bytes: 60.0 * MB,
             release_hours: 0.2,
+            temporality: Temporality::Cumulative,
+            page_cache: None,
+            leak_object: None,
         };
         match runtime {
             Runtime::Node => base,
@@ -339,6 +414,22 @@ impl Model {
                 limit: None,
                 native_bytes: 40.0 * MB,
                 release_hours: 8.0,
+                leak_object: (runtime == Runtime::PythonGuide).then_some(LeakObject {
+                    type_name: "dict",
+                    bytes_each: 1024.0,
+                }),
+                ..base
+            },
+            // Whatever runs inside; only its resident memory and page cache are seen.
+            Runtime::Container => Model {
+                base_live: 220.0 * MB,
+                limit: Some(1024.0 * MIB),
+                limit_reported: true,
+                native_bytes: 50.0 * MB,
+                page_cache: Some(PageCache {
+                    bytes_per_hour: 0.0,
+                    active_bytes: 24.0 * MIB,
+                }),
                 ..base
             },
         }
@@ -424,6 +515,85 @@ impl Scenario {
         })
     }
 
+    /// Whether the leak runs at `t_ns` (the ground truth for false resolutions). Every leak
+    /// of the model runs from its onset to the trace's end, through restarts: each new
+    /// process leaks again.
+    pub fn leaking_at(&self, t_ns: u64) -> bool {
+        self.onset_ns().is_some_and(|onset| t_ns >= onset)
+    }
+
+    /// Event times of the process' out-of-memory crashes within the trace.
+    pub fn oom_times_ns(&self) -> Vec<u64> {
+        self.truth().ooms
+    }
+
+    /// The memory limit the process runs out of, when the model has one and something can
+    /// know it at `at_ns`: the runtime or the Collector reports it (`limit_reported`), or the
+    /// process already crashed out of memory before (the peak before the crash).
+    pub fn limit_knowable_at(&self, at_ns: u64) -> bool {
+        self.model.limit.is_some()
+            && (self.model.limit_reported
+                || self.oom_times_ns().first().is_some_and(|&t| t < at_ns))
+    }
+
+    /// The true time, seconds, from `at_ns` until the process runs out of memory: its live
+    /// set reaches the crash point (`OnOom`'s fraction of the limit, else the limit itself).
+    /// The trace's own crashes answer when one follows `at_ns`; otherwise the live set of the
+    /// trace's last hour is extrapolated at the leak's rate over the last 6 h of the last
+    /// process. `None` without a limit, or when the live set does not grow.
+    pub fn time_to_oom_s(&self, at_ns: u64) -> Option<f64> {
+        let limit = self.model.limit?;
+        let truth = self.truth();
+        if let Some(&t) = truth.ooms.iter().find(|&&t| t >= at_ns) {
+            return Some((t - at_ns) as f64 / NS);
+        }
+        let fraction = match self.model.restarts {
+            Restarts::OnOom { fraction, .. } => fraction,
+            _ => 1.0,
+        };
+        let crash_at = fraction * limit;
+        if let Some(p) = truth.live.iter().find(|p| p.0 >= at_ns && p.1 >= crash_at) {
+            return Some((p.0 - at_ns) as f64 / NS);
+        }
+        let last = truth.live.last()?;
+        let recent: Vec<&(u64, f64, f64, u64)> = truth
+            .live
+            .iter()
+            .filter(|p| p.3 == last.3 && p.0 + 6 * 3_600_000_000_000 >= last.0)
+            .collect();
+        let first = recent.first()?;
+        let span_h = (last.0 - first.0) as f64 / NS / HOUR;
+        let rate = (last.2 - first.2) / span_h;
+        if !(rate > 0.0 && span_h > 0.5) {
+            return None;
+        }
+        let hour: Vec<f64> = recent
+            .iter()
+            .filter(|p| p.0 + 3_600_000_000_000 >= last.0)
+            .map(|p| p.1)
+            .collect();
+        let live_end = hour.iter().sum::<f64>() / hour.len() as f64;
+        let end_s = (last.0.max(at_ns) - at_ns) as f64 / NS;
+        Some(end_s + (crash_at - live_end).max(0.0) / rate * HOUR)
+    }
+
+    /// The simulation's ground truth over the trace (no OTLP built).
+    fn truth(&self) -> Truth {
+        let mut sim = Sim::new(self);
+        let last = (self.hours * HOUR / self.interval_s as f64).floor() as u64;
+        let mut live = Vec::new();
+        for k in 1..=last {
+            if let Some(s) = sim.step(self, k) {
+                live.push((s.t_ns, s.live, s.heap_leaked, s.start_ns));
+            }
+        }
+        let start = self.start_ns();
+        Truth {
+            ooms: sim.ooms.iter().map(|t| start + (t * NS) as u64).collect(),
+            live,
+        }
+    }
+
     /// `service.instance.id` of the trace's process.
     pub fn instance(&self) -> String {
         format!("{}-0", self.name)
@@ -436,6 +606,7 @@ impl Scenario {
             sim: Sim::new(self),
             next_tick: 1,
             last_tick: (self.hours * HOUR / self.interval_s as f64).floor() as u64,
+            prev: None,
         }
     }
 
@@ -461,12 +632,22 @@ impl Scenario {
     }
 }
 
+/// What the simulation knows and the exports do not say.
+struct Truth {
+    /// Out-of-memory crashes (event time).
+    ooms: Vec<u64>,
+    /// `(t_ns, live set, bytes leaked in this process, process start)` at every export.
+    live: Vec<(u64, f64, f64, u64)>,
+}
+
 /// Iterator over a scenario's exports.
 pub struct Trace<'a> {
     scenario: &'a Scenario,
     sim: Sim,
     next_tick: u64,
     last_tick: u64,
+    /// The previous export as cumulative values, and its process' start (for delta).
+    prev: Option<(u64, ExportMetricsServiceRequest)>,
 }
 
 impl Iterator for Trace<'_> {
@@ -477,13 +658,90 @@ impl Iterator for Trace<'_> {
             let k = self.next_tick;
             self.next_tick += 1;
             if let Some(state) = self.sim.step(self.scenario, k) {
+                let mut request = request_of(self.scenario, &state);
+                if self.scenario.model.temporality == Temporality::Delta {
+                    let cumulative = request.clone();
+                    let prev = self
+                        .prev
+                        .as_ref()
+                        .filter(|(start, _)| *start == state.start_ns)
+                        .map(|(_, r)| r);
+                    to_delta(&mut request, prev);
+                    self.prev = Some((state.start_ns, cumulative));
+                }
                 return Some(Tick {
                     sample: sample_of(self.scenario, &state),
-                    request: request_of(self.scenario, &state),
+                    request,
                 });
             }
         }
         None
+    }
+}
+
+/// Turns an export's cumulative monotonic sums and histograms into deltas since `prev` (the
+/// same process' previous export, as cumulative values; `None` for the first export of a
+/// process, whose delta is its cumulative value since the start). A point's
+/// `start_time_unix_nano` becomes the previous export's time.
+fn to_delta(request: &mut ExportMetricsServiceRequest, prev: Option<&ExportMetricsServiceRequest>) {
+    use leakwatch::otlp::proto::otlp::metrics::v1::{metric::Data, AggregationTemporality};
+    let find = |name: &str| -> Option<&Metric> {
+        prev?
+            .resource_metrics
+            .iter()
+            .flat_map(|rm| &rm.scope_metrics)
+            .flat_map(|sm| &sm.metrics)
+            .find(|m| m.name == name)
+    };
+    let delta = AggregationTemporality::Delta as i32;
+    for metric in request
+        .resource_metrics
+        .iter_mut()
+        .flat_map(|rm| &mut rm.scope_metrics)
+        .flat_map(|sm| &mut sm.metrics)
+    {
+        let before = find(&metric.name).and_then(|m| m.data.clone());
+        match metric.data.as_mut() {
+            Some(Data::Sum(sum)) if sum.is_monotonic => {
+                sum.aggregation_temporality = delta;
+                let old = match before {
+                    Some(Data::Sum(s)) => s.data_points,
+                    _ => Vec::new(),
+                };
+                for p in &mut sum.data_points {
+                    let Some(o) = old.iter().find(|o| o.attributes == p.attributes) else {
+                        continue;
+                    };
+                    if let (
+                        Some(number_data_point::Value::AsInt(now)),
+                        Some(number_data_point::Value::AsInt(then)),
+                    ) = (&mut p.value, &o.value)
+                    {
+                        *now -= *then;
+                    }
+                    p.start_time_unix_nano = o.time_unix_nano;
+                }
+            }
+            Some(Data::Histogram(h)) => {
+                h.aggregation_temporality = delta;
+                let old = match before {
+                    Some(Data::Histogram(h)) => h.data_points,
+                    _ => Vec::new(),
+                };
+                for p in &mut h.data_points {
+                    let Some(o) = old.iter().find(|o| o.attributes == p.attributes) else {
+                        continue;
+                    };
+                    p.count -= o.count;
+                    p.sum = Some(p.sum.unwrap_or(0.0) - o.sum.unwrap_or(0.0));
+                    for (b, ob) in p.bucket_counts.iter_mut().zip(&o.bucket_counts) {
+                        *b -= ob;
+                    }
+                    p.start_time_unix_nano = o.time_unix_nano;
+                }
+            }
+            _ => {}
+        }
     }
 }
 
@@ -568,6 +826,11 @@ struct State {
     goroutines: f64,
     noise: f64,
     traced_peak: f64,
+    /// The part of the leak in the managed heap (0 for a native leak).
+    heap_leaked: f64,
+    /// Page cache in the container's working set, and the inactive rest.
+    cache_active: f64,
+    cache_inactive: f64,
 }
 
 #[derive(Clone, Debug)]
@@ -580,6 +843,8 @@ struct Sim {
     proc: Process,
     live_wander: Wander,
     traffic_wander: Wander,
+    /// Out-of-memory crashes so far (trace seconds).
+    ooms: Vec<f64>,
 }
 
 impl Sim {
@@ -600,6 +865,7 @@ impl Sim {
             proc: Process::default(),
             live_wander: Wander::default(),
             traffic_wander: Wander::default(),
+            ooms: Vec::new(),
         };
         sim.next_deploy = sim.deploy_after(sc, 0.0);
         sim
@@ -730,6 +996,7 @@ impl Sim {
         if let (Restarts::OnOom { fraction, down_s }, Some(limit)) = (m.restarts, m.limit) {
             if live >= fraction * limit {
                 // Out of memory: this export never happens.
+                self.ooms.push(t);
                 self.down_until = Some(t + down_s);
                 self.last_s = t;
                 return None;
@@ -797,6 +1064,12 @@ impl Sim {
             + (self.proc.leaked - self.heap_leaked(m))
             + self.proc.committed
             + 0.002 * m.base_live * self.rng.normal();
+        let (cache_active, cache_inactive) = m.page_cache.map_or((0.0, 0.0), |p| {
+            let room = m.limit.map_or(f64::MAX, |l| (0.9 * l - rss).max(0.0));
+            let active = p.active_bytes.min(room);
+            let inactive = (p.bytes_per_hour * age / HOUR).min(room - active);
+            (active, inactive)
+        });
 
         let goroutines = 150.0
             + rps * 0.05 * (1.0 + 0.1 * self.rng.normal()).max(0.0)
@@ -824,6 +1097,9 @@ impl Sim {
             traced_peak: self.proc.traced_peak,
             goroutines,
             noise,
+            heap_leaked: self.heap_leaked(m),
+            cache_active,
+            cache_inactive,
         })
     }
 }
@@ -911,6 +1187,8 @@ fn sample_of(sc: &Scenario, s: &State) -> TraceSample {
             None,
             Some(s.minors + (s.minors / 10.0).floor() + (s.minors / 100.0).floor()),
         ),
+        // What Kubernetes dashboards chart and `kubectl top` shows: the working set.
+        Runtime::Container => (s.rss + s.cache_active, None, Some(s.rss), None),
     };
     TraceSample {
         t_ns: s.t_ns,
@@ -919,7 +1197,7 @@ fn sample_of(sc: &Scenario, s: &State) -> TraceSample {
         heap_floor,
         rss,
         gc_count,
-        request_count: Some(s.requests.floor()),
+        request_count: (sc.runtime != Runtime::Container).then(|| s.requests.floor()),
     }
 }
 
@@ -1176,9 +1454,10 @@ fn runtime_metrics(sc: &Scenario, s: &State, at: At) -> Vec<Metric> {
                 gc_points.push(at.int(gc(g, "collected_objects"), (*n * 350.0).floor()));
                 gc_points.push(at.int(gc(g, "uncollectable_objects"), 0.0));
             }
-            // Live objects per type: what leaks is dicts (about 1 KB each), the rest follows the
-            // live set.
-            let objects = |t: &str, n: f64| at.int(vec![kv("object.type", t)], n.floor());
+            let objects: Vec<NumberDataPoint> = python_objects(s, m)
+                .into_iter()
+                .map(|(t, n)| at.int(vec![kv("object.type", t)], n))
+                .collect();
             vec![
                 gauge(
                     "process.runtime.python.memory",
@@ -1189,20 +1468,25 @@ fn runtime_metrics(sc: &Scenario, s: &State, at: At) -> Vec<Metric> {
                     ],
                 ),
                 gauge("process.runtime.python.gc", "", gc_points),
-                gauge(
-                    "process.runtime.python.objects",
-                    "",
-                    vec![
-                        objects(
-                            "dict",
-                            20_000.0 + (current - sc.model.base_live).max(0.0) / 1024.0,
-                        ),
-                        objects("list", 12_000.0 + s.live / 50_000.0),
-                        objects("function", 9_000.0),
-                        objects("tuple", 7_000.0 + s.live / 80_000.0),
-                    ],
-                ),
+                gauge("process.runtime.python.objects", "", objects),
             ]
+        }
+        Runtime::Container => {
+            let working_set = s.rss + s.cache_active;
+            let usage = working_set + s.cache_inactive;
+            let gauge = |name: &str, value: f64| {
+                leakwatch::otlp::build::gauge(name, "By", "", vec![at.int(vec![], value)])
+            };
+            let mut metrics = vec![
+                gauge("container.memory.usage", usage),
+                gauge("container.memory.working_set", working_set),
+                gauge("container.memory.rss", s.rss),
+            ];
+            if let (Some(limit), true) = (m.limit, m.limit_reported) {
+                metrics.push(gauge("container.memory.available", limit - working_set));
+                metrics.push(gauge("k8s.container.memory_limit", limit));
+            }
+            metrics
         }
         Runtime::Python => {
             let mem = |t: &str| vec![kv("memory.type", t)];
@@ -1230,6 +1514,28 @@ fn runtime_metrics(sc: &Scenario, s: &State, at: At) -> Vec<Metric> {
     }
 }
 
+/// Live objects per type (`gc.get_objects()` counted by type, the guide's gauge): every type
+/// follows the live set without the leak (sessions, caches), functions stay put, and the
+/// leaked bytes are objects of the model's [`LeakObject`] type, so that one type's count grows
+/// with the floor.
+fn python_objects(s: &State, m: &Model) -> Vec<(&'static str, f64)> {
+    let scale = (s.live - s.heap_leaked) / m.base_live;
+    let mut counts: Vec<(&'static str, f64)> = vec![
+        ("dict", 20_000.0 * scale),
+        ("list", 12_000.0 * scale),
+        ("function", 9_000.0),
+        ("tuple", 7_000.0 * scale),
+    ];
+    if let Some(lo) = m.leak_object {
+        let leaked = s.heap_leaked / lo.bytes_each;
+        match counts.iter_mut().find(|(t, _)| *t == lo.type_name) {
+            Some((_, n)) => *n += leaked,
+            None => counts.push((lo.type_name, leaked)),
+        }
+    }
+    counts.into_iter().map(|(t, n)| (t, n.floor())).collect()
+}
+
 fn request_of(sc: &Scenario, s: &State) -> ExportMetricsServiceRequest {
     let at = At {
         start_ns: s.start_ns,
@@ -1252,13 +1558,27 @@ fn request_of(sc: &Scenario, s: &State) -> ExportMetricsServiceRequest {
         )],
     );
     let instance = sc.instance();
-    let resource = Resource {
-        attributes: vec![
+    let attributes = match sc.runtime.language() {
+        Some(language) => vec![
             kv("service.name", sc.name),
             kv("service.instance.id", &instance),
             kv("k8s.pod.name", &instance),
-            kv("telemetry.sdk.language", sc.runtime.language()),
+            kv("telemetry.sdk.language", language),
         ],
+        // The Collector's receivers name the container, not a service.
+        None => vec![
+            kv("k8s.namespace.name", "default"),
+            kv("k8s.pod.name", &instance),
+            kv(
+                "k8s.pod.uid",
+                &format!("{:08x}-0000-4000-8000-{:012x}", sc.seed, sc.seed),
+            ),
+            kv("k8s.container.name", sc.name),
+            kv("k8s.node.name", "node-1"),
+        ],
+    };
+    let resource = Resource {
+        attributes,
         ..Resource::default()
     };
     let scope = |name: &str, metrics: Vec<Metric>| ScopeMetrics {
@@ -1272,10 +1592,17 @@ fn request_of(sc: &Scenario, s: &State) -> ExportMetricsServiceRequest {
     ExportMetricsServiceRequest {
         resource_metrics: vec![ResourceMetrics {
             resource: Some(resource),
-            scope_metrics: vec![
-                scope(sc.runtime.runtime_scope(), runtime_metrics(sc, s, at)),
-                scope(sc.runtime.http_scope(), vec![http]),
-            ],
+            scope_metrics: if sc.runtime == Runtime::Container {
+                vec![scope(
+                    sc.runtime.runtime_scope(),
+                    runtime_metrics(sc, s, at),
+                )]
+            } else {
+                vec![
+                    scope(sc.runtime.runtime_scope(), runtime_metrics(sc, s, at)),
+                    scope(sc.runtime.http_scope(), vec![http]),
+                ]
+            },
             ..ResourceMetrics::default()
         }],
     }
@@ -1291,8 +1618,27 @@ pub fn suite() -> Vec<Scenario> {
     let dotnet = Model::typical(Runtime::DotNet);
     let python = Model::typical(Runtime::Python);
     let pyguide = Model::typical(Runtime::PythonGuide);
+    let container = Model::typical(Runtime::Container);
     let linear = |mb_per_hour: f64| Leak::Linear {
         bytes_per_hour: mb_per_hour * MB,
+    };
+    let mib_h = |mib_per_hour: f64| Leak::Linear {
+        bytes_per_hour: mib_per_hour * MIB,
+    };
+    // Issue 13's fast leaks: a few hundred MiB of heap under a 40 MiB sawtooth.
+    let node_fast = Model {
+        base_live: 280.0 * MIB,
+        trigger: GcTrigger::Factor {
+            factor: 1.0,
+            min_headroom: 40.0 * MIB,
+            per_alloc_mb_s: 0.0,
+        },
+        limit: Some(2048.0 * MIB),
+        restarts: Restarts::OnOom {
+            fraction: 0.95,
+            down_s: 20.0,
+        },
+        ..node.clone()
     };
     vec![
         // ---- Leaks -------------------------------------------------------------------------
@@ -1517,6 +1863,92 @@ pub fn suite() -> Vec<Scenario> {
                 ..go.clone()
             },
         },
+        // ---- Leaks added by issue 13 -----------------------------------------------------------
+        Scenario {
+            name: "node-fast-leak-20mib-h",
+            runtime: Runtime::Node,
+            is_leak: true,
+            summary: "20 MiB/h from +4 h under a 40 MiB sawtooth, 280 MiB live set, 2 GiB heap (OOM in ~85 h)",
+            hours: 36.0,
+            interval_s: 30,
+            start_hour_utc: 8,
+            seed: 25,
+            model: Model {
+                leak: mib_h(20.0),
+                onset_hours: 4.0,
+                ..node_fast.clone()
+            },
+        },
+        Scenario {
+            name: "node-fast-leak-50mib-h",
+            runtime: Runtime::Node,
+            is_leak: true,
+            summary: "50 MiB/h from +4 h under a 40 MiB sawtooth, 280 MiB live set, 2 GiB heap (OOM in ~34 h)",
+            hours: 36.0,
+            interval_s: 30,
+            start_hour_utc: 11,
+            seed: 26,
+            model: Model {
+                leak: mib_h(50.0),
+                onset_hours: 4.0,
+                ..node_fast.clone()
+            },
+        },
+        Scenario {
+            name: "node-oom-cycle-7.7h",
+            runtime: Runtime::Node,
+            is_leak: true,
+            summary: "50 MiB/h into --max-old-space-size=576: heap OOM and restart every ~7.7 h",
+            hours: 36.0,
+            interval_s: 30,
+            start_hour_utc: 7,
+            seed: 27,
+            model: Model {
+                base_live: 150.0 * MIB,
+                leak: mib_h(50.0),
+                limit: Some(576.0 * MIB),
+                restarts: Restarts::OnOom {
+                    fraction: 0.95,
+                    down_s: 20.0,
+                },
+                ..node.clone()
+            },
+        },
+        Scenario {
+            name: "pyguide-tracemalloc-4mib-h-48h",
+            runtime: Runtime::PythonGuide,
+            is_leak: true,
+            summary: "instrumented as the guide: tracemalloc's live set grows 4 MiB/h for 48 h under a daily wave",
+            hours: 48.0,
+            interval_s: 15,
+            start_hour_utc: 10,
+            seed: 28,
+            model: Model {
+                leak: mib_h(4.0),
+                wave: 0.5,
+                session_bytes_per_rps: 1.5 * MB,
+                ..pyguide.clone()
+            },
+        },
+        Scenario {
+            name: "pyguide-dict-objects-leak",
+            runtime: Runtime::PythonGuide,
+            is_leak: true,
+            summary: "instrumented as the guide: 3 MiB/h of 640-byte dicts from +6 h; only object.type=dict grows",
+            hours: 36.0,
+            interval_s: 30,
+            start_hour_utc: 14,
+            seed: 29,
+            model: Model {
+                leak: mib_h(3.0),
+                onset_hours: 6.0,
+                leak_object: Some(LeakObject {
+                    type_name: "dict",
+                    bytes_each: 640.0,
+                }),
+                ..pyguide.clone()
+            },
+        },
         // ---- Traps ---------------------------------------------------------------------------
         Scenario {
             name: "jvm-healthy-large-sawtooth",
@@ -1682,12 +2114,179 @@ pub fn suite() -> Vec<Scenario> {
                 ..pyguide.clone()
             },
         },
+        // ---- Traps added by issue 13 -----------------------------------------------------------
+        Scenario {
+            name: "container-page-cache-12mib-h",
+            runtime: Runtime::Container,
+            is_leak: false,
+            summary: "kubeletstats only: usage +12 MiB/h of page cache (written files), working set and RSS flat, 1 GiB limit",
+            hours: 36.0,
+            interval_s: 30,
+            start_hour_utc: 6,
+            seed: 30,
+            model: Model {
+                page_cache: Some(PageCache {
+                    bytes_per_hour: 12.0 * MIB,
+                    active_bytes: 24.0 * MIB,
+                }),
+                ..container.clone()
+            },
+        },
+        Scenario {
+            name: "python-delta-daily-wave",
+            runtime: Runtime::Python,
+            is_leak: false,
+            summary: "delta temporality (request histogram, GC counters); request buffers follow a ±65 % wave",
+            hours: 48.0,
+            interval_s: 60,
+            start_hour_utc: 9,
+            seed: 31,
+            model: Model {
+                rps: 30.0,
+                wave: 0.65,
+                session_bytes_per_rps: 3.0 * MB,
+                temporality: Temporality::Delta,
+                ..python.clone()
+            },
+        },
     ]
 }
 
 /// The scenario called `name`.
 pub fn by_name(name: &str) -> Option<Scenario> {
     suite().into_iter().find(|s| s.name == name)
+}
+
+/// Seed of [`holdout`]'s parameter draws. Fixed once, before the holdout was first run; never
+/// to be changed to make a figure come out better (a new draw is a new holdout, and the old
+/// figures must then be reported beside the new).
+pub const HOLDOUT_SEED: u64 = 0x04E1_D0A7_2026_1202;
+
+/// The holdout set: one scenario per [`suite`] scenario, of the same class (same name,
+/// runtime, ground truth, kind of leak or trap, restart behaviour), with a different noise
+/// seed and every numeric parameter redrawn. It exists to catch constants tuned to the suite:
+/// it is never looked at while tuning the detector; `leak-report` prints it beside the suite.
+///
+/// # The rule
+/// Each scenario's draws come from a splitmix64 seeded with [`HOLDOUT_SEED`] xor the FNV-1a
+/// hash of its name, so adding a scenario does not change the others. `×U(a, b)` multiplies
+/// the tuning value by a uniform draw in `[a, b)`:
+///
+/// | parameter | holdout value |
+/// | --- | --- |
+/// | noise seed | a fresh 64-bit draw |
+/// | start hour (UTC) | uniform in 0..24 |
+/// | export interval | uniform among 15, 30 and 60 s other than the tuning one |
+/// | trace length | ×U(1.0, 1.25), whole hours |
+/// | leak onset (when not at the start) | ×U(0.7, 1.3) |
+/// | leak rate (bytes/h, bytes/request, goroutines/h) | ×U(0.7, 1.4) |
+/// | live set, young generation, GC headroom | ×U(0.75, 1.35), ×U(0.8, 1.25), ×U(0.8, 1.25) |
+/// | heap/container limit | ×U(0.85, 1.2) |
+/// | requests/s, traffic growth | ×U(0.7, 1.4), ×U(0.8, 1.2) |
+/// | daily wave amplitude | ×U(0.8, 1.2), at most 0.8; its peak hour ±3 h |
+/// | sessions, cache, step, batch bytes | ×U(0.75, 1.3) each |
+/// | cache time constant, step time, batch length | ×U(0.7, 1.4), ×U(0.8, 1.2), ×U(0.8, 1.2) |
+/// | batch start hour | ±1 h |
+/// | deploy hours | one of four pairs of daytime hours |
+/// | live-set wander | ×U(0.8, 1.25) |
+/// | page cache growth, its active part | ×U(0.7, 1.4), ×U(0.75, 1.3) |
+///
+/// The one-line `summary` still states the tuning values.
+pub fn holdout() -> Vec<Scenario> {
+    suite().into_iter().map(|sc| perturbed(&sc)).collect()
+}
+
+fn fnv1a(s: &str) -> u64 {
+    s.bytes().fold(0xCBF2_9CE4_8422_2325, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01B3)
+    })
+}
+
+fn perturbed(sc: &Scenario) -> Scenario {
+    let mut rng = Rng(HOLDOUT_SEED ^ fnv1a(sc.name));
+    let mut u = |lo: f64, hi: f64| lo + (hi - lo) * rng.uniform();
+    let mut m = sc.model.clone();
+    let seed = {
+        let mut r = Rng(HOLDOUT_SEED ^ fnv1a(sc.name) ^ 0x5EED);
+        r.next_u64()
+    };
+    let start_hour_utc = (u(0.0, 24.0).floor() as u32).min(23);
+    let intervals: Vec<u64> = [15, 30, 60]
+        .into_iter()
+        .filter(|i| *i != sc.interval_s)
+        .collect();
+    let interval_s =
+        intervals[((u(0.0, 1.0) * intervals.len() as f64) as usize).min(intervals.len() - 1)];
+    let hours = (sc.hours * u(1.0, 1.25)).round();
+    if m.onset_hours > 0.0 {
+        m.onset_hours *= u(0.7, 1.3);
+    }
+    let rate = u(0.7, 1.4);
+    m.leak = match m.leak {
+        Leak::None => Leak::None,
+        Leak::Linear { bytes_per_hour } => Leak::Linear {
+            bytes_per_hour: bytes_per_hour * rate,
+        },
+        Leak::Native { bytes_per_hour } => Leak::Native {
+            bytes_per_hour: bytes_per_hour * rate,
+        },
+        Leak::PerRequest { bytes_per_request } => Leak::PerRequest {
+            bytes_per_request: bytes_per_request * rate,
+        },
+        Leak::Goroutines {
+            per_hour,
+            bytes_each,
+        } => Leak::Goroutines {
+            per_hour: per_hour * rate,
+            bytes_each,
+        },
+    };
+    m.base_live *= u(0.75, 1.35);
+    m.young_bytes *= u(0.8, 1.25);
+    let headroom = u(0.8, 1.25);
+    if let GcTrigger::Factor { min_headroom, .. } = &mut m.trigger {
+        *min_headroom *= headroom;
+    }
+    m.limit = m.limit.map(|l| l * u(0.85, 1.2));
+    m.rps *= u(0.7, 1.4);
+    m.traffic_growth_per_day *= u(0.8, 1.2);
+    m.wave = (m.wave * u(0.8, 1.2)).min(0.8);
+    m.peak_hour_utc = (m.peak_hour_utc + u(-3.0, 3.0)).rem_euclid(24.0);
+    m.session_bytes_per_rps *= u(0.75, 1.3);
+    if let Some(c) = &mut m.cache {
+        c.bytes *= u(0.75, 1.3);
+        c.tau_hours *= u(0.7, 1.4);
+    }
+    if let Some(st) = &mut m.step {
+        st.bytes *= u(0.75, 1.3);
+        st.at_hours *= u(0.8, 1.2);
+    }
+    if let Some(b) = &mut m.batch {
+        b.bytes *= u(0.75, 1.3);
+        b.hours *= u(0.8, 1.2);
+        b.start_hour_utc = (b.start_hour_utc + u(-1.0, 1.0)).rem_euclid(24.0);
+    }
+    if let Restarts::Daily { down_s, .. } = m.restarts {
+        const PAIRS: [&[f64]; 4] = [&[9.0, 15.0], &[11.0, 17.0], &[8.5, 14.0], &[10.5, 18.0]];
+        let pick = ((u(0.0, 1.0) * 4.0) as usize).min(3);
+        m.restarts = Restarts::Daily {
+            hours_utc: PAIRS[pick],
+            down_s,
+        };
+    }
+    m.noise *= u(0.8, 1.25);
+    if let Some(p) = &mut m.page_cache {
+        p.bytes_per_hour *= u(0.7, 1.4);
+        p.active_bytes *= u(0.75, 1.3);
+    }
+    Scenario {
+        hours,
+        interval_s,
+        start_hour_utc,
+        seed,
+        model: m,
+        ..sc.clone()
+    }
 }
 
 #[cfg(test)]
@@ -1819,5 +2418,273 @@ mod tests {
         let lo = heap.iter().copied().fold(f64::MAX, f64::min);
         let hi = heap.iter().copied().fold(f64::MIN, f64::max);
         assert!(hi - lo > 800.0 * MB, "{lo} {hi}");
+    }
+
+    fn metric<'a>(request: &'a ExportMetricsServiceRequest, name: &str) -> Option<&'a Metric> {
+        request
+            .resource_metrics
+            .iter()
+            .flat_map(|rm| &rm.scope_metrics)
+            .flat_map(|sm| &sm.metrics)
+            .find(|m| m.name == name)
+    }
+
+    fn ints(m: &Metric) -> Vec<(Vec<KeyValue>, i64, u64, u64)> {
+        use leakwatch::otlp::proto::otlp::metrics::v1::metric::Data;
+        let points = match m.data.as_ref() {
+            Some(Data::Sum(s)) => &s.data_points,
+            Some(Data::Gauge(g)) => &g.data_points,
+            _ => return Vec::new(),
+        };
+        points
+            .iter()
+            .map(|p| {
+                let v = match p.value {
+                    Some(number_data_point::Value::AsInt(v)) => v,
+                    _ => 0,
+                };
+                (
+                    p.attributes.clone(),
+                    v,
+                    p.start_time_unix_nano,
+                    p.time_unix_nano,
+                )
+            })
+            .collect()
+    }
+
+    fn scenario(name: &str) -> Scenario {
+        by_name(name).unwrap_or_else(|| panic!("missing scenario {name}"))
+    }
+
+    #[test]
+    fn delta_temporality_sends_increments_that_add_up_to_the_cumulative() {
+        use leakwatch::otlp::proto::otlp::metrics::v1::{metric::Data, AggregationTemporality};
+        let sc = scenario("python-delta-daily-wave");
+        let cumulative = Scenario {
+            model: Model {
+                temporality: Temporality::Cumulative,
+                ..sc.model.clone()
+            },
+            ..sc.clone()
+        };
+        let delta: Vec<Tick> = sc.trace().take(500).collect();
+        let cum: Vec<Tick> = cumulative.trace().take(500).collect();
+        let (mut gc_sum, mut req_sum) = (0i64, 0u64);
+        let mut prev_t: Option<u64> = None;
+        for (d, c) in delta.iter().zip(&cum) {
+            // Same process, same values: the samples do not change.
+            assert_eq!(d.sample, c.sample);
+            let Some(gc) = metric(&d.request, "cpython.gc.collections") else {
+                panic!("no gc counter");
+            };
+            let Some(Data::Sum(sum)) = gc.data.as_ref() else {
+                panic!("gc counter is not a sum");
+            };
+            assert_eq!(
+                sum.aggregation_temporality,
+                AggregationTemporality::Delta as i32
+            );
+            let points = ints(gc);
+            gc_sum += points[0].1;
+            // Each delta starts where the previous export ended.
+            if let Some(t) = prev_t {
+                assert_eq!(points[0].2, t);
+            }
+            prev_t = Some(points[0].3);
+            let Some(Data::Histogram(h)) =
+                metric(&d.request, "http.server.request.duration").and_then(|m| m.data.as_ref())
+            else {
+                panic!("no request histogram");
+            };
+            assert_eq!(
+                h.aggregation_temporality,
+                AggregationTemporality::Delta as i32
+            );
+            let p = &h.data_points[0];
+            assert_eq!(p.bucket_counts.iter().sum::<u64>(), p.count);
+            req_sum += p.count;
+            // Up-down counters stay cumulative, as the SDKs keep them.
+            let Some(Data::Sum(mem)) =
+                metric(&d.request, "process.memory.usage").and_then(|m| m.data.as_ref())
+            else {
+                panic!("no memory usage");
+            };
+            assert_eq!(
+                mem.aggregation_temporality,
+                AggregationTemporality::Cumulative as i32
+            );
+        }
+        let last = &cum[cum.len() - 1].request;
+        let Some(gc) = metric(last, "cpython.gc.collections") else {
+            panic!("no gc counter");
+        };
+        assert_eq!(gc_sum, ints(gc)[0].1);
+        let Some(Data::Histogram(h)) =
+            metric(last, "http.server.request.duration").and_then(|m| m.data.as_ref())
+        else {
+            panic!("no request histogram");
+        };
+        assert_eq!(req_sum, h.data_points[0].count);
+        assert!(req_sum > 0 && gc_sum > 0);
+    }
+
+    #[test]
+    fn page_cache_grows_usage_not_the_working_set() {
+        let sc = scenario("container-page-cache-12mib-h");
+        let ticks: Vec<Tick> = sc.trace().collect();
+        let at = |tick: &Tick, name: &str| -> f64 {
+            let Some(m) = metric(&tick.request, name) else {
+                panic!("no {name}");
+            };
+            ints(m)[0].1 as f64
+        };
+        let hours = |a: &Tick, b: &Tick| (b.sample.t_ns - a.sample.t_ns) as f64 / NS / HOUR;
+        // Compare hour 4 with the last hour (the process' own warm-up is over by then).
+        let (a, b) = (&ticks[480], &ticks[ticks.len() - 1]);
+        let cache =
+            |t: &Tick| at(t, "container.memory.usage") - at(t, "container.memory.working_set");
+        let cache_rate = (cache(b) - cache(a)) / hours(a, b) / MIB;
+        assert!((11.5..12.5).contains(&cache_rate), "{cache_rate} MiB/h");
+        let ws_rate = (at(b, "container.memory.working_set")
+            - at(a, "container.memory.working_set"))
+            / hours(a, b)
+            / MIB;
+        assert!(ws_rate.abs() < 1.0, "working set {ws_rate} MiB/h");
+        let limit = at(b, "k8s.container.memory_limit");
+        assert_eq!(limit, 1024.0 * MIB);
+        assert_eq!(
+            at(b, "container.memory.available"),
+            limit - at(b, "container.memory.working_set")
+        );
+        // No SDK: no service name, no request metrics.
+        let rm = &b.request.resource_metrics[0];
+        let keys: Vec<&str> = rm
+            .resource
+            .iter()
+            .flat_map(|r| &r.attributes)
+            .map(|kv| kv.key.as_str())
+            .collect();
+        assert!(keys.contains(&"k8s.container.name") && !keys.contains(&"service.name"));
+        assert!(metric(&b.request, "http.server.request.duration").is_none());
+        assert_eq!(b.sample.request_count, None);
+    }
+
+    #[test]
+    fn object_counts_grow_only_for_the_leaking_type() {
+        let sc = scenario("pyguide-dict-objects-leak");
+        let ticks: Vec<Tick> = sc.trace().collect();
+        let counts = |t: &Tick| -> Vec<(String, f64)> {
+            let Some(m) = metric(&t.request, "process.runtime.python.objects") else {
+                panic!("no object counts");
+            };
+            ints(m)
+                .into_iter()
+                .map(|(attrs, v, _, _)| {
+                    let name = match attrs[0].value.as_ref().and_then(|v| v.value.as_ref()) {
+                        Some(
+                            leakwatch::otlp::proto::otlp::common::v1::any_value::Value::StringValue(
+                                s,
+                            ),
+                        ) => s.clone(),
+                        _ => String::new(),
+                    };
+                    (name, v as f64)
+                })
+                .collect()
+        };
+        // Just before the onset, at +6 h, and at the end.
+        let onset = ticks
+            .iter()
+            .position(|t| t.sample.t_ns >= sc.onset_ns().unwrap_or(0))
+            .unwrap_or(0);
+        let (a, b) = (counts(&ticks[onset]), counts(&ticks[ticks.len() - 1]));
+        let leaked_h =
+            (ticks[ticks.len() - 1].sample.t_ns - ticks[onset].sample.t_ns) as f64 / NS / HOUR;
+        for ((name, before), (_, after)) in a.iter().zip(&b) {
+            if name == "dict" {
+                let expected = 3.0 * MIB * leaked_h / 640.0;
+                let grown = after - before;
+                assert!(
+                    (0.8 * expected..1.2 * expected).contains(&grown),
+                    "dict +{grown}, expected about {expected}"
+                );
+            } else {
+                assert!(
+                    (after - before).abs() < 0.15 * before.max(1.0),
+                    "{name}: {before} -> {after}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn oom_cycle_lasts_about_7_7_hours() {
+        let sc = scenario("node-oom-cycle-7.7h");
+        let ooms = sc.oom_times_ns();
+        assert!(ooms.len() >= 4, "{} OOMs", ooms.len());
+        let first_h = (ooms[0] - sc.start_ns()) as f64 / NS / HOUR;
+        assert!((7.2..8.2).contains(&first_h), "first OOM at +{first_h} h");
+        for w in ooms.windows(2) {
+            let h = (w[1] - w[0]) as f64 / NS / HOUR;
+            assert!((7.2..8.2).contains(&h), "cycle {h} h");
+        }
+        // The truth for forecasts: from the start, the time to the first crash.
+        let ttl = sc.time_to_oom_s(sc.start_ns()).unwrap_or(0.0) / HOUR;
+        assert!((ttl - first_h).abs() < 1e-6, "{ttl}");
+        assert!(!sc.limit_knowable_at(ooms[0]));
+        assert!(sc.limit_knowable_at(ooms[0] + 1));
+        // Fast leaks without a crash in the trace: extrapolated at the leak's rate.
+        let fast = scenario("node-fast-leak-20mib-h");
+        assert!(fast.oom_times_ns().is_empty());
+        let ttl = fast
+            .time_to_oom_s(fast.start_ns() + 12 * 3_600_000_000_000)
+            .unwrap_or(0.0)
+            / HOUR;
+        // (0.95 × 2048 MiB − about 300 MiB) / 20 MiB/h − 8 h of the leak already run.
+        assert!((70.0..90.0).contains(&ttl), "{ttl} h");
+        assert_eq!(scenario("node-cache-warmup").time_to_oom_s(0), None);
+    }
+
+    #[test]
+    fn holdout_keeps_the_classes_and_changes_every_draw() {
+        let tuning = suite();
+        let holdout = holdout();
+        assert_eq!(tuning.len(), holdout.len());
+        for (t, h) in tuning.iter().zip(&holdout) {
+            assert_eq!(
+                (t.name, t.runtime, t.is_leak),
+                (h.name, h.runtime, h.is_leak)
+            );
+            assert_ne!(t.seed, h.seed, "{}", t.name);
+            assert_ne!(t.interval_s, h.interval_s, "{}", t.name);
+            assert_ne!(t.model.base_live, h.model.base_live, "{}", t.name);
+            assert_eq!(
+                std::mem::discriminant(&t.model.leak),
+                std::mem::discriminant(&h.model.leak),
+                "{}",
+                t.name
+            );
+            assert_eq!(
+                std::mem::discriminant(&t.model.restarts),
+                std::mem::discriminant(&h.model.restarts),
+                "{}",
+                t.name
+            );
+            if t.is_leak {
+                assert_ne!(t.model.leak, h.model.leak, "{}", t.name);
+                assert!(h.onset_ns().is_some_and(|o| o < h.end_ns()), "{}", t.name);
+            }
+            // An OOM-cycle scenario still cycles.
+            if t.oom_times_ns().len() >= 2 {
+                assert!(
+                    h.oom_times_ns().len() >= 2,
+                    "{}: {:?}",
+                    t.name,
+                    h.oom_times_ns()
+                );
+            }
+        }
+        assert_eq!(holdout, super::holdout(), "the holdout is deterministic");
     }
 }
