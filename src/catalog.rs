@@ -300,7 +300,11 @@ const BUILTIN: &[BuiltinRule] = &[
     ),
     ("process.runtime.python.gc", &[], None),
     // The guide's live object counts per `object.type` (gc.get_objects by type): what leaks.
-    ("process.runtime.python.objects", &[], Some(Role::ObjectCount)),
+    (
+        "process.runtime.python.objects",
+        &[],
+        Some(Role::ObjectCount),
+    ),
     // Python (opentelemetry-instrumentation-system-metrics' runtime names).
     (
         "process.runtime.python.memory",

@@ -224,7 +224,7 @@ impl Default for DetectorConfig {
             max_forward_gap: None,
             max_value: 9.007_199_254_740_992e15,
             fast_window: true,
-            fast_min_growth: 0.15,
+            fast_min_growth: 0.09,
         }
     }
 }
