@@ -352,9 +352,13 @@ fn deb_package_installs_runs_and_purges() {
 
     let root_user = run_ok(Command::new("id").arg("-u")).trim() == "0";
     let status = package_status();
-    let installable = root_user && !status.contains("installed");
+    // LEAKWATCH_TEST_PACKAGE_UNPACK=1 takes the non-root path as root (to test that path).
+    let unpack_only = std::env::var("LEAKWATCH_TEST_PACKAGE_UNPACK").is_ok_and(|v| v == "1");
+    let installable = root_user && !status.contains("installed") && !unpack_only;
     if !installable {
-        let why = if root_user {
+        let why = if unpack_only {
+            "LEAKWATCH_TEST_PACKAGE_UNPACK=1".to_owned()
+        } else if root_user {
             format!("a leakwatch package is already installed ({status}); it is left alone")
         } else {
             "not root".to_owned()
