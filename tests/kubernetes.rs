@@ -67,7 +67,7 @@ fn manifests_pass_the_kubernetes_schemas_strictly() {
         return;
     };
     let files = manifests();
-    assert!(files.len() >= 5, "{files:?}");
+    assert!(files.len() >= 6, "{files:?}");
     for version in KUBERNETES_VERSIONS {
         let out = validate(&bin, version, &files);
         let text = String::from_utf8_lossy(&out.stdout);
@@ -240,6 +240,7 @@ fn configmap_config_passes_check_config_and_matches_the_deployment() {
     for (file, names) in [
         ("service.yaml", &["otlp-grpc", "otlp-http"][..]),
         ("service-admin.yaml", &["admin"][..]),
+        ("service-headless.yaml", &["otlp-grpc"][..]),
     ] {
         let svc = load(file);
         assert_eq!(get(&svc, "spec.selector"), pod_labels, "{file}");

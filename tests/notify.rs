@@ -131,6 +131,17 @@ async fn every_lifecycle_event_reaches_the_webhook_once_as_the_otlp_fields() {
     assert_eq!(got[0]["severity_text"], "WARN");
     assert_eq!(got[2]["severity_text"], "INFO");
     assert_eq!(got[2]["attributes"]["leak.resolution"], "flat");
+    // One incident, one id on all three events.
+    let ids: Vec<&str> = got
+        .iter()
+        .map(|b| {
+            b["attributes"]["leak.incident_id"]
+                .as_str()
+                .expect("incident id")
+        })
+        .collect();
+    assert_eq!(ids[0].len(), 16, "{ids:?}");
+    assert!(ids.iter().all(|id| *id == ids[0]), "{ids:?}");
 
     // Exactly once each: 2 refusals + 3 deliveries, nothing more.
     tokio::time::sleep(Duration::from_millis(500)).await;

@@ -181,9 +181,11 @@ fn listing<T>(items: Vec<T>) -> Json<Listing<T>> {
     })
 }
 
-/// An open incident: the resource's assessment and, once taken, its heap dump.
+/// An open incident: its id (the `leak.incident_id` of its events), the resource's assessment
+/// and, once taken, its heap dump.
 #[derive(Serialize)]
 struct Incident {
+    incident_id: Option<String>,
     #[serde(flatten)]
     view: ResourceView,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -205,6 +207,9 @@ async fn leaks(State(s): State<AdminState>) -> Json<Listing<Incident>> {
     listing(
         open.into_iter()
             .map(|view| Incident {
+                incident_id: view
+                    .incident_start_unix_nano
+                    .map(|t| crate::notify::identity::incident_id(&view.resource, t)),
                 heap_dump: s.heap_dumps.as_ref().and_then(|h| h.get(view.resource.key)),
                 view,
             })

@@ -107,6 +107,9 @@ pub struct LeakEvent {
     pub kind: LeakEventKind,
     /// Event time of the transition.
     pub t_ns: u64,
+    /// Event time the incident began (its `suspected` event): the same on every event of one
+    /// incident, and in every leakwatch fed the same data (the incident id derives from it).
+    pub incident_start_ns: u64,
     /// Metric name of the leading series.
     pub metric: String,
     /// Signals that agree (`memory`, `native`, `rss`, `memory_per_request`, `gc_frequency`,
@@ -475,6 +478,9 @@ pub struct ResourceDetector {
     incident_component: Option<String>,
     #[serde(default)]
     incident_native: bool,
+    /// Event time the open (or last) incident was suspected; 0 before the first.
+    #[serde(default)]
+    incident_start_ns: u64,
     dropped_series: u64,
 }
 
@@ -501,6 +507,17 @@ impl ResourceDetector {
     /// Current incident state.
     pub fn state(&self) -> LeakState {
         self.state
+    }
+
+    /// Event time the open incident was suspected (`None` while there is none). A checkpoint
+    /// written before this was kept has 0: a suspected incident then began at its last
+    /// transition; a confirmed one is dated by its confirmation.
+    pub fn incident_start_ns(&self) -> Option<u64> {
+        let start = match self.incident_start_ns {
+            0 => self.since_ns,
+            t => t,
+        };
+        (self.state != LeakState::Ok).then_some(start)
     }
 
     /// Called right after `series.observe(..)` accepted a point (Accepted, Reset or Ignored) of
@@ -1052,6 +1069,9 @@ impl ResourceDetector {
             best.and_then(|a| a.time_to_limit_secs),
             best.and_then(|a| a.limit),
         );
+        if kind == LeakEventKind::Suspected || self.incident_start_ns == 0 {
+            self.incident_start_ns = t_ns;
+        }
         if kind != LeakEventKind::Resolved {
             self.incident_signals = self.signals();
             self.incident_metric = metric.clone();
@@ -1067,6 +1087,7 @@ impl ResourceDetector {
         LeakEvent {
             kind,
             t_ns,
+            incident_start_ns: self.incident_start_ns,
             metric,
             signals,
             growth_bytes_per_hour: growth,
@@ -1224,6 +1245,14 @@ mod tests {
     /// 36 h at 60 s: a flat heap floor, a committed heap whose peaks rise by `committed_mb_h`,
     /// and RSS = native + committed, with native growing by `native_mb_h`.
     fn run(committed_mb_h: f64, native_mb_h: f64, report_committed: bool) -> Vec<LeakEvent> {
+        run_detector(committed_mb_h, native_mb_h, report_committed).0
+    }
+
+    fn run_detector(
+        committed_mb_h: f64,
+        native_mb_h: f64,
+        report_committed: bool,
+    ) -> (Vec<LeakEvent>, ResourceDetector) {
         let cfg = DetectorConfig::default();
         let mut res = ResourceDetector::new();
         let mut heap = series(Role::HeapUsed);
@@ -1256,7 +1285,7 @@ mod tests {
                 }
             }
         }
-        events
+        (events, res)
     }
 
     #[test]
@@ -1279,6 +1308,37 @@ mod tests {
         assert!(
             confirmed.is_some_and(|e| e.signals.contains(&"native")),
             "{events:?}"
+        );
+    }
+
+    #[test]
+    fn every_event_of_an_incident_carries_its_start() {
+        let (mut events, mut res) = run_detector(3.0, 4.0, true);
+        let kinds: Vec<_> = events.iter().map(|e| e.kind).collect();
+        assert_eq!(
+            kinds,
+            [LeakEventKind::Suspected, LeakEventKind::Confirmed],
+            "{events:?}"
+        );
+        let start = events[0].t_ns;
+        assert_eq!(res.incident_start_ns(), Some(start));
+        // A checkpoint keeps it: the restored detector ends the incident with the same start.
+        let mut bytes = Vec::new();
+        ciborium::into_writer(&res, &mut bytes).expect("encodes");
+        let mut restored: ResourceDetector = ciborium::from_reader(&bytes[..]).expect("decodes");
+        assert_eq!(restored.incident_start_ns(), Some(start));
+        let last = events[1].t_ns;
+        events.extend(restored.gone(last + 60 * S));
+        assert!(
+            events.iter().all(|e| e.incident_start_ns == start),
+            "{events:?}"
+        );
+        assert!(events[1].t_ns > start);
+        assert_eq!(restored.incident_start_ns(), None);
+        // The original, ended the same way, agrees.
+        assert_eq!(
+            res.gone(last + 60 * S).map(|e| e.incident_start_ns),
+            Some(start)
         );
     }
 }

@@ -60,6 +60,7 @@ impl Engine {
             state: r.detector.state(),
             latest_unix_nano: r.latest_ns,
             summary: r.detector.summary(&self.cfg.detector),
+            incident_start_unix_nano: r.detector.incident_start_ns(),
         }
     }
 
@@ -528,6 +529,9 @@ pub struct ResourceView {
     pub state: LeakState,
     pub latest_unix_nano: u64,
     pub summary: ResourceSummary,
+    /// Event time the open incident began (was suspected); absent while there is none.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub incident_start_unix_nano: Option<u64>,
 }
 
 /// One process in detail (`/api/v1/resources/{id}`).

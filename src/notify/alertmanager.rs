@@ -25,7 +25,7 @@ use serde::Serialize;
 use tokio::time::Instant;
 use tracing::{info, warn};
 
-use super::identity::{page_url, process_labels};
+use super::identity::{incident_id, page_url, process_labels};
 use super::words::{human_duration, sentence};
 use super::{Batch, Outlet};
 use crate::config::notify::AlertmanagerConfig;
@@ -62,7 +62,7 @@ pub struct Alert {
 #[derive(Debug, Clone)]
 struct Incident {
     resource: Arc<ResourceInfo>,
-    /// Event time the incident opened (start of the warning).
+    /// Event time the incident opened (start of the warning, and of its `incident_id`).
     suspected_ns: u64,
     /// Event time it was confirmed (start of the critical alert).
     confirmed_ns: Option<u64>,
@@ -179,6 +179,7 @@ impl Alertmanager {
                     _ => LeakEventKind::Suspected,
                 },
                 t_ns: s.since_t_ns,
+                incident_start_ns: view.incident_start_unix_nano.unwrap_or(s.since_t_ns),
                 metric: s.leading_metric.clone().unwrap_or_default(),
                 signals: s.signals.clone(),
                 growth_bytes_per_hour: s.growth_bytes_per_hour,
@@ -199,7 +200,7 @@ impl Alertmanager {
                 *key,
                 Incident {
                     resource: Arc::clone(&view.resource),
-                    suspected_ns: s.since_t_ns,
+                    suspected_ns: view.incident_start_unix_nano.unwrap_or(s.since_t_ns),
                     confirmed_ns: (view.state == LeakState::Confirmed).then_some(s.since_t_ns),
                     evidence,
                     ended_ns: None,
@@ -242,7 +243,9 @@ impl Alertmanager {
                             key,
                             Incident {
                                 resource: Arc::clone(resource),
-                                suspected_ns: ev.t_ns,
+                                // An incident first seen confirmed (its suspected batch lost)
+                                // still starts when it was suspected.
+                                suspected_ns: ev.incident_start_ns,
                                 confirmed_ns: confirmed.then_some(ev.t_ns),
                                 evidence: ev.clone(),
                                 ended_ns: None,
@@ -458,6 +461,13 @@ fn alert(
     if let Some(r) = &shape.runbook_url {
         annotations.insert("runbook_url".to_owned(), r.clone());
     }
+    // An annotation, not a label: the labels (the alert's identity in Alertmanager) stay the
+    // process's, so the alerts of an HA pair deduplicate even when one replica lost the start
+    // of the incident (a restart without checkpoint) and dates it otherwise.
+    annotations.insert(
+        "incident_id".to_owned(),
+        incident_id(&i.resource, i.suspected_ns),
+    );
     Alert {
         labels,
         annotations,
@@ -509,6 +519,7 @@ mod tests {
         LeakEvent {
             kind,
             t_ns: t_s * 1_000_000_000,
+            incident_start_ns: 1_000 * 1_000_000_000,
             metric: "v8js.memory.heap.used".into(),
             signals: vec!["memory", "gc_frequency"],
             growth_bytes_per_hour: 2.1 * 1024.0 * 1024.0,
@@ -574,6 +585,12 @@ mod tests {
             Some("http://lw:8080/resources/0000000000000001")
         );
         assert_eq!(a[0].annotations["runbook_url"], "https://runbooks/leak");
+        let i = incident(None, None);
+        assert_eq!(
+            a[0].annotations["incident_id"],
+            incident_id(&i.resource, 1_000 * 1_000_000_000)
+        );
+        assert!(!a[0].labels.contains_key("incident_id"));
         assert_eq!(
             a[0].annotations["description"],
             "v8js.memory.heap.used of checkout (pod-1) grows 2.1 MiB/h (R² 0.96 over 6 h); leak confirmed; 512.0 MiB limit in about 14 h. Signals: memory, gc_frequency."
@@ -629,6 +646,16 @@ mod tests {
         let i = &am.incidents[&3];
         assert_eq!(i.confirmed_ns, Some(2_000_000_000));
         assert_eq!(i.ended_ns, Some(3_000_000_000));
+        // First seen confirmed (its suspected event lost): it still starts at the incident's start.
+        let mut late = resource(&[("service.name", "late")]);
+        late.key = u64::MAX;
+        am.incidents.clear();
+        am.apply(&Arc::new(late), &event(LeakEventKind::Confirmed, 2_000));
+        assert_eq!(am.incidents[&u64::MAX].suspected_ns, 1_000 * 1_000_000_000);
+        assert_eq!(
+            am.incidents[&u64::MAX].confirmed_ns,
+            Some(2_000 * 1_000_000_000)
+        );
     }
 
     /// A Node.js heap floor growing 400 KB/s for four minutes then flat (second `step`).

@@ -409,6 +409,7 @@ mod tests {
             event: crate::detector::LeakEvent {
                 kind: LeakEventKind::Confirmed,
                 t_ns: 1,
+                incident_start_ns: 1,
                 metric: "v8js.memory.heap.used".into(),
                 signals: vec!["memory"],
                 growth_bytes_per_hour: 1e9,

@@ -4,6 +4,7 @@
 use futures_util::future::BoxFuture;
 use tracing::{error, info, warn};
 
+use super::identity::incident_id;
 use super::words::sentence;
 use super::{Batch, Outlet};
 use crate::detector::LeakEventKind;
@@ -21,6 +22,7 @@ impl Outlet for LogLine {
         for e in batch.iter() {
             let sentence = sentence(&e.resource, &e.event);
             let ev = &e.event;
+            let incident = incident_id(&e.resource, ev.incident_start_ns);
             let fields = (
                 ev.kind.event_name(),
                 &e.resource.service_name,
@@ -29,13 +31,13 @@ impl Outlet for LogLine {
             );
             match ev.kind {
                 LeakEventKind::Confirmed => {
-                    error!(event = fields.0, service = %fields.1, instance = %fields.2, metric = %fields.3, growth_bytes_per_hour = ev.growth_bytes_per_hour, r_squared = ev.r_squared, signals = ?ev.signals, "{sentence}")
+                    error!(event = fields.0, incident_id = %incident, service = %fields.1, instance = %fields.2, metric = %fields.3, growth_bytes_per_hour = ev.growth_bytes_per_hour, r_squared = ev.r_squared, signals = ?ev.signals, "{sentence}")
                 }
                 LeakEventKind::Suspected => {
-                    warn!(event = fields.0, service = %fields.1, instance = %fields.2, metric = %fields.3, growth_bytes_per_hour = ev.growth_bytes_per_hour, r_squared = ev.r_squared, signals = ?ev.signals, "{sentence}")
+                    warn!(event = fields.0, incident_id = %incident, service = %fields.1, instance = %fields.2, metric = %fields.3, growth_bytes_per_hour = ev.growth_bytes_per_hour, r_squared = ev.r_squared, signals = ?ev.signals, "{sentence}")
                 }
                 LeakEventKind::Resolved => {
-                    info!(event = fields.0, service = %fields.1, instance = %fields.2, metric = %fields.3, "{sentence}")
+                    info!(event = fields.0, incident_id = %incident, service = %fields.1, instance = %fields.2, metric = %fields.3, "{sentence}")
                 }
             }
         }

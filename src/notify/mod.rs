@@ -14,7 +14,8 @@
 //! resource with all its attributes; `event_name` and attribute `event.name`
 //! = `memory.leak.{suspected,confirmed,resolved}`; severity WARN / ERROR /
 //! INFO; `time_unix_nano` = the event time of the decision; attributes
-//! `leak.metric`, `leak.signals` (array), `leak.growth_bytes_per_hour`,
+//! `leak.incident_id` (the same on every event of one incident and in every
+//! leakwatch fed the same data: [`identity::incident_id`]), `leak.metric`, `leak.signals` (array), `leak.growth_bytes_per_hour`,
 //! `leak.r_squared`, `leak.window_seconds`, and `leak.time_to_limit_seconds`
 //! / `leak.limit_bytes` when known, `leak.component` (what leaks) and `leak.next_step` when
 //! known, `leak.resolution` (`flat` / `process_gone`) on resolved
@@ -211,6 +212,7 @@ mod tests {
                 event: LeakEvent {
                     kind: LeakEventKind::Suspected,
                     t_ns: i as u64,
+                    incident_start_ns: i as u64,
                     metric: "v8js.memory.heap.used".into(),
                     signals: vec!["memory"],
                     growth_bytes_per_hour: 1e6,

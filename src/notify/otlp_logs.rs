@@ -10,6 +10,7 @@ use futures_util::future::BoxFuture;
 use prost::Message;
 use tracing::warn;
 
+use super::identity::incident_id;
 use super::words::sentence;
 use super::{Batch, Outlet, SCOPE};
 use crate::detector::{LeakEvent, LeakEventKind};
@@ -83,6 +84,10 @@ fn log_record(resource: &ResourceInfo, ev: &LeakEvent, observed_ns: u64) -> LogR
     };
     let mut attributes = vec![
         kv_value("event.name", string(ev.kind.event_name())),
+        kv_value(
+            "leak.incident_id",
+            string(&incident_id(resource, ev.incident_start_ns)),
+        ),
         kv_value("leak.metric", string(&ev.metric)),
         kv_value(
             "leak.signals",
@@ -148,6 +153,7 @@ mod tests {
             event: LeakEvent {
                 kind,
                 t_ns: 42,
+                incident_start_ns: 40,
                 metric: "v8js.memory.heap.used".into(),
                 signals: vec!["memory"],
                 growth_bytes_per_hour: 2e6,
@@ -202,6 +208,26 @@ mod tests {
             body.starts_with("v8js.memory.heap.used{v8js.heap.space.name=old_space} of checkout"),
             "{body}"
         );
+    }
+
+    #[test]
+    fn every_event_of_an_incident_has_its_id() {
+        let ids: Vec<_> = [
+            event(LeakEventKind::Suspected, None),
+            event(LeakEventKind::Confirmed, None),
+            event(LeakEventKind::Resolved, Some(Resolution::Flat)),
+        ]
+        .iter()
+        .map(|e| attribute(e, "leak.incident_id").expect("has an id"))
+        .collect();
+        assert_eq!(
+            ids[0],
+            incident_id(&event(LeakEventKind::Suspected, None).resource, 40)
+        );
+        assert!(ids.iter().all(|id| *id == ids[0]), "{ids:?}");
+        let mut next = event(LeakEventKind::Suspected, None);
+        next.event.incident_start_ns = 41;
+        assert_ne!(attribute(&next, "leak.incident_id").as_ref(), Some(&ids[0]));
     }
 
     #[test]

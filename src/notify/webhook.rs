@@ -10,6 +10,7 @@ use futures_util::future::BoxFuture;
 use serde_json::{json, Map, Value};
 use tracing::{info, warn};
 
+use super::identity::incident_id;
 use super::words::sentence;
 use super::{Batch, Outlet};
 use crate::detector::LeakEventKind;
@@ -162,6 +163,10 @@ pub fn event_json(e: &EngineEvent) -> Value {
         .collect();
     let mut attributes = Map::new();
     attributes.insert("event.name".into(), json!(ev.kind.event_name()));
+    attributes.insert(
+        "leak.incident_id".into(),
+        json!(incident_id(&e.resource, ev.incident_start_ns)),
+    );
     attributes.insert("leak.metric".into(), json!(ev.metric));
     attributes.insert("leak.signals".into(), json!(ev.signals));
     attributes.insert(

@@ -6,6 +6,7 @@
 pub mod alertmanager;
 pub mod apps;
 pub mod leak;
+pub mod nginx;
 pub mod procs;
 pub mod rotel;
 
