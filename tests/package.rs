@@ -323,8 +323,12 @@ fn deb_package_installs_runs_and_purges() {
     let deb = std::fs::read_dir(&out_dir)
         .expect("read the output dir")
         .filter_map(|e| e.ok().map(|e| e.path()))
-        .find(|p| p.extension().is_some_and(|e| e == "deb"))
-        .expect("a .deb in the output dir");
+        .find(|p| {
+            p.extension().is_some_and(|e| e == "deb")
+                && p.file_name()
+                    .is_some_and(|n| n.to_string_lossy().starts_with("leakwatch_"))
+        })
+        .expect("leakwatch_*.deb in the output dir (beside leakwatch-dbgsym_*.deb)");
     let field = |name: &str| run_ok(Command::new("dpkg-deb").arg("-f").arg(&deb).arg(name));
     assert_eq!(field("Package").trim(), "leakwatch");
     assert_eq!(field("Version").trim(), version);
