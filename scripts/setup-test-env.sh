@@ -8,6 +8,7 @@
 #   prometheus + promtool      Debian's `prometheus` package (apt-get, as root), for tests/analyze.rs;
 #                              no system Prometheus service is left running
 #   chromium                   Debian's headless browser for tests/page.rs (apt-get, when root)
+#   .test-env/cargo/bin/cargo-deb  cargo-deb (crates.io, pinned) for tests/package.rs's .deb
 #   nginx                      Debian's nginx (1.22) for tests/fleet.rs, the sharding balancer in
 #                              front of two leakwatch instances; its system service stays off
 # Idempotent and quick on re-runs: each part is skipped while its stamp (a hash of its
@@ -168,6 +169,30 @@ if [ -z "$(chromium_bin)" ]; then
   fi
 fi
 say "chromium: $(chromium_bin)"
+
+# ---------------------------------------------------------------- cargo-deb (tests/package.rs)
+# The Debian package is built with cargo-deb (crates.io), pinned, installed into .test-env/cargo
+# (a few minutes the first time; the stamp makes re-runs instant).
+CARGO_DEB_VERSION=3.8.0
+CARGO_DEB="$ENV_DIR/cargo/bin/cargo-deb"
+if [ -x "$CARGO_DEB" ] && [ "$(cat "$ENV_DIR/.stamp-cargo-deb" 2>/dev/null)" = "$CARGO_DEB_VERSION" ] \
+    && "$CARGO_DEB" --version 2>/dev/null | grep -qx "cargo-deb $CARGO_DEB_VERSION"; then
+  say "cargo-deb $CARGO_DEB_VERSION up to date"
+else
+  command -v cargo >/dev/null || die "cargo not found (needed to install cargo-deb)"
+  say "installing cargo-deb $CARGO_DEB_VERSION (cargo install --locked into .test-env/cargo)"
+  rm -f "$ENV_DIR/.stamp-cargo-deb"
+  if ! cargo install --locked --force cargo-deb --version "$CARGO_DEB_VERSION" --root "$ENV_DIR/cargo" \
+      >"$ENV_DIR/cargo-deb.log" 2>&1; then
+    tail -n 20 "$ENV_DIR/cargo-deb.log" >&2
+    die "cargo install cargo-deb $CARGO_DEB_VERSION failed (full log: .test-env/cargo-deb.log)"
+  fi
+  "$CARGO_DEB" --version 2>/dev/null | grep -qx "cargo-deb $CARGO_DEB_VERSION" \
+    || die "$CARGO_DEB does not report version $CARGO_DEB_VERSION"
+  echo "$CARGO_DEB_VERSION" >"$ENV_DIR/.stamp-cargo-deb"
+fi
+command -v dpkg-deb >/dev/null || die "dpkg-deb not found (Debian's dpkg; tests/package.rs builds and installs a .deb)"
+command -v systemd-analyze >/dev/null || die "systemd-analyze not found (as root: apt-get install systemd; tests/package.rs verifies the unit)"
 
 # ---------------------------------------------------------------- nginx (tests/fleet.rs)
 # The sharding tests start their own nginx (own prefix and config in a temp dir, loopback ports,

@@ -31,10 +31,19 @@ impl leakwatch::selfwatch::HeapProbe for JemallocHeap {
     }
 }
 
+/// `leakwatch --version`: the crate version and the git commit it was built from (build.rs;
+/// `unknown` when built outside a git checkout).
+const VERSION: &str = concat!(
+    env!("CARGO_PKG_VERSION"),
+    " (commit ",
+    env!("LEAKWATCH_GIT_COMMIT"),
+    ")"
+);
+
 /// Catches memory leaks in production before the OOM killer does: an OTLP
 /// endpoint that forwards everything and watches memory trends in the stream.
 #[derive(Parser, Debug)]
-#[command(name = "leakwatch", version, about)]
+#[command(name = "leakwatch", version = VERSION, about)]
 struct Cli {
     #[command(subcommand)]
     command: Option<Command>,
