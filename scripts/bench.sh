@@ -103,7 +103,7 @@ die() { printf 'bench: ERROR: %s\n' "$*" >&2; exit 1; }
 # ---------------------------------------------------------------- build and find the systems
 if [ "$BUILD" = 1 ]; then
   say "building leakwatch (release)"
-  cargo build --release --locked --bin leakwatch --bin leakwatch-loadgen >&2
+  cargo build --release --locked -p leakwatch -p leakwatch-tools --bin leakwatch --bin leakwatch-loadgen >&2
 fi
 LEAKWATCH="${LEAKWATCH:-$ROOT/target/release/leakwatch}"
 [ -x "$LEAKWATCH" ] || die "$LEAKWATCH not found (run without --no-build)"

@@ -12,7 +12,7 @@ done
 
 if [ -z "$binary" ]; then
     say "building the release binaries (leakwatch, leakwatch-loadgen)"
-    cargo build --release --locked --bin leakwatch --bin leakwatch-loadgen 2>&1 | tail -n 2
+    cargo build --release --locked -p leakwatch -p leakwatch-tools --bin leakwatch --bin leakwatch-loadgen 2>&1 | tail -n 2
     binary="${CARGO_TARGET_DIR:-target}/release/leakwatch"
 fi
 [ -x "$binary" ] || fail "no leakwatch binary at $binary"
