@@ -981,7 +981,7 @@ impl ResourceDetector {
         let (from, to) = (from_fast / per, to_fast / per);
         let rates =
             || (from..to).filter_map(|i| self.requests.rate(i, bucket_secs).map(|r| (i, r)));
-        let ((i0, r0), (i1, r1)) = (rates().next()?, rates().last()?);
+        let ((i0, r0), (i1, r1)) = (rates().next()?, rates().next_back()?);
         if i1 == i0 {
             return None;
         }
@@ -1601,7 +1601,7 @@ mod tests {
         let c = ev
             .iter()
             .find(|(_, e)| e.kind == LeakEventKind::Confirmed)
-            .unwrap();
+            .expect("a confirmation");
         // What leaks: the object type whose count grows with the floor.
         assert_eq!(c.1.component.as_deref(), Some("object.type=dict"));
     }
