@@ -308,6 +308,9 @@ struct MemoryEntry {
     /// where warm-ups live).
     #[serde(default)]
     fast_young: bool,
+    /// The fast window's forecast reaches a known limit within two fast windows.
+    #[serde(default)]
+    fast_urgent: bool,
     /// The peak the series reached before its last grow-then-restart cycle (see
     /// [`LimitSource::PreviousPeak`]).
     /// (0 = none; `f32` like the rings' values.)
@@ -340,6 +343,7 @@ impl MemoryEntry {
             fast_head: 0,
             fast_leak: false,
             fast_young: false,
+            fast_urgent: false,
             peak_limit: 0.0,
         }
     }
@@ -971,6 +975,7 @@ impl ResourceDetector {
         e.fast.set(fast);
         e.fast_leak = strong.is_some() && outpaces_load && (!young || urgent);
         e.fast_young = young;
+        e.fast_urgent = urgent;
     }
 
     /// Relative growth per hour of the request rate over the fast buckets `from..to` (read from
@@ -1204,16 +1209,10 @@ impl ResourceDetector {
         // two fast windows (with most of the time to the limit left). A young process's growth
         // takes this route only when it is urgent (see `judge_fast`).
         let fast_window_ns = (cfg.fast_window_secs() * 1e9) as u64;
-        let urgent = |e: &MemoryEntry| {
-            e.fast.get().is_some_and(|a| {
-                a.time_to_limit_secs
-                    .is_some_and(|t| t <= 2.0 * cfg.fast_window_secs())
-            })
-        };
         let eligible = |e: &&MemoryEntry| e.primary && e.leak_fast();
         let fast = self.memory.iter().any(|e| eligible(&e));
         let fast_sustained = self.memory.iter().filter(eligible).any(|e| !e.fast_young);
-        let fast_urgent = self.memory.iter().filter(eligible).any(urgent);
+        let fast_urgent = self.memory.iter().filter(eligible).any(|e| e.fast_urgent);
         self.fast_since = if fast {
             self.fast_since.or(Some(t_ns))
         } else {

@@ -538,11 +538,6 @@ impl SeriesDetector {
         self.fast.as_deref().map(Ring::head)
     }
 
-    /// The fast ring (read-only), for series that keep one.
-    pub fn fast_ring(&self) -> Option<&Ring> {
-        self.fast.as_deref()
-    }
-
     /// Judges the previous segment (the one ended by the latest restart), if the ring still
     /// holds it, and returns it with the peak it reached.
     pub fn assess_previous_segment(
