@@ -441,6 +441,9 @@ impl LimitSource {
 
 /// The key of the configured limit's entry (no series has it: series keys are hashes).
 const CONFIGURED_LIMIT_KEY: u64 = 0;
+/// The key of the container limit joined from another resource (series keys are hashes; a
+/// collision with this one is as unlikely as with 0).
+const JOINED_LIMIT_KEY: u64 = 1;
 
 /// Summed counter increments of all series of one role, per bucket.
 #[derive(Clone, Debug, Default, serde::Serialize, serde::Deserialize)]
@@ -730,15 +733,47 @@ impl ResourceDetector {
         }
     }
 
-    /// A limit configured for this resource (`catalog.limits`), trusted as it is.
+    /// A limit configured for this resource (`catalog.limits`), trusted as it is; 0 removes it.
     pub fn set_configured_limit(&mut self, bytes: f64) {
-        self.limits.retain(|l| l.key != CONFIGURED_LIMIT_KEY);
+        self.set_external_limit(CONFIGURED_LIMIT_KEY, bytes, LimitSource::Configured);
+    }
+
+    /// The memory limit of the container this process runs in, joined from another resource
+    /// (the Collector's kubeletstats/k8s_cluster resource of the same `k8s.pod.uid` and
+    /// container): trusted as it is, like a configured one; 0 removes it.
+    pub fn set_container_limit(&mut self, bytes: f64) {
+        self.set_external_limit(JOINED_LIMIT_KEY, bytes, LimitSource::Container);
+    }
+
+    /// The container limit joined from another resource (0 if none): see
+    /// [`Self::set_container_limit`].
+    pub fn container_limit(&self) -> f64 {
+        self.limits
+            .iter()
+            .find(|l| l.key == JOINED_LIMIT_KEY)
+            .map_or(0.0, |l| l.value)
+    }
+
+    /// The smallest trusted limit of this resource's own container-limit series, if any (what
+    /// a container resource offers the processes of its pod).
+    pub fn own_container_limit(&self) -> Option<f64> {
+        self.limits
+            .iter()
+            .filter(|l| l.stable && l.source == LimitSource::Container && l.key != JOINED_LIMIT_KEY)
+            .map(|l| l.value)
+            .reduce(f64::min)
+    }
+
+    /// A limit that comes from outside this process's own series: not bounded by
+    /// [`MAX_LIMIT_SERIES`] (there are two such keys at most).
+    fn set_external_limit(&mut self, key: u64, bytes: f64, source: LimitSource) {
+        self.limits.retain(|l| l.key != key);
         if bytes > 0.0 && bytes.is_finite() {
             self.limits.push(LimitEntry {
-                key: CONFIGURED_LIMIT_KEY,
+                key,
                 value: bytes,
                 stable: true,
-                source: LimitSource::Configured,
+                source,
             });
         }
     }

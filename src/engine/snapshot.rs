@@ -74,6 +74,12 @@ impl Engine {
             ));
             let mut detector = Box::new(r.detector);
             self.apply_configured_limit(&info, &mut detector);
+            // A container resource's limit is offered to its pod's processes again at once, so
+            // they keep their joined limit (restored with their detectors) without a gap.
+            if let (Some(pod), Some(limit)) = (info.pod, detector.own_container_limit()) {
+                self.publish_pod_limit(pod, r.key, limit);
+            }
+            let joined_limit = detector.container_limit();
             let replaced = self.resources.insert(
                 r.key,
                 ResourceEntry {
@@ -84,6 +90,7 @@ impl Engine {
                     // A checkpoint from before the history (or with a malformed one) restores
                     // the rest; the chart starts again from the next point.
                     history: r.history.and_then(History::restore),
+                    joined_limit,
                 },
             );
             if let Some(old) = replaced {
