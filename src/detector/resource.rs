@@ -1037,8 +1037,10 @@ impl ResourceDetector {
         let per = crate::detector::FAST_DIVISOR;
         // Request rates live in the coarse buckets: a span shorter than two of them (the fast
         // window's newest spans) is measured against the load of the two before its end, not
-        // waved through for want of a rate to compare.
-        let to = to_fast / per;
+        // waved through for want of a rate to compare. The two are the last the request counter
+        // has completed: an export's memory points may come before its request counts, which
+        // then have not yet opened the bucket the memory has.
+        let to = (to_fast / per).min(self.requests.ring.head());
         let from = (from_fast / per).min(to.saturating_sub(2));
         let rates =
             || (from..to).filter_map(|i| self.requests.rate(i, bucket_secs).map(|r| (i, r)));

@@ -454,7 +454,7 @@ mod tests {
         let per_bucket = 10.0 * MB;
         let slope = per_bucket / cfg().bucket_secs();
         // Flat for 12 buckets, then rising: the 12 buckets are the flat stretch before it.
-        let wiggle = |i: u64| if i % 2 == 0 { MB } else { -MB };
+        let wiggle = |i: u64| if i.is_multiple_of(2) { MB } else { -MB };
         let leak = ring_of(20, |i| {
             200.0 * MB + wiggle(i) + i.saturating_sub(12) as f64 * per_bucket
         });

@@ -399,7 +399,7 @@ fn first_after(run: &Run, kind: LeakEventKind, onset: u64) -> Option<f64> {
 /// Issue 13: a leak of tens of MiB/h on a heap of a few hundred MiB is suspected within ~1 h
 /// and confirmed within ~2 h of its onset, in both sets.
 #[test]
-#[ignore = "issue 13: fast-confirm target not met (tuning: 20 MiB/h suspected +3.8 h, confirmed +9.0 h; 50 MiB/h +1.4 h, +4.6 h; confirming within 2 h would page on the nightly batch, tools/SCENARIO_FINDINGS.md F13)"]
+#[ignore = "issue 13: fast-confirm target not met (tuning: 20 MiB/h suspected +3.8 h, confirmed +9.0 h; 50 MiB/h +0.9 h, +3.4 h; confirming within 2 h would page on the nightly batch, tools/SCENARIO_FINDINGS.md F13)"]
 fn issue13_fast_leaks_suspected_within_1h_and_confirmed_within_2h() {
     let mut late = Vec::new();
     for name in ["node-fast-leak-20mib-h", "node-fast-leak-50mib-h"] {
@@ -531,7 +531,7 @@ fn issue13_pod_limit_is_joined_to_the_sdk_process() {
 
 /// Issue 13: the forecast at the first confirmation is within 25 % of the true time to the
 /// crash (median over the leaks with a forecast), in both sets. Passing since the pod-limit
-/// class joined the suite (6 forecasts a set; holdout median 31 % → 13 %): the holdout's JVM
+/// class joined the suite (6 forecasts a set; holdout median 31 % → 14 %): the holdout's JVM
 /// and Go forecasts are still 31–52 % off (README, How detection works).
 #[test]
 fn issue13_forecast_error_median_within_25_percent() {
