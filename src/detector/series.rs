@@ -532,6 +532,11 @@ impl SeriesDetector {
         if whole.is_some_and(|a| grows(&a)) {
             return whole;
         }
+        // A window that bends down is a warm-up's deceleration (or a wave's crest), not growth
+        // that began inside it: its newest spans, too short to see the bend, are not asked.
+        if whole.is_some_and(|a| a.concave || a.slowing) {
+            return whole;
+        }
         // Growth that began inside the window bends a line fitted over all of it (flat, then
         // rising), and its autocorrelated residuals fail the t-test. The newest spans are judged
         // on their own, shortest first, each when the stretch before it inside the window was

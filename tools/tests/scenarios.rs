@@ -425,7 +425,7 @@ fn issue13_fast_leaks_suspected_within_1h_and_confirmed_within_2h() {
 /// the time from its onset to the first crash left (the 7.7 h OOM cycle: by ~3.5 h), in both
 /// sets.
 #[test]
-#[ignore = "issue 13: half the time to the OOM left not met (tuning node-oom-cycle-7.7h: confirmed +7.3 h, first OOM +7.7 h)"]
+#[ignore = "issue 13: half the time to the OOM left not met (tuning node-oom-cycle-7.7h: confirmed +6.1 h, first OOM +7.7 h; no limit is knowable in the first cycle, tools/SCENARIO_FINDINGS.md F15)"]
 fn issue13_oom_leaks_confirmed_with_half_the_time_to_the_crash_left() {
     let mut late = Vec::new();
     for (set, runs) in [("tuning", runs()), ("holdout", holdout_runs())] {
@@ -491,6 +491,15 @@ fn issue13_dict_object_leak_names_its_type() {
             confirmed.event
         );
     }
+}
+
+/// Deploys twice a day, each followed by a 200 MB cache warm-up: in the tuning set not even
+/// suspected. The fast window's newest spans see a warm-up's growth after a flat start as an
+/// onset; a fast window that bends down as a whole is not asked about its newest spans.
+#[test]
+fn periodic_deploys_warm_ups_are_not_even_suspected() {
+    let r = run("jvm-periodic-deploys");
+    assert!(r.events.is_empty(), "{}", describe(&r.scenario, &r.events));
 }
 
 /// Issue 13: an SDK process that names its pod gets the memory limit the Collector reports on
