@@ -64,8 +64,11 @@
 //!   for its growth to outpace. Such evidence suspects after a sixth of the fast window. It
 //!   confirms after the whole fast window (a process at least a short window old: bounded
 //!   episodes like a batch job end sooner), or after a sixth of it when the forecast reaches a
-//!   known limit within two fast windows. A younger process's growth is suspected this way only
-//!   when it began after a flat stretch. Why not faster: a nightly batch job that accumulates
+//!   known limit within two fast windows. A window that bends down as a whole is not asked
+//!   about its newest spans (too short to see a warm-up's bend). In a process younger than the
+//!   short window, growth since its start counts only once it has held the whole fast window
+//!   without bending (a warm-up bends within it), unless it is urgent; growth that began after a
+//!   flat stretch counts at once. Why not faster: a nightly batch job that accumulates
 //!   hundreds of MB linearly for 3 h is, until it releases them, the same trace as a leak of that
 //!   rate; confirming after 2 h would page on its first night.
 //! - **A pod's limit**: a process whose resource names its pod (`k8s.pod.uid`, and its
