@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use serde::Serialize;
 
-use super::history::History;
+use super::history::{Counters, History};
 use super::table::{self, ResourceKey, ResourceSeries};
 use crate::detector::ResourceDetector;
 use crate::otlp::proto::otlp::common::v1::{any_value, KeyValue};
@@ -91,6 +91,9 @@ pub struct ResourceEntry {
     pub series: ResourceSeries,
     /// The chart's history (see [`super::history`]); allocated with the first memory point.
     pub history: Option<Box<History>>,
+    /// Its requests and collections per bucket (see [`super::history::Counters`]); allocated
+    /// with the first counter increment.
+    pub counters: Option<Box<Counters>>,
 }
 
 impl ResourceInfo {
