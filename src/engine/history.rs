@@ -405,13 +405,15 @@ impl CounterKind {
 /// bucket's count is what happened during its span whatever the export interval. Counter
 /// resets never reach it: the detector gives a reset point no increment. Boxed in the resource
 /// entry, allocated with the first increment; `f32` counts are exact up to 2^24 per bucket
-/// and fractional where an interval is split. 1,168 bytes (jemalloc's 1,280-byte class).
+/// and fractional where an interval is split. 1,176 bytes (jemalloc's 1,280-byte class).
 #[derive(Clone, Debug, PartialEq)]
 pub struct Counters {
     /// Absolute index of the newest bucket (`t_ns / counter_bucket_ns`).
     head: u64,
     /// End of the newest interval recorded (0 = nothing recorded yet).
     latest_ns: u64,
+    /// Start of the first interval recorded: the bucket holding it is covered only from there.
+    first_ns: u64,
     /// Per bucket, NaN where no series of the kind reported.
     requests: [f32; COUNTER_BUCKETS],
     gcs: [f32; COUNTER_BUCKETS],
@@ -431,11 +433,12 @@ fn counter_slot(idx: u64) -> usize {
 }
 
 impl Counters {
-    /// An empty counter history (boxed: it is 1,168 bytes).
+    /// An empty counter history (boxed: it is 1,176 bytes).
     pub fn new() -> Box<Counters> {
         Box::new(Counters {
             head: 0,
             latest_ns: 0,
+            first_ns: 0,
             requests: [f32::NAN; COUNTER_BUCKETS],
             gcs: [f32::NAN; COUNTER_BUCKETS],
         })
@@ -466,6 +469,7 @@ impl Counters {
         let idx = to_ns / w;
         if self.latest_ns == 0 {
             self.head = idx;
+            self.first_ns = from_ns.min(to_ns);
         } else if idx > self.head {
             // Clear the buckets skipped (at most the whole ring).
             let from = self.head.max(idx.saturating_sub(COUNTER_BUCKETS as u64)) + 1;
@@ -531,6 +535,7 @@ impl Counters {
         CountersSnapshot {
             head: self.head,
             latest_ns: self.latest_ns,
+            first_ns: self.first_ns,
             requests: self.requests.to_vec(),
             gcs: self.gcs.to_vec(),
         }
@@ -544,6 +549,7 @@ impl Counters {
         let mut c = Counters::new();
         c.head = s.head;
         c.latest_ns = s.latest_ns;
+        c.first_ns = s.first_ns;
         c.requests.copy_from_slice(&s.requests);
         c.gcs.copy_from_slice(&s.gcs);
         Some(c)
@@ -556,15 +562,17 @@ impl Counters {
 /// still moves within the hour.
 pub const PER_REQUEST_BUCKETS: u64 = 3;
 
-/// How much of a counter bucket its events cover: the whole width, or for the newest (still
-/// filling) bucket the part up to the newest interval's end. `None` below a quarter of the
-/// width: a rate over so little would swing.
+/// How much of a counter bucket its events cover: the whole width, except for the newest
+/// (still filling: up to the newest interval's end) and the first ever (from the first
+/// interval's start). `None` below a quarter of the width: a rate over so little would swing.
 fn covered_ns(c: &Counters, idx: u64, w: u64) -> Option<u64> {
-    let span = if idx == c.head {
-        c.latest_ns.saturating_sub(idx.saturating_mul(w)).min(w)
+    let start = idx.saturating_mul(w).max(c.first_ns);
+    let end = if idx == c.head {
+        c.latest_ns
     } else {
-        w
+        idx.saturating_add(1).saturating_mul(w)
     };
+    let span = end.saturating_sub(start).min(w);
     (span >= w / 4 && span > 0).then_some(span)
 }
 
@@ -651,6 +659,7 @@ pub fn memory_per_request(
 pub struct CountersSnapshot {
     pub head: u64,
     pub latest_ns: u64,
+    pub first_ns: u64,
     pub requests: Vec<f32>,
     pub gcs: Vec<f32>,
 }
@@ -862,7 +871,7 @@ mod tests {
     #[test]
     fn a_counter_history_is_one_small_allocation() {
         // The figure README states: jemalloc's 1,280-byte size class.
-        assert_eq!(std::mem::size_of::<Counters>(), 1_168);
+        assert_eq!(std::mem::size_of::<Counters>(), 1_176);
         let e2e = DetectorConfig::with_windows(Duration::from_secs(60), Duration::from_secs(120));
         assert_eq!(counter_bucket_ns(&e2e), 4 * bucket_ns(&e2e));
         assert_eq!(
@@ -885,6 +894,12 @@ mod tests {
         // A newest bucket covered for less than a quarter is left out.
         c.record(W, CounterKind::Gcs, 14 * W / 4, 4 * W + W / 10, 1.0);
         assert_eq!(gc_per_minute(&c, W).len(), 4);
+        // The first bucket counts from the first report on, not from its start.
+        let mut late = Counters::new();
+        late.record(W, CounterKind::Gcs, W / 2, W, 3.0);
+        late.record(W, CounterKind::Gcs, W, 2 * W, 6.0);
+        late.record(W, CounterKind::Gcs, 2 * W, 2 * W + W / 10, 0.6);
+        assert_eq!(gc_per_minute(&late, W), [(0, 6.0), (1, 6.0)]);
     }
 
     #[test]

@@ -38,7 +38,7 @@ pub const RESOURCE_CHARGE_BYTES: i64 = 4096;
 /// like the other charges an overestimate for the allocator's slack.
 pub const HISTORY_CHARGE_BYTES: i64 = 8192;
 /// What a resource's counter history (requests and collections per bucket) is charged when it
-/// is allocated (with its first counter increment): its one 1,168-byte allocation
+/// is allocated (with its first counter increment): its one 1,176-byte allocation
 /// (`engine::history::Counters`) in jemalloc's 1,280-byte size class, twice.
 pub const COUNTERS_CHARGE_BYTES: i64 = 2560;
 
