@@ -653,7 +653,7 @@ async fn headless(browser: &PathBuf, url: &str, args: &[&str]) -> String {
         "--disable-extensions",
         "--disable-dev-shm-usage",
         "--virtual-time-budget=10000",
-        "--window-size=1280,1100",
+        "--window-size=1280,1500",
     ])
     .arg(format!("--user-data-dir={}", profile.display()))
     .args(args)
