@@ -8,7 +8,8 @@
 //! beside it, and the tests read its geometry. Every drawn series carries its data
 //! (`data-n`, `data-t*`, `data-v*`) and each kind of line its own dash pattern and a text
 //! label in the legend, so no meaning rests on colour alone; the page puts a table of the
-//! same data beside it.
+//! same data beside it. The other signals (memory per request, GC frequency) are small charts
+//! of the same kind ([`render_signal`]).
 
 use std::fmt::Write;
 
