@@ -300,6 +300,28 @@ async fn resources_are_paginated_filtered_and_sorted_server_side() {
     assert_eq!(unchanged, ids(&first));
     let detail = ok_json(&lw, &format!("/api/v1/resources/{}", ids(&first)[0])).await;
     assert_eq!(detail["id"], first["items"][0]["id"]);
+    // Its small charts: the two signals by name, anything else is not found.
+    for (name, status) in [
+        ("gc_per_minute.svg", 200),
+        ("memory_per_request.svg", 200),
+        ("rss.svg", 404),
+        ("gc_per_minute", 404),
+    ] {
+        let path = format!("/api/v1/resources/{}/signals/{name}", ids(&first)[0]);
+        let (got, headers, body) = http_request("GET", &lw.admin_url(&path), &[], vec![]).await;
+        assert_eq!(got, status, "{path}");
+        if status == 200 {
+            assert!(
+                headers
+                    .get("content-type")
+                    .and_then(|v| v.to_str().ok())
+                    .is_some_and(|v| v.starts_with("image/svg+xml")),
+                "{headers:?}"
+            );
+            // The fleet sends no request or GC counts: said in words.
+            assert!(String::from_utf8_lossy(&body).contains("Not reported by this process."));
+        }
+    }
 
     // Bad parameters are named.
     for (path, param) in [
@@ -322,6 +344,7 @@ async fn resources_are_paginated_filtered_and_sorted_server_side() {
         "/api/v1/resources/0123456789abcdef",
         "/api/v1/resources/nothex/history",
         "/api/v1/resources/0123456789abcdef/chart.svg",
+        "/api/v1/resources/0123456789abcdef/signals/gc_per_minute.svg",
     ] {
         assert_eq!(get_json(&lw, path).await.0, 404, "{path}");
     }
@@ -576,6 +599,7 @@ async fn the_api_needs_the_admin_token_and_the_page_stays_open() {
         format!("/api/v1/resources/{id}"),
         format!("/api/v1/resources/{id}/history"),
         format!("/api/v1/resources/{id}/chart.svg"),
+        format!("/api/v1/resources/{id}/signals/gc_per_minute.svg"),
         "/api/v1/series".to_owned(),
     ] {
         let (status, _, _) = http_request("GET", &lw.admin_url(&path), &[], vec![]).await;
