@@ -18,13 +18,15 @@ use common::procs::{Leakwatch, TestEnv};
 use common::rotel::{attr_str, Received, Rotel};
 
 /// Seconds-scale detection: 60 s / 120 s windows (3.75 s buckets). The
-/// effect-size floor (200 MB/h ≈ 56 KB/s) sits between the healthy Node
-/// heap's slow creep before a major GC (≈ 20 KB/s) and the leak (≈ 660 KB/s).
+/// effect-size floor is the default's (256 KiB/h over a 24 h long window)
+/// scaled by the window ratio only (24 h / 120 s = 720): 184 MiB/h ≈ 52 KB/s.
+/// It sits between the healthy Node heap's slow creep before a major GC
+/// (≈ 20 KB/s) and the leak (≈ 660 KB/s).
 const CONFIG: &str = "\
 detector:
   short_window: 60s
   long_window: 120s
-  min_growth_bytes_per_hour: 200000000
+  min_growth_bytes_per_hour: 188743680
 events:
   derived_metrics_interval: 2s
 ";

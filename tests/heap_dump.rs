@@ -42,9 +42,10 @@ async fn a_confirmed_leak_in_the_node_app_gets_one_real_heap_snapshot() {
 
     let mut downstream = Downstream::start().await;
     let mut c = test_config(Some(downstream.endpoint()));
-    // Seconds-scale detection (as tests/e2e_apps.rs, halved): the app leaks ≈ 660 KB/s.
+    // Seconds-scale detection (as tests/e2e_apps.rs, halved): the app leaks ≈ 660 KB/s; the
+    // default effect-size floor scaled by the window ratio only (24 h / 60 s = 1440).
     let mut d = DetectorConfig::with_windows(Duration::from_secs(30), Duration::from_secs(60));
-    d.min_growth_bytes_per_hour = 200e6;
+    d.min_growth_bytes_per_hour = DetectorConfig::default().min_growth_bytes_per_hour * 1440.0;
     c.detector = d;
     c.notify.heap_dump = vec![
         // Another service's rule, to a port nothing listens on: never called.

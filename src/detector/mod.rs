@@ -53,10 +53,25 @@
 //!   sidesteps the long window's load regression, in which a late leak at falling traffic is
 //!   collinear with the load. For a heap in use (sawtooth), at least half of the fast buckets
 //!   must show a collection: before an old generation's first collection, the minima ride the
-//!   ramp. Such evidence suspects after a sixth of the fast window. It confirms after the whole
-//!   fast window (a process at least a short window old: bounded episodes like a batch job end
-//!   sooner), or after a sixth of it when the forecast reaches a known limit within two fast
-//!   windows.
+//!   ramp. A leak that began inside the fast window is a bent line over all of it (flat, then
+//!   rising), whose autocorrelated residuals fail the t-test; so the newest spans (6 to 22 fast
+//!   buckets, about ×1.4 apart) are also judged on their own when the stretch before them is
+//!   flat (not rising significantly, and growing at under half the span's slope: a warm-up's
+//!   older part grows faster than its newer one). Several spans are several tests: each is held
+//!   to the confidence divided among them (Bonferroni). The spans are fixed, not fitted
+//!   change points, so the verdict does not hop with the noise from one fast bucket to the next.
+//!   A process that reports requests must show a known load trend (two coarse buckets of rates)
+//!   for its growth to outpace. Such evidence suspects after a sixth of the fast window. It
+//!   confirms after the whole fast window (a process at least a short window old: bounded
+//!   episodes like a batch job end sooner), or after a sixth of it when the forecast reaches a
+//!   known limit within two fast windows. A younger process's growth is suspected this way only
+//!   when it began after a flat stretch. Why not faster: a nightly batch job that accumulates
+//!   hundreds of MB linearly for 3 h is, until it releases them, the same trace as a leak of that
+//!   rate; confirming after 2 h would page on its first night.
+//! - **A pod's limit**: a process whose resource names its pod (`k8s.pod.uid`, and its
+//!   container) gets the memory limit another resource of the same pod and container reports
+//!   (the Collector's k8s_cluster/kubeletstats receivers), joined by the engine
+//!   (`ResourceDetector::set_container_limit`): trusted like a configured one.
 //! - **Previous peak as a limit**: when a segment grew until its process restarted, the peak
 //!   it reached is that series' limit for the forecast of the next segments (when no runtime,
 //!   container or configured limit is known): an OOM-restart cycle is confirmed early in its

@@ -305,7 +305,8 @@ struct MemoryEntry {
     #[serde(default)]
     fast_leak: bool,
     /// The series' segment is younger than the short window (a process that just started:
-    /// where warm-ups live).
+    /// where warm-ups live), and its growth is not urgent: it may be suspected (when it began
+    /// after a flat stretch) but not confirmed by the fast window.
     #[serde(default)]
     fast_young: bool,
     /// The fast window's forecast reaches a known limit within two fast windows.
@@ -364,9 +365,11 @@ impl MemoryEntry {
         // falling traffic is collinear with the load; the fast window has its own load test.
         self.fast_leak && !self.long.get().is_some_and(|a| a.saturating)
     }
+    /// The short and long windows' evidence (the fast window's has its own holds, see
+    /// `step_lifecycle`: its shortest spans may flicker on noise for a bucket, which must not
+    /// bridge a gap in this evidence).
     fn evidence(&self) -> bool {
-        self.primary
-            && (self.leak_short() || self.leak_long() || self.leak_fast() || self.grown_cycles >= 1)
+        self.primary && (self.leak_short() || self.leak_long() || self.grown_cycles >= 1)
     }
     /// Keeps an open incident open: the relaxed (hysteresis) test on either window, a long
     /// window that still grows by the minimum effect size, or a grown restart cycle.
@@ -374,6 +377,7 @@ impl MemoryEntry {
         self.primary
             && (self.short.get().is_some_and(|a| a.relaxed)
                 || self.long.get().is_some_and(|a| a.relaxed || a.persisting)
+                || self.leak_fast()
                 || (!self.short.is_some() && self.fast.get().is_some_and(|a| a.relaxed))
                 || self.grown_cycles >= 1)
     }
@@ -441,6 +445,9 @@ impl LimitSource {
 
 /// The key of the configured limit's entry (no series has it: series keys are hashes).
 const CONFIGURED_LIMIT_KEY: u64 = 0;
+/// The key of the container limit joined from another resource (series keys are hashes; a
+/// collision with this one is as unlikely as with 0).
+const JOINED_LIMIT_KEY: u64 = 1;
 
 /// Summed counter increments of all series of one role, per bucket.
 #[derive(Clone, Debug, Default, serde::Serialize, serde::Deserialize)]
@@ -692,7 +699,8 @@ impl ResourceDetector {
         let a = series
             .assess(cfg, BUCKETS, None)
             .filter(grows)
-            .or_else(|| series.assess(cfg, cfg.short_buckets(), None).filter(grows));
+            .or_else(|| series.assess(cfg, cfg.short_buckets(), None).filter(grows))
+            .or_else(|| series.assess_fast(cfg, None).filter(grows));
         let c = &mut self.components[pos];
         c.last_head = head;
         c.growth = a.map_or(0.0, |a| (a.slope_per_hour() / a.level.max(1.0)) as f32);
@@ -730,15 +738,47 @@ impl ResourceDetector {
         }
     }
 
-    /// A limit configured for this resource (`catalog.limits`), trusted as it is.
+    /// A limit configured for this resource (`catalog.limits`), trusted as it is; 0 removes it.
     pub fn set_configured_limit(&mut self, bytes: f64) {
-        self.limits.retain(|l| l.key != CONFIGURED_LIMIT_KEY);
+        self.set_external_limit(CONFIGURED_LIMIT_KEY, bytes, LimitSource::Configured);
+    }
+
+    /// The memory limit of the container this process runs in, joined from another resource
+    /// (the Collector's kubeletstats/k8s_cluster resource of the same `k8s.pod.uid` and
+    /// container): trusted as it is, like a configured one; 0 removes it.
+    pub fn set_container_limit(&mut self, bytes: f64) {
+        self.set_external_limit(JOINED_LIMIT_KEY, bytes, LimitSource::Container);
+    }
+
+    /// The container limit joined from another resource (0 if none): see
+    /// [`Self::set_container_limit`].
+    pub fn container_limit(&self) -> f64 {
+        self.limits
+            .iter()
+            .find(|l| l.key == JOINED_LIMIT_KEY)
+            .map_or(0.0, |l| l.value)
+    }
+
+    /// The smallest trusted limit of this resource's own container-limit series, if any (what
+    /// a container resource offers the processes of its pod).
+    pub fn own_container_limit(&self) -> Option<f64> {
+        self.limits
+            .iter()
+            .filter(|l| l.stable && l.source == LimitSource::Container && l.key != JOINED_LIMIT_KEY)
+            .map(|l| l.value)
+            .reduce(f64::min)
+    }
+
+    /// A limit that comes from outside this process's own series: not bounded by
+    /// [`MAX_LIMIT_SERIES`] (there are two such keys at most).
+    fn set_external_limit(&mut self, key: u64, bytes: f64, source: LimitSource) {
+        self.limits.retain(|l| l.key != key);
         if bytes > 0.0 && bytes.is_finite() {
             self.limits.push(LimitEntry {
-                key: CONFIGURED_LIMIT_KEY,
+                key,
                 value: bytes,
                 stable: true,
-                source: LimitSource::Configured,
+                source,
             });
         }
     }
@@ -958,9 +998,15 @@ impl ResourceDetector {
                 && a.level > 0.0
                 && a.fit.slope * cfg.fast_window_secs() >= cfg.fast_min_growth * a.level
         });
+        // A process that reports its requests must show its growth outpacing them: not
+        // knowing the load's trend yet (a young process, two coarse buckets of rates not yet
+        // complete) is no evidence.
+        let reports_load = self.requests.first.is_some();
         let outpaces_load = strong.is_some_and(|a| {
-            let load = self.load_growth(cfg, a.first_bucket, series.fast_head().unwrap_or(0));
-            load.is_none_or(|l| a.slope_per_hour() / a.level > l.max(0.0))
+            match self.load_growth(cfg, a.first_bucket, series.fast_head().unwrap_or(0)) {
+                Some(l) => a.slope_per_hour() / a.level > l.max(0.0),
+                None => !reports_load,
+            }
         });
         let age_buckets = series.head_bucket().saturating_sub(series.segment_start());
         let young = (age_buckets as usize) < cfg.short_buckets();
@@ -973,8 +1019,14 @@ impl ResourceDetector {
         });
         let e = &mut self.memory[pos];
         e.fast.set(fast);
-        e.fast_leak = strong.is_some() && outpaces_load && (!young || urgent);
-        e.fast_young = young;
+        // A process younger than the short window: its growth counts when the forecast reaches
+        // a known limit within two fast windows, or, for a suspicion only, when it began after
+        // a flat stretch (it did not start with the process). A cache warming up after a start
+        // looks like a leak until it bends, and bounded warm-ups (after every deploy) may take
+        // longer than the fast window to bend.
+        let after_flat = strong.is_some_and(|a| a.after_flat);
+        e.fast_leak = strong.is_some() && outpaces_load && (!young || urgent || after_flat);
+        e.fast_young = young && !urgent;
         e.fast_urgent = urgent;
     }
 
@@ -983,7 +1035,13 @@ impl ResourceDetector {
     fn load_growth(&self, cfg: &DetectorConfig, from_fast: u64, to_fast: u64) -> Option<f64> {
         let bucket_secs = cfg.bucket_secs();
         let per = crate::detector::FAST_DIVISOR;
-        let (from, to) = (from_fast / per, to_fast / per);
+        // Request rates live in the coarse buckets: a span shorter than two of them (the fast
+        // window's newest spans) is measured against the load of the two before its end, not
+        // waved through for want of a rate to compare. The two are the last the request counter
+        // has completed: an export's memory points may come before its request counts, which
+        // then have not yet opened the bucket the memory has.
+        let to = (to_fast / per).min(self.requests.ring.head());
+        let from = (from_fast / per).min(to.saturating_sub(2));
         let rates =
             || (from..to).filter_map(|i| self.requests.rate(i, bucket_secs).map(|r| (i, r)));
         let ((i0, r0), (i1, r1)) = (rates().next()?, rates().next_back()?);
@@ -1203,11 +1261,11 @@ impl ResourceDetector {
         });
         let stay = self.memory.iter().any(MemoryEntry::relaxed);
         let judgeable = self.memory.iter().any(MemoryEntry::judgeable);
-        // The fast window confirms a process that has run for at least the short window once
-        // its evidence has held for the whole fast window (a batch job or a one-off import ends
-        // sooner; a leak goes on), and at any age once the forecast reaches a known limit within
-        // two fast windows (with most of the time to the limit left). A young process's growth
-        // takes this route only when it is urgent (see `judge_fast`).
+        // The fast window suspects once its evidence has held a sixth of the fast window, and
+        // confirms a process that has run for at least the short window once it has held the
+        // whole fast window (a batch job or a one-off import ends sooner; a leak goes on), and
+        // at any age once the forecast reaches a known limit within two fast windows (with most
+        // of the time to the limit left; see `judge_fast` for young processes).
         let fast_window_ns = (cfg.fast_window_secs() * 1e9) as u64;
         let eligible = |e: &&MemoryEntry| e.primary && e.leak_fast();
         let fast = self.memory.iter().any(|e| eligible(&e));
@@ -1602,7 +1660,42 @@ mod tests {
             .find(|(_, e)| e.kind == LeakEventKind::Confirmed)
             .expect("a confirmation");
         // What leaks: the object type whose count grows with the floor.
-        assert_eq!(c.1.component.as_deref(), Some("object.type=dict"));
+        assert_eq!(
+            c.1.component.as_deref(),
+            Some("object.type=dict"),
+            "confirmed at {} h: {:?}",
+            c.0,
+            c.1
+        );
+    }
+
+    #[test]
+    fn a_strong_leak_in_a_steady_process_is_suspected_within_an_hour_of_its_onset() {
+        // 30 MB/h (15 %/h of the floor) from hour 10: the fast window judges its newest spans on
+        // their own once the stretch before them is flat, so the leak is suspected within an
+        // hour of its onset; it is confirmed once that evidence has held a whole fast window.
+        let ev = fast_run(16, 10.0, 30.0, None);
+        let suspected = first(&ev, LeakEventKind::Suspected).expect("suspected");
+        let confirmed = first(&ev, LeakEventKind::Confirmed).expect("confirmed");
+        assert!(
+            (10.0..=11.0).contains(&suspected),
+            "suspected at {suspected} h: {ev:?}"
+        );
+        assert!(
+            confirmed >= suspected + 2.5 && confirmed <= 10.0 + 4.0,
+            "confirmed at {confirmed} h: {ev:?}"
+        );
+    }
+
+    #[test]
+    fn a_young_process_s_growth_after_a_flat_stretch_is_suspected_not_confirmed() {
+        // The process is 2 h old when it starts to leak: growth that did not start with it is
+        // no warm-up's, so it is suspected at once; younger than the short window (6 h), it is
+        // not confirmed by the fast window (bounded episodes after a deploy live there).
+        let ev = fast_run(6, 2.0, 30.0, None);
+        let suspected = first(&ev, LeakEventKind::Suspected).expect("suspected");
+        assert!(suspected <= 3.0, "suspected at {suspected} h: {ev:?}");
+        assert_eq!(first(&ev, LeakEventKind::Confirmed), None, "{ev:?}");
     }
 
     #[test]

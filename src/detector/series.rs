@@ -28,6 +28,11 @@ use crate::detector::trend::{self, Assessment, TrendInput};
 use crate::detector::window::{Ring, BUCKETS};
 use crate::detector::{DetectorConfig, Observation, Sample, Temporality};
 
+/// The newest spans of the fast window judged on their own when the whole window is no leak
+/// (see [`SeriesDetector::assess_fast`]), in fast buckets: from a sixth of the window (the
+/// fewest points a fit takes, `min_fit_points`' default) to two thirds of it, about ×1.4 apart.
+const FAST_SPANS: [u64; 5] = [6, 8, 11, 16, 22];
+
 /// How the latest restart was detected.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -81,11 +86,18 @@ pub struct SeriesDetector {
     fast: Option<Box<Ring>>,
 }
 
-/// Whether series of `role` keep a fast ring: the memory gauges a leak is judged on.
+/// Whether series of `role` keep a fast ring: the memory gauges a leak is judged on, and the
+/// counts (goroutines, objects per type) that name what leaks, so a leak confirmed by the fast
+/// window can name its component too.
 fn has_fast_ring(role: Role) -> bool {
     matches!(
         role,
-        Role::HeapUsed | Role::HeapAfterGc | Role::Rss | Role::ContainerMemory
+        Role::HeapUsed
+            | Role::HeapAfterGc
+            | Role::Rss
+            | Role::ContainerMemory
+            | Role::Goroutines
+            | Role::ObjectCount
     )
 }
 
@@ -507,7 +519,49 @@ impl SeriesDetector {
             bucket_secs: cfg.fast_bucket_secs(),
             min_span_secs: cfg.fast_window_secs() / 3.0,
         };
-        trend::assess(cfg, &input)
+        // A count's growth is not in bytes: the memory effect sizes do not apply to it.
+        let counts = matches!(self.role(), Role::Goroutines | Role::ObjectCount);
+        let grows = |a: &Assessment| {
+            if counts {
+                a.significant && !a.saturating && a.new_high
+            } else {
+                a.leak
+            }
+        };
+        let whole = trend::assess(cfg, &input);
+        if whole.is_some_and(|a| grows(&a)) {
+            return whole;
+        }
+        // Growth that began inside the window bends a line fitted over all of it (flat, then
+        // rising), and its autocorrelated residuals fail the t-test. The newest spans are judged
+        // on their own, shortest first, each when the stretch before it inside the window was
+        // flat: the same spans at every fast bucket, so the verdict does not hop with the noise.
+        // Several spans are several tests: each is held to `confidence` divided among them
+        // (Bonferroni), so the newest spans do not raise the rate of suspicions on noise.
+        let strict = DetectorConfig {
+            confidence: 1.0 - (1.0 - cfg.confidence) / FAST_SPANS.len() as f64,
+            ..cfg.clone()
+        };
+        let cfg = &strict;
+        for n in FAST_SPANS {
+            let start = head.saturating_sub(n);
+            if start <= from + 2 {
+                break;
+            }
+            let span = TrendInput {
+                from: start,
+                min_span_secs: cfg.fast_window_secs() / 6.0,
+                ..input
+            };
+            let before = TrendInput { to: start, ..input };
+            if let Some(mut a) = trend::assess(cfg, &span).filter(grows) {
+                if trend::flat_before(cfg, &before, a.fit.slope) {
+                    a.after_flat = true;
+                    return Some(a);
+                }
+            }
+        }
+        whole
     }
 
     /// Whether the fast buckets from `from` on show the collections of a sawtooth: a heap in

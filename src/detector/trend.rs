@@ -106,6 +106,10 @@ pub struct Assessment {
     /// inside the fit (a leak's onset, or a batch job's start).
     #[serde(default)]
     pub convex: bool,
+    /// The fit covers only the newest part of the window, after a stretch of it that was flat
+    /// (see [`flat_before`]): growth that did not start with the process.
+    #[serde(default)]
+    pub after_flat: bool,
     /// The newer half of the fit grows significantly slower than the older half (by any
     /// ratio): stricter than `saturating`, for the fast window.
     #[serde(default)]
@@ -144,6 +148,24 @@ pub fn assess_segment(cfg: &DetectorConfig, input: &TrendInput<'_>) -> Option<As
         return None;
     }
     judge(cfg, input, &pts, w)
+}
+
+/// Whether the floor over `input`'s window is the flat stretch before a leak's onset, for growth
+/// of `slope` (per second) after it: at least 3 buckets, not significantly rising, and growing at
+/// less than half that slope. A cache warming up from a process start has no such stretch (its
+/// older part grows faster than its newer one); a leak that began an hour into a steady process
+/// has. Not rising significantly alone would be absence of evidence: too few effective samples
+/// make any stretch "not significantly rising".
+pub fn flat_before(cfg: &DetectorConfig, input: &TrendInput<'_>, slope: f64) -> bool {
+    if input.counter {
+        return false;
+    }
+    floor_points(input).is_some_and(|(pts, _)| {
+        pts.len >= 3
+            && LineFit::fit(pts.xs(), pts.ys()).is_some_and(|f| {
+                f.slope < 0.5 * slope && !f.rising(cfg.confidence, cfg.min_effective_samples)
+            })
+    })
 }
 
 /// Envelope spans tried, in buckets.
@@ -410,6 +432,46 @@ mod tests {
             min_span_secs: cfg().min_coverage * cfg().short_window.as_secs_f64(),
         };
         assess(&cfg(), &input)
+    }
+
+    fn before(r: &Ring, to: u64) -> TrendInput<'_> {
+        TrendInput {
+            ring: r,
+            from: 0,
+            to,
+            history_from: 0,
+            history_high: None,
+            counter: false,
+            limit: None,
+            bucket_secs: cfg().bucket_secs(),
+            min_span_secs: 0.0,
+        }
+    }
+
+    #[test]
+    fn a_flat_stretch_before_growth_is_told_from_a_warm_up() {
+        const MB: f64 = 1e6;
+        let per_bucket = 10.0 * MB;
+        let slope = per_bucket / cfg().bucket_secs();
+        // Flat for 12 buckets, then rising: the 12 buckets are the flat stretch before it.
+        let wiggle = |i: u64| if i.is_multiple_of(2) { MB } else { -MB };
+        let leak = ring_of(20, |i| {
+            200.0 * MB + wiggle(i) + i.saturating_sub(12) as f64 * per_bucket
+        });
+        assert!(flat_before(&cfg(), &before(&leak, 12), slope));
+        // A warm-up from the start: its older part rises faster than the newer one.
+        let warm_up = ring_of(20, |i| {
+            200.0 * MB + 150.0 * MB * (1.0 - (-(i as f64) / 6.0).exp())
+        });
+        assert!(!flat_before(&cfg(), &before(&warm_up, 12), slope));
+        // Two buckets say nothing, flat or not.
+        assert!(!flat_before(&cfg(), &before(&leak, 2), slope));
+        // Too few effective samples to be significant is not flat: a stretch growing at the
+        // newer slope is no flat stretch, significant or not.
+        let steady = ring_of(5, |i| {
+            200.0 * MB + i as f64 * per_bucket + noise(i) * 8.0 * MB
+        });
+        assert!(!flat_before(&cfg(), &before(&steady, 4), slope));
     }
 
     /// Deterministic pseudo-noise in [-1, 1].

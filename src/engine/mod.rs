@@ -28,7 +28,7 @@ pub use query::{
     CounterColumns, Cursor, HistoryView, Page, ResourceDetail, ResourceQuery, ResourceView,
     SeriesQuery, SeriesSortKey, SeriesView, SignalColumns, Sort,
 };
-pub use resource::{ResourceEntry, ResourceInfo};
+pub use resource::{PodRef, ResourceEntry, ResourceInfo};
 pub use snapshot::{EngineSnapshot, ResourceSnapshot, RestoreError, RestoreReport, SeriesSnapshot};
 
 use crate::catalog::Catalog;
@@ -142,6 +142,22 @@ pub struct Engine {
     watermark_ns: AtomicU64,
     telemetry: Arc<Telemetry>,
     limiter: Arc<MemoryLimiter>,
+    /// Container memory limits by pod (`k8s.pod.uid`, hashed), offered by the resources that
+    /// report them (the Collector's kubeletstats/k8s_cluster receivers) to the processes of the
+    /// same pod and container (see [`Engine::join_pod_limit`]). Bounded: one entry per offering
+    /// resource, at most [`MAX_CONTAINERS_PER_POD`] per pod, removed with the resource.
+    pod_limits: DashMap<u64, Vec<PodLimit>, Prehashed>,
+}
+
+/// Most containers of one pod whose limits are kept for the join.
+pub const MAX_CONTAINERS_PER_POD: usize = 16;
+
+/// A container's memory limit, and the resource that reports it.
+#[derive(Clone, Copy, Debug)]
+struct PodLimit {
+    container: u64,
+    bytes: f64,
+    from: ResourceKey,
 }
 
 /// Counts of per-point outcomes, added to the telemetry once per request.
@@ -173,6 +189,7 @@ impl Engine {
             cfg,
             telemetry,
             limiter: Arc::new(MemoryLimiter::unlimited()),
+            pod_limits: DashMap::with_hasher(Prehashed::default()),
         }
     }
 
@@ -288,8 +305,9 @@ impl Engine {
                     let entry = match resource {
                         Some(ref mut entry) => entry,
                         None => match self.resource_entry(resource_key, raw_resource) {
-                            Ok(entry) => {
+                            Ok(mut entry) => {
                                 entry.series.warm();
+                                self.join_pod_limit(&mut entry);
                                 resource.insert(entry)
                             }
                             Err(limit) => {
@@ -383,8 +401,65 @@ impl Engine {
                 series: ResourceSeries::default(),
                 history: None,
                 counters: None,
+                joined_limit: 0.0,
             }
         }))
+    }
+
+    /// Offers the container limit `bytes` that resource `from` reports for its pod's
+    /// container `pod` (see [`Engine::join_pod_limit`]).
+    pub(crate) fn publish_pod_limit(&self, pod: PodRef, from: ResourceKey, bytes: f64) {
+        let mut limits = self.pod_limits.entry(pod.uid).or_default();
+        if let Some(l) = limits.iter_mut().find(|l| l.from == from) {
+            l.container = pod.container;
+            l.bytes = bytes;
+        } else if limits.len() < MAX_CONTAINERS_PER_POD {
+            limits.push(PodLimit {
+                container: pod.container,
+                bytes,
+                from,
+            });
+        }
+    }
+
+    /// Withdraws what resource `key` offered its pod (it is evicted).
+    fn withdraw_pod_limit(&self, pod: PodRef, key: ResourceKey) {
+        self.pod_limits.remove_if_mut(&pod.uid, |_, limits| {
+            limits.retain(|l| l.from != key);
+            limits.is_empty()
+        });
+    }
+
+    /// Gives a process the memory limit of the container it runs in when another resource
+    /// reports it: an SDK process names its pod (`k8s.pod.uid`, from the k8sattributes processor
+    /// or `OTEL_RESOURCE_ATTRIBUTES`) and usually its container, and the Collector's
+    /// kubeletstats/k8s_cluster receivers send that container's limit on a resource of its
+    /// own. The same container name joins; a process that names none joins only a pod with one
+    /// container limit (a sidecar's limit is not its own). One map read per resource per
+    /// request, and the detector is touched only when the joined value changes.
+    fn join_pod_limit(&self, entry: &mut ResourceEntry) {
+        let Some(pod) = entry.info.pod else {
+            return;
+        };
+        let joined = self.pod_limits.get(&pod.uid).and_then(|limits| {
+            let others = || limits.iter().filter(|l| l.from != entry.info.key);
+            if pod.container != 0 {
+                others()
+                    .find(|l| l.container == pod.container)
+                    .map(|l| l.bytes)
+            } else {
+                let mut it = others();
+                match (it.next(), it.next()) {
+                    (Some(only), None) => Some(only.bytes),
+                    _ => None,
+                }
+            }
+        });
+        let joined = joined.unwrap_or(0.0);
+        if joined != entry.joined_limit {
+            entry.joined_limit = joined;
+            entry.detector.set_container_limit(joined);
+        }
     }
 
     /// The limit `catalog.limits` configures for this resource, if any (applied at creation
@@ -537,6 +612,13 @@ impl Engine {
                         resource: Arc::clone(&resource.info),
                         event,
                     });
+                }
+                if let Some(pod) = resource.info.pod {
+                    if tracked.detector.role() == crate::catalog::Role::MemoryLimit {
+                        if let Some(limit) = resource.detector.own_container_limit() {
+                            self.publish_pod_limit(pod, resource.info.key, limit);
+                        }
+                    }
                 }
             },
         )
@@ -712,6 +794,9 @@ impl Engine {
                 // An idle resource goes with all its series, and its open incident ends:
                 // the process is gone once the idle timeout has passed in event time.
                 out.series += self.series.release(&r.series);
+                if let Some(pod) = r.info.pod {
+                    self.withdraw_pod_limit(pod, r.info.key);
+                }
                 if let Some(event) = r.detector.gone(r.latest_ns.saturating_add(idle)) {
                     out.events.push(EngineEvent {
                         resource: Arc::clone(&r.info),
@@ -1167,6 +1252,185 @@ mod tests {
         e.ingest_metrics(rss_request("b", 365 * 86_400 * S, 1e8))
             .expect("valid");
         assert_eq!(e.watermark_ns(), 2 * S + 3_600 * S);
+    }
+
+    /// One export of a pod: the SDK process (a leaking V8 old space) in container `app`, a
+    /// second SDK process in container `sidecar`, and the Collector's resource for container
+    /// `app` with its limit (`k8s.container.memory_limit`, k8s_cluster receiver).
+    fn pod_request(t_ns: u64, heap: f64, limit: Option<f64>) -> Bytes {
+        use crate::otlp::build::{double_point, gauge, kv, resource, resource_metrics, scope};
+        const UID: &str = "0f6c2a3e-1111-4000-8000-000000000001";
+        let sdk = |container: &str, instance: &str| {
+            resource_metrics(
+                resource(vec![
+                    kv("service.name", "checkout"),
+                    kv("service.instance.id", instance),
+                    kv("k8s.pod.uid", UID),
+                    kv("k8s.container.name", container),
+                ]),
+                scope("@opentelemetry/instrumentation-runtime-node", "0.36.0"),
+                vec![gauge(
+                    "v8js.memory.heap.used",
+                    "By",
+                    "",
+                    vec![double_point(
+                        t_ns,
+                        heap,
+                        vec![kv("v8js.heap.space.name", "old_space")],
+                    )],
+                )],
+            )
+        };
+        let mut resource_metrics_ = vec![sdk("app", "app-1"), sdk("sidecar", "sidecar-1")];
+        if let Some(limit) = limit {
+            resource_metrics_.push(resource_metrics(
+                resource(vec![
+                    kv("k8s.pod.uid", UID),
+                    kv("k8s.pod.name", "checkout-7d9f"),
+                    kv("k8s.container.name", "app"),
+                ]),
+                scope("otelcol/k8sclusterreceiver", ""),
+                vec![gauge(
+                    "k8s.container.memory_limit",
+                    "By",
+                    "",
+                    vec![double_point(t_ns, limit, vec![])],
+                )],
+            ));
+        }
+        Bytes::from(
+            ExportMetricsServiceRequest {
+                resource_metrics: resource_metrics_,
+            }
+            .encode_to_vec(),
+        )
+    }
+
+    fn joined_limit(e: &Engine, instance: &str) -> f64 {
+        e.resources
+            .iter()
+            .find(|r| r.info.instance == instance)
+            .map_or(-1.0, |r| r.detector.container_limit())
+    }
+
+    #[test]
+    fn a_process_joins_the_memory_limit_of_its_pods_container() {
+        const S: u64 = 1_000_000_000;
+        const LIMIT: f64 = 1024.0 * 1024.0 * 1024.0;
+        let e = engine(100);
+        let mut events = Vec::new();
+        // 40 h at one export a minute: 200 MB of V8 old space growing 20 MB/h, with a GC
+        // sawtooth of up to 30 MB on top; the Collector reports the container's limit.
+        for i in 0..(40 * 60u64) {
+            let t = 1_700_000_000 * S + i * 60 * S;
+            let hours = i as f64 / 60.0;
+            let heap = 200e6 + 20e6 * hours + 30e6 * ((i % 7) as f64 / 7.0);
+            let outcome = e
+                .ingest_metrics(pod_request(t, heap, Some(LIMIT)))
+                .expect("valid");
+            events.extend(outcome.events);
+        }
+        assert_eq!(joined_limit(&e, "app-1"), LIMIT);
+        // The sidecar names another container: the app container's limit is not its own.
+        assert_eq!(joined_limit(&e, "sidecar-1"), 0.0);
+        let confirmed = |instance: &str| {
+            events
+                .iter()
+                .find(|ev| {
+                    ev.resource.instance == instance && ev.event.kind == LeakEventKind::Confirmed
+                })
+                .map(|ev| ev.event.clone())
+                .unwrap_or_else(|| panic!("{instance}: no confirmed event in {events:#?}"))
+        };
+        let app = confirmed("app-1");
+        assert_eq!(app.limit_bytes, Some(LIMIT));
+        assert_eq!(
+            app.limit_source,
+            Some(crate::detector::LimitSource::Container)
+        );
+        let ttl = app.time_to_limit_seconds.expect("a forecast");
+        // The floor (≈ 200 MB + 20 MB/h) meets 1 GiB after ≈ 43.7 h of growth.
+        let floor_at = |t_ns: u64| 200e6 + 20e6 * ((t_ns - 1_700_000_000 * S) as f64 / 3.6e12);
+        let expected = (LIMIT - floor_at(app.t_ns)) / 20e6 * 3600.0;
+        assert!(
+            (ttl - expected).abs() < 0.25 * expected,
+            "forecast {ttl} s, expected ≈ {expected} s"
+        );
+        let sidecar = confirmed("sidecar-1");
+        assert_eq!((sidecar.limit_bytes, sidecar.limit_source), (None, None));
+        // The container resource is gone (the Collector stopped sending it): once it is
+        // evicted, the process no longer has its limit.
+        let t_end = 1_700_000_000 * S + 40 * 3600 * S;
+        for i in 0..130u64 {
+            e.ingest_metrics(pod_request(t_end + i * 60 * S, 1e9, None))
+                .expect("valid");
+        }
+        e.evict_idle();
+        assert!(e.pod_limits.is_empty());
+        e.ingest_metrics(pod_request(t_end + 131 * 60 * S, 1e9, None))
+            .expect("valid");
+        assert_eq!(joined_limit(&e, "app-1"), 0.0);
+    }
+
+    #[test]
+    fn a_process_without_a_container_name_joins_a_pod_with_one_limit() {
+        const S: u64 = 1_000_000_000;
+        let e = engine(100);
+        let mut limits = vec![(
+            PodRef {
+                uid: 7,
+                container: 11,
+            },
+            1,
+            5e8,
+        )];
+        for (pod, from, bytes) in &limits {
+            e.publish_pod_limit(*pod, *from, *bytes);
+        }
+        let mut entry = ResourceEntry {
+            info: Arc::new(ResourceInfo::from_attributes(
+                2,
+                vec![crate::otlp::build::kv("service.name", "x")],
+            )),
+            detector: Box::default(),
+            latest_ns: S,
+            series: ResourceSeries::default(),
+            history: None,
+            counters: None,
+            joined_limit: 0.0,
+        };
+        // No pod attribute: nothing to join.
+        e.join_pod_limit(&mut entry);
+        assert_eq!(entry.joined_limit, 0.0);
+        let mut info = ResourceInfo::from_attributes(2, Vec::new());
+        info.pod = Some(PodRef {
+            uid: 7,
+            container: 0,
+        });
+        entry.info = Arc::new(info);
+        e.join_pod_limit(&mut entry);
+        assert_eq!(entry.detector.container_limit(), 5e8);
+        // A second container's limit makes it ambiguous: no limit rather than a wrong one.
+        limits.push((
+            PodRef {
+                uid: 7,
+                container: 12,
+            },
+            3,
+            2e8,
+        ));
+        e.publish_pod_limit(limits[1].0, limits[1].1, limits[1].2);
+        e.join_pod_limit(&mut entry);
+        assert_eq!(entry.detector.container_limit(), 0.0);
+        // A new value from the same resource replaces its old one; withdrawing both empties
+        // the pod.
+        e.publish_pod_limit(limits[1].0, limits[1].1, 3e8);
+        assert_eq!(e.pod_limits.get(&7).map(|l| l.len()), Some(2));
+        e.withdraw_pod_limit(limits[0].0, 1);
+        e.join_pod_limit(&mut entry);
+        assert_eq!(entry.detector.container_limit(), 3e8);
+        e.withdraw_pod_limit(limits[1].0, 3);
+        assert!(e.pod_limits.is_empty());
     }
 
     #[test]

@@ -20,6 +20,19 @@ pub struct ResourceInfo {
     pub instance: String,
     #[serde(skip)]
     pub attributes: Vec<KeyValue>,
+    /// The Kubernetes container this resource runs in or describes, when its attributes say.
+    #[serde(skip)]
+    pub pod: Option<PodRef>,
+}
+
+/// A Kubernetes container named by resource attributes: `k8s.pod.uid` and, when present,
+/// `k8s.container.name` (hashed). An SDK process and the Collector's kubeletstats/k8s_cluster
+/// resource of its container share both, which is how a process learns its container's limit.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PodRef {
+    pub uid: u64,
+    /// 0 when the resource does not name its container.
+    pub container: u64,
 }
 
 impl ResourceInfo {
@@ -47,11 +60,18 @@ impl ResourceInfo {
         .iter()
         .find_map(|k| text(k))
         .unwrap_or_default();
+        let pod = text("k8s.pod.uid")
+            .filter(|uid| !uid.is_empty())
+            .map(|uid| PodRef {
+                uid: table::hash_name(uid.as_bytes()),
+                container: text("k8s.container.name").map_or(0, |c| table::hash_name(c.as_bytes())),
+            });
         ResourceInfo {
             key,
             service_name,
             instance,
             attributes,
+            pod,
         }
     }
 
@@ -94,6 +114,9 @@ pub struct ResourceEntry {
     /// Its requests and collections per bucket (see [`super::history::Counters`]); allocated
     /// with the first counter increment.
     pub counters: Option<Box<Counters>>,
+    /// The container limit last joined to the detector from another resource (0: none), so a
+    /// request looks the pod up without touching the detector when nothing changed.
+    pub joined_limit: f64,
 }
 
 impl ResourceInfo {

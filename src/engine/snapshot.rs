@@ -75,6 +75,12 @@ impl Engine {
             ));
             let mut detector = Box::new(r.detector);
             self.apply_configured_limit(&info, &mut detector);
+            // A container resource's limit is offered to its pod's processes again at once, so
+            // they keep their joined limit (restored with their detectors) without a gap.
+            if let (Some(pod), Some(limit)) = (info.pod, detector.own_container_limit()) {
+                self.publish_pod_limit(pod, r.key, limit);
+            }
+            let joined_limit = detector.container_limit();
             let replaced = self.resources.insert(
                 r.key,
                 ResourceEntry {
@@ -87,6 +93,7 @@ impl Engine {
                     history: r.history.and_then(History::restore),
                     // Likewise for the counter history (checkpoints before it lack it).
                     counters: r.counters.and_then(Counters::restore),
+                    joined_limit,
                 },
             );
             if let Some(old) = replaced {

@@ -129,6 +129,7 @@ pub(crate) mod tests {
                 .or_else(|| text("k8s.pod.name"))
                 .unwrap_or_default(),
             attributes,
+            pod: None,
         }
     }
 

@@ -205,6 +205,7 @@ mod tests {
             service_name: "checkout".into(),
             instance: "pod-1".into(),
             attributes: Vec::new(),
+            pod: None,
         });
         (0..n)
             .map(|i| EngineEvent {

@@ -149,6 +149,7 @@ mod tests {
                 service_name: "checkout".into(),
                 instance: "pod-1".into(),
                 attributes: vec![crate::otlp::build::kv("service.name", "checkout")],
+                pod: None,
             }),
             event: LeakEvent {
                 kind,

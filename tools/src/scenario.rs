@@ -299,6 +299,12 @@ pub struct Model {
     pub limit: Option<f64>,
     /// Whether the runtime reports the limit (Node's flag is not reported as such).
     pub limit_reported: bool,
+    /// The process runs in a Kubernetes container whose memory limit is `limit`: the SDK's
+    /// resource names its pod and container (`k8s.pod.uid`, `k8s.container.name`, as the
+    /// Collector's k8sattributes processor sets them) and every export also carries the
+    /// container's own resource with the k8s_cluster receiver's `k8s.container.memory_limit`,
+    /// as a Collector in front of leakwatch would send it.
+    pub pod_limit: bool,
     /// Restart behaviour.
     pub restarts: Restarts,
     /// Relative standard deviation of the live set's autocorrelated wander.
@@ -341,6 +347,7 @@ impl Model {
             },
             limit: Some(4096.0 * MB),
             limit_reported: false,
+            pod_limit: false,
             restarts: Restarts::None,
             noise: 0.01,
             native_bytes: 60.0 * MB,
@@ -533,6 +540,7 @@ impl Scenario {
     pub fn limit_knowable_at(&self, at_ns: u64) -> bool {
         self.model.limit.is_some()
             && (self.model.limit_reported
+                || self.model.pod_limit
                 || self.oom_times_ns().first().is_some_and(|&t| t < at_ns))
     }
 
@@ -1558,21 +1566,26 @@ fn request_of(sc: &Scenario, s: &State) -> ExportMetricsServiceRequest {
         )],
     );
     let instance = sc.instance();
+    let pod_uid = format!("{:08x}-0000-4000-8000-{:012x}", sc.seed, sc.seed);
     let attributes = match sc.runtime.language() {
-        Some(language) => vec![
-            kv("service.name", sc.name),
-            kv("service.instance.id", &instance),
-            kv("k8s.pod.name", &instance),
-            kv("telemetry.sdk.language", language),
-        ],
+        Some(language) => {
+            let mut a = vec![
+                kv("service.name", sc.name),
+                kv("service.instance.id", &instance),
+                kv("k8s.pod.name", &instance),
+                kv("telemetry.sdk.language", language),
+            ];
+            if sc.model.pod_limit {
+                a.push(kv("k8s.pod.uid", &pod_uid));
+                a.push(kv("k8s.container.name", sc.name));
+            }
+            a
+        }
         // The Collector's receivers name the container, not a service.
         None => vec![
             kv("k8s.namespace.name", "default"),
             kv("k8s.pod.name", &instance),
-            kv(
-                "k8s.pod.uid",
-                &format!("{:08x}-0000-4000-8000-{:012x}", sc.seed, sc.seed),
-            ),
+            kv("k8s.pod.uid", &pod_uid),
             kv("k8s.container.name", sc.name),
             kv("k8s.node.name", "node-1"),
         ],
@@ -1589,8 +1602,33 @@ fn request_of(sc: &Scenario, s: &State) -> ExportMetricsServiceRequest {
         metrics,
         ..ScopeMetrics::default()
     };
+    // The Collector's k8s_cluster receiver: the container's limit on a resource of its own.
+    let container = match (sc.model.pod_limit, sc.model.limit) {
+        (true, Some(limit)) => Some(ResourceMetrics {
+            resource: Some(Resource {
+                attributes: vec![
+                    kv("k8s.namespace.name", "default"),
+                    kv("k8s.pod.name", &instance),
+                    kv("k8s.pod.uid", &pod_uid),
+                    kv("k8s.container.name", sc.name),
+                ],
+                ..Resource::default()
+            }),
+            scope_metrics: vec![scope(
+                "otelcol/k8sclusterreceiver",
+                vec![leakwatch::otlp::build::gauge(
+                    "k8s.container.memory_limit",
+                    "By",
+                    "",
+                    vec![at.int(vec![], limit)],
+                )],
+            )],
+            ..ResourceMetrics::default()
+        }),
+        _ => None,
+    };
     ExportMetricsServiceRequest {
-        resource_metrics: vec![ResourceMetrics {
+        resource_metrics: std::iter::once(ResourceMetrics {
             resource: Some(resource),
             scope_metrics: if sc.runtime == Runtime::Container {
                 vec![scope(
@@ -1604,7 +1642,9 @@ fn request_of(sc: &Scenario, s: &State) -> ExportMetricsServiceRequest {
                 ]
             },
             ..ResourceMetrics::default()
-        }],
+        })
+        .chain(container)
+        .collect(),
     }
 }
 
@@ -1947,6 +1987,23 @@ pub fn suite() -> Vec<Scenario> {
                     bytes_each: 640.0,
                 }),
                 ..pyguide.clone()
+            },
+        },
+        Scenario {
+            name: "node-pod-limit-leak",
+            runtime: Runtime::Node,
+            is_leak: true,
+            summary: "12 MiB/h from +3 h in a 768 MiB container: only the Collector reports the limit, on the container's resource (pod uid join)",
+            hours: 36.0,
+            interval_s: 30,
+            start_hour_utc: 9,
+            seed: 32,
+            model: Model {
+                leak: mib_h(12.0),
+                onset_hours: 3.0,
+                limit: Some(768.0 * MIB),
+                pod_limit: true,
+                ..node.clone()
             },
         },
         // ---- Traps ---------------------------------------------------------------------------
