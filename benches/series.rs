@@ -264,6 +264,16 @@ fn memory(_c: &mut Criterion) {
         engine.resource_count(),
         jemalloc_class(history) as f64 * engine.history_count() as f64 / tracked.max(1) as f64,
     );
+    let counters = std::mem::size_of::<leakwatch::engine::history::Counters>();
+    println!(
+        "series/memory: per process: counter history {counters} B (glibc chunk {}, jemalloc class {}), \
+         {} of {} processes hold one; {:.1} B per tracked series at {per_resource} series per process",
+        glibc_chunk(counters),
+        jemalloc_class(counters),
+        engine.counters_count(),
+        engine.resource_count(),
+        jemalloc_class(counters) as f64 * engine.counters_count() as f64 / tracked.max(1) as f64,
+    );
     println!(
         "series/memory: by construction {:.0} B (glibc) / {:.0} B (jemalloc) per tracked series; \
          RSS adds the processes' state and the allocator's overhead (scripts/bench.sh --only memory)",

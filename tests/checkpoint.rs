@@ -212,6 +212,15 @@ fn the_chart_history_survives_a_checkpoint_and_older_checkpoints_still_load() {
     let snapshot = first.snapshot();
     assert_eq!(snapshot.resources.len(), 2);
     assert!(snapshot.resources.iter().all(|r| r.history.is_some()));
+    // Only the leaking service reports requests and collections.
+    assert_eq!(
+        snapshot
+            .resources
+            .iter()
+            .filter(|r| r.counters.is_some())
+            .count(),
+        1
+    );
     let chart = |e: &Engine, key: u64| {
         serde_json::to_value(e.resource_history(key).expect("a resource")).expect("json")
     };
@@ -227,8 +236,24 @@ fn the_chart_history_survives_a_checkpoint_and_older_checkpoints_still_load() {
             h["buckets"]["t_unix_nano"].as_array().map_or(0, Vec::len) > 100,
             "{h}"
         );
+        // The whole read model, the counts and the signals drawn from them included.
         assert_eq!(chart(&restored, r.key), h);
     }
+    let counting = snapshot
+        .resources
+        .iter()
+        .find(|r| r.counters.is_some())
+        .map(|r| chart(&restored, r.key))
+        .expect("the counting process");
+    assert!(
+        counting["gc_per_minute"]["value"]
+            .as_array()
+            .is_some_and(|v| v.len() > 20),
+        "{counting}"
+    );
+    assert!(counting["memory_per_request"]["value"]
+        .as_array()
+        .is_some_and(|v| !v.is_empty()));
 
     // A checkpoint written before the history existed has no such field (`None` is not
     // written, so this is byte for byte what such a build wrote): it loads, the detection
@@ -236,6 +261,7 @@ fn the_chart_history_survives_a_checkpoint_and_older_checkpoints_still_load() {
     let mut old = snapshot.clone();
     for r in &mut old.resources {
         r.history = None;
+        r.counters = None;
     }
     let older = engine();
     let report = older
@@ -246,7 +272,20 @@ fn the_chart_history_survives_a_checkpoint_and_older_checkpoints_still_load() {
     assert!(chart(&older, key)["buckets"]["t_unix_nano"]
         .as_array()
         .is_some_and(Vec::is_empty));
+    let counted = snapshot
+        .resources
+        .iter()
+        .find(|r| r.counters.is_some())
+        .map(|r| r.key)
+        .expect("the counting process");
+    assert!(chart(&older, counted)["counts"]["t_unix_nano"]
+        .as_array()
+        .is_some_and(Vec::is_empty));
     run(&older, 200..203);
+    // The counts start again too (from the next increments: the counters are not reset).
+    assert!(chart(&older, counted)["counts"]["t_unix_nano"]
+        .as_array()
+        .is_some_and(|v| !v.is_empty()));
     assert_eq!(
         chart(&older, key)["buckets"]["t_unix_nano"]
             .as_array()

@@ -13,6 +13,9 @@ use common::*;
 use leakwatch::config::{AuthConfig, Config};
 use leakwatch::detector::DetectorConfig;
 use leakwatch::otlp::proto::otlp::collector::metrics::v1::ExportMetricsServiceRequest;
+use leakwatch::otlp::proto::otlp::metrics::v1::{
+    metric, AggregationTemporality, Metric, NumberDataPoint, Sum,
+};
 use prost::Message;
 use serde_json::Value;
 
@@ -54,6 +57,37 @@ fn go_process(
             ),
         ],
     )
+}
+
+/// A cumulative, monotonic counter since `start_ns`.
+fn counter(name: &str, start_ns: u64, t_ns: u64, value: f64) -> Metric {
+    Metric {
+        name: name.to_owned(),
+        data: Some(metric::Data::Sum(Sum {
+            data_points: vec![NumberDataPoint {
+                start_time_unix_nano: start_ns,
+                ..number_point(t_ns, value, vec![])
+            }],
+            aggregation_temporality: AggregationTemporality::Cumulative as i32,
+            is_monotonic: true,
+        })),
+        ..Default::default()
+    }
+}
+
+/// Requests served per second and collections per second by the browser test's leak.
+const RPS: f64 = 50.0;
+const GCS: f64 = 3.0;
+
+/// [`go_process`] with its request and collection counters (cumulative since `T0`).
+fn go_process_counting(p: (&str, &str, f64, f64, f64), step: u64) -> ExportMetricsServiceRequest {
+    let mut req = go_process(p.0, p.1, step, p.2, p.3, p.4);
+    let t = T0 + step * S;
+    req.resource_metrics[0].scope_metrics[0].metrics.extend([
+        counter("http.server.requests", T0, t, RPS * step as f64),
+        counter("process.runtime.go.gc.count", T0, t, GCS * step as f64),
+    ]);
+    req
 }
 
 async fn send(lw: &Running, req: ExportMetricsServiceRequest) {
@@ -266,6 +300,28 @@ async fn resources_are_paginated_filtered_and_sorted_server_side() {
     assert_eq!(unchanged, ids(&first));
     let detail = ok_json(&lw, &format!("/api/v1/resources/{}", ids(&first)[0])).await;
     assert_eq!(detail["id"], first["items"][0]["id"]);
+    // Its small charts: the two signals by name, anything else is not found.
+    for (name, status) in [
+        ("gc_per_minute.svg", 200),
+        ("memory_per_request.svg", 200),
+        ("rss.svg", 404),
+        ("gc_per_minute", 404),
+    ] {
+        let path = format!("/api/v1/resources/{}/signals/{name}", ids(&first)[0]);
+        let (got, headers, body) = http_request("GET", &lw.admin_url(&path), &[], vec![]).await;
+        assert_eq!(got, status, "{path}");
+        if status == 200 {
+            assert!(
+                headers
+                    .get("content-type")
+                    .and_then(|v| v.to_str().ok())
+                    .is_some_and(|v| v.starts_with("image/svg+xml")),
+                "{headers:?}"
+            );
+            // The fleet sends no request or GC counts: said in words.
+            assert!(String::from_utf8_lossy(&body).contains("Not reported by this process."));
+        }
+    }
 
     // Bad parameters are named.
     for (path, param) in [
@@ -288,6 +344,7 @@ async fn resources_are_paginated_filtered_and_sorted_server_side() {
         "/api/v1/resources/0123456789abcdef",
         "/api/v1/resources/nothex/history",
         "/api/v1/resources/0123456789abcdef/chart.svg",
+        "/api/v1/resources/0123456789abcdef/signals/gc_per_minute.svg",
     ] {
         assert_eq!(get_json(&lw, path).await.0, 404, "{path}");
     }
@@ -542,6 +599,7 @@ async fn the_api_needs_the_admin_token_and_the_page_stays_open() {
         format!("/api/v1/resources/{id}"),
         format!("/api/v1/resources/{id}/history"),
         format!("/api/v1/resources/{id}/chart.svg"),
+        format!("/api/v1/resources/{id}/signals/gc_per_minute.svg"),
         "/api/v1/series".to_owned(),
     ] {
         let (status, _, _) = http_request("GET", &lw.admin_url(&path), &[], vec![]).await;
@@ -619,7 +677,7 @@ async fn headless(browser: &PathBuf, url: &str, args: &[&str]) -> String {
         "--disable-extensions",
         "--disable-dev-shm-usage",
         "--virtual-time-budget=10000",
-        "--window-size=1280,1100",
+        "--window-size=1280,1500",
     ])
     .arg(format!("--user-data-dir={}", profile.display()))
     .args(args)
@@ -650,6 +708,27 @@ async fn headless(browser: &PathBuf, url: &str, args: &[&str]) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
+/// The part of `html` from `start` to the next `end`.
+fn section<'a>(html: &'a str, start: &str, end: &str) -> &'a str {
+    let from = html
+        .find(start)
+        .unwrap_or_else(|| panic!("no {start} in the page"));
+    let rest = &html[from..];
+    &rest[..rest
+        .find(end)
+        .unwrap_or_else(|| panic!("no {end} after {start}"))]
+}
+
+/// The values of one of the history's signals.
+fn values(signal: &Value) -> Vec<f64> {
+    signal["value"]
+        .as_array()
+        .expect("values")
+        .iter()
+        .filter_map(Value::as_f64)
+        .collect()
+}
+
 /// The value of attribute `name` of the first element with class `class` in `html`.
 fn attr_of(html: &str, class: &str, name: &str) -> String {
     let at = html
@@ -673,7 +752,14 @@ async fn the_page_shows_the_incident_and_the_chart_in_headless_chromium() {
         return;
     };
     let lw = start(config()).await;
-    replay(&lw, 0..PAGE_STEPS, &[LEAK, HEALTHY]).await;
+    // The leak reports its requests and collections too.
+    for step in 0..PAGE_STEPS {
+        let mut all = go_process_counting(LEAK, step);
+        let (s, i, base, slope, limit) = HEALTHY;
+        all.resource_metrics
+            .extend(go_process(s, i, step, base, slope, limit).resource_metrics);
+        send(&lw, all).await;
+    }
     let id = leak_id(&lw).await;
     let h = ok_json(&lw, &format!("/api/v1/resources/{id}/history")).await;
     let n = h["buckets"]["t_unix_nano"].as_array().map_or(0, Vec::len);
@@ -748,6 +834,89 @@ async fn the_page_shows_the_incident_and_the_chart_in_headless_chromium() {
     );
     assert!(dom.contains(r#"data-kind="confirmed""#));
     assert!(dom.contains("<h1>checkout"));
+
+    // The other signals as small charts, each with as many points as the API has values and
+    // a table of the same numbers.
+    let w_ns = (h["counter_bucket_seconds"].as_f64().expect("width") * 1e9).round() as u64;
+    let gc = values(&h["gc_per_minute"]);
+    let mpr = values(&h["memory_per_request"]);
+    // Every counter bucket the replay's intervals (T0, T0 + last step] cover for at least a
+    // quarter of its width (the first and the newest are partly covered).
+    let end = T0 + (PAGE_STEPS - 1) * S;
+    let covered = (T0 / w_ns..=end / w_ns)
+        .filter(|&i| end.min((i + 1) * w_ns) - T0.max(i * w_ns) >= w_ns / 4)
+        .count();
+    assert_eq!(gc.len(), covered, "{}", h["gc_per_minute"]);
+    // 3 collections a second are 180 a minute, in every bucket.
+    assert!(gc.iter().all(|v| (v - GCS * 60.0).abs() < 1e-3), "{gc:?}");
+    // 400 KB/s at 50 requests/s: 8 KB per request. The bucket floors of a 5-s sawtooth
+    // over 5-s windows swing around it; their median holds it.
+    assert!(mpr.len() > covered / 2, "{} of {covered}", mpr.len());
+    let mut sorted = mpr.clone();
+    sorted.sort_by(f64::total_cmp);
+    let median = sorted[sorted.len() / 2];
+    assert!(
+        (median - LEAK.3 / RPS).abs() < 0.25 * LEAK.3 / RPS,
+        "median {median} B/request: {mpr:?}"
+    );
+    for (key, api) in [("gc_per_minute", &gc), ("memory_per_request", &mpr)] {
+        let fig = section(&dom, &format!(r#"<figure id="{key}""#), "</figure>");
+        assert_eq!(
+            attr_of(fig, "signal", "data-n"),
+            api.len().to_string(),
+            "{key}"
+        );
+        let v1: f64 = attr_of(fig, "signal", "data-v1").parse().expect("a number");
+        let last = api.last().copied().unwrap_or(f64::NAN);
+        assert!(
+            (v1 - last).abs() <= 1e-9 * last.abs().max(1.0),
+            "{key}: {v1} vs {last}"
+        );
+        assert!(
+            fig.contains(&format!(r#"<title id="{key}-title">"#)),
+            "{key}"
+        );
+        assert!(fig.contains(&format!(r#"<desc id="{key}-desc">"#)), "{key}");
+        let table = section(
+            &dom,
+            &format!(r#"<details id="{key}-table">"#),
+            "</details>",
+        );
+        let shown: Vec<f64> = table
+            .split(r#"data-value=""#)
+            .skip(1)
+            .map(|v| v[..v.find('"').expect("end")].parse().expect("a number"))
+            .collect();
+        assert_eq!(shown.len(), api.len(), "{key}");
+        for (a, b) in shown.iter().zip(api.iter()) {
+            assert!(
+                (a - b).abs() <= 1e-9 * b.abs().max(1.0),
+                "{key}: {a} vs {b}"
+            );
+        }
+    }
+    assert!(dom.contains(r#"<h2 id="signals-heading">Other signals</h2>"#));
+    assert!(dom.contains(r#"<h3 id="gc_per_minute-heading">GC frequency</h3>"#));
+
+    // A process reporting neither says so in words, not with an empty chart.
+    let all = ok_json(&lw, "/api/v1/resources?service.name=catalog").await;
+    let healthy = ids(&all)[0].clone();
+    let hdom = headless(
+        &browser,
+        &lw.admin_url(&format!("/resources/{healthy}")),
+        &["--dump-dom"],
+    )
+    .await;
+    for key in ["gc_per_minute", "memory_per_request"] {
+        assert!(
+            hdom.contains(&format!(r#"<p class="none" id="{key}-none">Not reported"#)),
+            "{key}"
+        );
+        let fig = section(&hdom, &format!(r#"<figure id="{key}""#), "</figure>");
+        assert!(
+            fig.contains("Not reported by this process.") && !fig.contains(r#"class="signal""#)
+        );
+    }
 
     let shot = artefacts().join("resource.png");
     let _ = std::fs::remove_file(&shot);

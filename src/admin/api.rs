@@ -2,7 +2,8 @@
 //! its chart history and the chart itself (SVG, see [`super::chart`]).
 //!
 //! - `GET /api/v1/resources?state=&service.name=&q=&sort=growth|time_to_limit|name&limit=50&cursor=`
-//! - `GET /api/v1/resources/{id}`, `/api/v1/resources/{id}/history`, `/api/v1/resources/{id}/chart.svg`
+//! - `GET /api/v1/resources/{id}`, `/api/v1/resources/{id}/history`, `/api/v1/resources/{id}/chart.svg`,
+//!   `/api/v1/resources/{id}/signals/{memory_per_request|gc_per_minute}.svg`
 //! - `GET /api/v1/series?service.name=&resource=&limit=&cursor=`
 //!
 //! Listings answer `{total, count, items, next_cursor}`; a bad parameter is a 400 naming it,
@@ -174,6 +175,31 @@ pub async fn chart(State(s): State<AdminState>, Path(id): Path<String>) -> Respo
     (
         [(header::CONTENT_TYPE, "image/svg+xml; charset=utf-8")],
         super::chart::render(&h, &d.view.resource.display_name()),
+    )
+        .into_response()
+}
+
+/// `GET /api/v1/resources/{id}/signals/{name}.svg`: a small chart of one of the other signals
+/// (`memory_per_request`, `gc_per_minute`), drawn from the history.
+pub async fn signal_chart(
+    State(s): State<AdminState>,
+    Path((id, file)): Path<(String, String)>,
+) -> Response {
+    let signal = file
+        .strip_suffix(".svg")
+        .and_then(super::chart::Signal::parse);
+    let (Some(key), Some(signal)) = (parse_id(&id), signal) else {
+        return not_found();
+    };
+    let (Some(h), Some(d)) = (
+        s.engine.resource_history(key),
+        s.engine.resource_detail(key),
+    ) else {
+        return not_found();
+    };
+    (
+        [(header::CONTENT_TYPE, "image/svg+xml; charset=utf-8")],
+        super::chart::render_signal(&h, signal, &d.view.resource.display_name()),
     )
         .into_response()
 }

@@ -8,7 +8,8 @@
 //! beside it, and the tests read its geometry. Every drawn series carries its data
 //! (`data-n`, `data-t*`, `data-v*`) and each kind of line its own dash pattern and a text
 //! label in the legend, so no meaning rests on colour alone; the page puts a table of the
-//! same data beside it.
+//! same data beside it. The other signals (memory per request, GC frequency) are small charts
+//! of the same kind ([`render_signal`]).
 
 use std::fmt::Write;
 
@@ -362,11 +363,201 @@ pub fn render(h: &HistoryView, name: &str) -> String {
     out
 }
 
+/// The small charts beside the memory chart: the other signals of a process.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Signal {
+    /// Memory floor growth per request served (bytes).
+    MemoryPerRequest,
+    /// Garbage collections per minute.
+    GcPerMinute,
+}
+
+impl Signal {
+    /// The signal named `name` in `/api/v1/resources/{id}/signals/{name}.svg`.
+    pub fn parse(name: &str) -> Option<Signal> {
+        match name {
+            "memory_per_request" => Some(Signal::MemoryPerRequest),
+            "gc_per_minute" => Some(Signal::GcPerMinute),
+            _ => None,
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Signal::MemoryPerRequest => "memory_per_request",
+            Signal::GcPerMinute => "gc_per_minute",
+        }
+    }
+
+    fn value_text(self, v: f64) -> String {
+        match self {
+            Signal::MemoryPerRequest => format!("{}/request", bytes(v)),
+            Signal::GcPerMinute => format!("{v:.1}/min"),
+        }
+    }
+}
+
+const SW: f64 = 460.0;
+const SH: f64 = 170.0;
+const SML: f64 = 78.0;
+const SMR: f64 = 12.0;
+const SMT: f64 = 14.0;
+const SMB: f64 = 30.0;
+
+/// The small chart of `signal` from `h` for the process called `name`, as a standalone SVG
+/// document: one line of the signal's values per counter bucket (at bucket midpoints) over a
+/// zero line, with the same `data-*` attributes as the memory chart. Says in words when the
+/// process reports no series for it, or nothing yet.
+pub fn render_signal(h: &HistoryView, signal: Signal, name: &str) -> String {
+    let (col, title, what, missing) = match signal {
+        Signal::MemoryPerRequest => (
+            &h.memory_per_request,
+            "Memory growth per request",
+            "Memory floor growth per request served: how much the lowest memory of each bucket \
+             rose over the last hour's buckets (three counter buckets), divided by the requests \
+             served in them. Steady above zero when requests leave memory behind; near zero \
+             when memory is flat whatever the load; below zero when memory was freed.",
+            "This process reports no request count (such as http.server.request.duration), so \
+             memory per request is not known.",
+        ),
+        Signal::GcPerMinute => (
+            &h.gc_per_minute,
+            "Garbage collections per minute",
+            "Garbage collections per minute, per bucket: all collectors and generations \
+             together, over the time the bucket covers.",
+            "This process reports no garbage-collection count (such as jvm.gc.duration), so \
+             GC frequency is not known.",
+        ),
+    };
+    let id = signal.name();
+    let mut out = String::with_capacity(4 * 1024);
+    let _ = write!(
+        out,
+        r##"<svg xmlns="http://www.w3.org/2000/svg" class="signal-chart" data-signal="{id}" viewBox="0 0 {SW} {SH}" width="{SW}" height="{SH}" role="img" aria-labelledby="{id}-title {id}-desc" font-family="system-ui, sans-serif" font-size="11">"##
+    );
+    let _ = write!(
+        out,
+        r#"<title id="{id}-title">{title} of {}</title>"#,
+        esc(name)
+    );
+    let n = col.value.len();
+    if !col.reported || n == 0 {
+        let words = if col.reported {
+            "No complete bucket yet: the chart starts once the counts cover a bucket."
+        } else {
+            missing
+        };
+        let _ = write!(
+            out,
+            r#"<desc id="{id}-desc">{words}</desc><text class="no-data" x="{}" y="{}" text-anchor="middle">{}</text></svg>"#,
+            SW / 2.0,
+            SH / 2.0,
+            if col.reported {
+                "No complete bucket yet."
+            } else {
+                "Not reported by this process."
+            }
+        );
+        return out;
+    }
+    let width_ns = h.counter_bucket_seconds * 1e9;
+    let ts: Vec<f64> = col
+        .t_unix_nano
+        .iter()
+        .map(|&t| t as f64 + width_ns / 2.0)
+        .collect();
+    let (t0, t1) = (ts[0] - width_ns / 2.0, ts[n - 1] + width_ns / 2.0);
+    let highest = col.value.iter().copied().fold(f64::MIN, f64::max);
+    let lowest = col.value.iter().copied().fold(f64::MAX, f64::min);
+    // The axis always holds zero: above it growth, below it memory freed.
+    let (vmax, vmin) = (highest.max(0.0), lowest.min(0.0));
+    let (lo, hi) = if vmax > vmin {
+        (vmin * 1.08, vmax * 1.08)
+    } else {
+        (0.0, 1.0)
+    };
+    let x = |t: f64| SML + (t - t0) / (t1 - t0).max(1.0) * (SW - SML - SMR);
+    let y = |v: f64| SMT + (SH - SMT - SMB) * (hi - v) / (hi - lo);
+    let last = col.value[n - 1];
+    let desc = format!(
+        "{what} {n} buckets of {:.1} s from {} to {} UTC; last {}, highest {}, lowest {}.",
+        h.counter_bucket_seconds,
+        clock(col.t_unix_nano[0] as f64),
+        clock(col.t_unix_nano[n - 1] as f64),
+        signal.value_text(last),
+        signal.value_text(highest),
+        signal.value_text(lowest),
+    );
+    let _ = write!(out, r#"<desc id="{id}-desc">{}</desc>"#, esc(&desc));
+    let _ = write!(out, r##"<g class="axes" stroke="#c9ced6" fill="#4a5260">"##);
+    // Zero solid, the extremes dashed.
+    let mut grid = vec![(0.0, "")];
+    if vmax > 0.0 {
+        grid.push((vmax, "2 3"));
+    }
+    if vmin < 0.0 {
+        grid.push((vmin, "2 3"));
+    }
+    for (v, dash) in grid {
+        let yy = y(v);
+        let _ = write!(
+            out,
+            r#"<line x1="{SML}" x2="{}" y1="{yy:.1}" y2="{yy:.1}" stroke-dasharray="{dash}"/><text x="{}" y="{:.1}" text-anchor="end" stroke="none">{}</text>"#,
+            SW - SMR,
+            SML - 4.0,
+            yy + 4.0,
+            esc(&signal.value_text(v))
+        );
+    }
+    for (i, anchor) in [(0, "start"), (1, "end")] {
+        let t = if i == 0 { t0 } else { t1 };
+        let _ = write!(
+            out,
+            r#"<text x="{:.1}" y="{}" text-anchor="{anchor}" stroke="none">{}</text>"#,
+            x(t),
+            SH - SMB + 14.0,
+            clock(t)
+        );
+    }
+    let _ = write!(
+        out,
+        r#"<text x="{}" y="{}" text-anchor="middle" stroke="none">event time (UTC)</text></g>"#,
+        (SML + SW - SMR) / 2.0,
+        SH - 4.0
+    );
+    let points: Vec<String> = ts
+        .iter()
+        .zip(&col.value)
+        .map(|(&t, &v)| format!("{:.1},{:.1}", x(t), y(v)))
+        .collect();
+    // One point alone is a dot: a line needs two.
+    let _ = write!(
+        out,
+        r##"<polyline class="signal" data-n="{n}" data-t0="{}" data-t1="{}" data-v0="{}" data-v1="{}" points="{}" fill="none" stroke="#3465a4" stroke-width="1.5"/>"##,
+        col.t_unix_nano[0],
+        col.t_unix_nano[n - 1],
+        col.value[0],
+        last,
+        points.join(" ")
+    );
+    if n == 1 {
+        let _ = write!(
+            out,
+            r##"<circle cx="{:.1}" cy="{:.1}" r="2.5" fill="#3465a4"/>"##,
+            x(ts[0]),
+            y(last)
+        );
+    }
+    let _ = write!(out, "</svg>");
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::detector::LeakState;
     use crate::engine::query::{Columns, FloorColumns, Forecast, MarkView, TrendLine};
+    use crate::engine::{CounterColumns, SignalColumns};
 
     const S: u64 = 1_000_000_000;
 
@@ -412,6 +603,17 @@ mod tests {
                 t_unix_nano: 1100 * S,
                 kind: MarkKind::Suspected,
             }],
+            counter_bucket_seconds: 40.0,
+            counts: CounterColumns::default(),
+            gc_per_minute: SignalColumns {
+                reported: true,
+                t_unix_nano: (0..5).map(|i| 1000 * S + i * 40 * S).collect(),
+                value: vec![6.0, 7.5, 6.0, 9.0, 12.0],
+            },
+            memory_per_request: SignalColumns {
+                reported: false,
+                ..SignalColumns::default()
+            },
         }
     }
 
@@ -443,5 +645,56 @@ mod tests {
         let svg = render(&v, "<script>");
         assert!(svg.contains("&lt;script&gt;") && !svg.contains("<script>"));
         assert!(svg.contains("No memory data yet."));
+    }
+
+    #[test]
+    fn a_small_chart_carries_its_data_and_says_what_it_shows() {
+        let v = view(1500);
+        let svg = render_signal(&v, Signal::GcPerMinute, "checkout");
+        assert_eq!(attr(&svg, "signal", "data-n"), 5.0);
+        assert_eq!(attr(&svg, "signal", "data-t0"), (1000 * S) as f64);
+        assert_eq!(attr(&svg, "signal", "data-t1"), (1160 * S) as f64);
+        assert_eq!(attr(&svg, "signal", "data-v0"), 6.0);
+        assert_eq!(attr(&svg, "signal", "data-v1"), 12.0);
+        assert!(svg.contains(
+            "<title id=\"gc_per_minute-title\">Garbage collections per minute of checkout</title>"
+        ));
+        assert!(svg.contains("last 12.0/min, highest 12.0/min, lowest 6.0/min."));
+        // Higher values are higher on the chart (smaller y).
+        let ys: Vec<f64> = {
+            let at = svg.find(r#" points=""#).expect("points") + 9;
+            let pts = &svg[at..at + svg[at..].find('"').expect("end")];
+            pts.split(' ')
+                .map(|p| p.split(',').nth(1).and_then(|y| y.parse().ok()).expect("y"))
+                .collect()
+        };
+        assert_eq!(ys.len(), 5);
+        assert!(ys[4] < ys[0] && ys[0] == ys[2]);
+    }
+
+    #[test]
+    fn a_signal_not_reported_is_said_in_words() {
+        let mut v = view(1500);
+        let svg = render_signal(&v, Signal::MemoryPerRequest, "<x>");
+        assert!(svg.contains("Not reported by this process."));
+        assert!(svg.contains("reports no request count"));
+        assert!(!svg.contains("class=\"signal\""));
+        assert!(svg.contains("&lt;x&gt;"));
+        v.gc_per_minute.value.clear();
+        v.gc_per_minute.t_unix_nano.clear();
+        let svg = render_signal(&v, Signal::GcPerMinute, "x");
+        assert!(svg.contains("No complete bucket yet."));
+        // Negative growth (memory freed) is drawn below the zero line.
+        v.memory_per_request = SignalColumns {
+            reported: true,
+            t_unix_nano: vec![1000 * S, 1040 * S],
+            value: vec![-2048.0, 4096.0],
+        };
+        let svg = render_signal(&v, Signal::MemoryPerRequest, "x");
+        assert!(
+            svg.contains("last 4.0 KiB/request, highest 4.0 KiB/request, lowest -2.0 KiB/request.")
+        );
+        assert_eq!(Signal::parse("gc_per_minute"), Some(Signal::GcPerMinute));
+        assert_eq!(Signal::parse("rss"), None);
     }
 }

@@ -7,8 +7,8 @@
 //! - `GET /api/v1/leaks`: open incidents (suspected or confirmed) as JSON.
 //! - `GET /api/v1/resources?state=&service.name=&q=&sort=&limit=&cursor=`: one page of the
 //!   tracked processes, filtered and sorted server-side; `/api/v1/resources/{id}`,
-//!   `…/{id}/history`, `…/{id}/chart.svg`: one process, its chart data and its chart
-//!   ([`api`]).
+//!   `…/{id}/history`, `…/{id}/chart.svg`, `…/{id}/signals/{name}.svg`: one process, its
+//!   chart data, its memory chart and the small charts of its other signals ([`api`]).
 //! - `GET /api/v1/series?service.name=…&resource=…`: trend figures of tracked series, paginated.
 //! - `GET /`, `GET /resources/{id}`: the web page (static HTML; it reads the API above).
 //!
@@ -64,6 +64,10 @@ pub fn router(state: AdminState) -> Router {
         .route("/api/v1/resources/{id}", get(api::resource))
         .route("/api/v1/resources/{id}/history", get(api::history))
         .route("/api/v1/resources/{id}/chart.svg", get(api::chart))
+        .route(
+            "/api/v1/resources/{id}/signals/{file}",
+            get(api::signal_chart),
+        )
         .route("/api/v1/series", get(api::series))
         .route_layer(middleware::from_fn_with_state(state.clone(), authorize));
     Router::new()

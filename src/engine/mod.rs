@@ -25,8 +25,8 @@ mod snapshot;
 pub mod table;
 
 pub use query::{
-    Cursor, HistoryView, Page, ResourceDetail, ResourceQuery, ResourceView, SeriesQuery,
-    SeriesSortKey, SeriesView, Sort,
+    CounterColumns, Cursor, HistoryView, Page, ResourceDetail, ResourceQuery, ResourceView,
+    SeriesQuery, SeriesSortKey, SeriesView, SignalColumns, Sort,
 };
 pub use resource::{PodRef, ResourceEntry, ResourceInfo};
 pub use snapshot::{EngineSnapshot, ResourceSnapshot, RestoreError, RestoreReport, SeriesSnapshot};
@@ -236,6 +236,15 @@ impl Engine {
             .count()
     }
 
+    /// Resources holding a counter history (each one `size_of::<Counters>()` allocation): for
+    /// memory figures; walks every resource.
+    pub fn counters_count(&self) -> usize {
+        self.resources
+            .iter()
+            .filter(|r| r.counters.is_some())
+            .count()
+    }
+
     pub fn resource_count(&self) -> usize {
         self.resources.len()
     }
@@ -391,6 +400,7 @@ impl Engine {
                 latest_ns: 0,
                 series: ResourceSeries::default(),
                 history: None,
+                counters: None,
                 joined_limit: 0.0,
             }
         }))
@@ -530,6 +540,9 @@ impl Engine {
                     tally.note(PointAnomaly::NonFinite);
                     return;
                 }
+                // The start of the interval a counter point's increment covers (read before
+                // `observe` moves it).
+                let prev_t_ns = tracked.detector.last_t_ns();
                 let sample = Sample {
                     t_ns: p.t_ns,
                     start_ns: p.start_ns,
@@ -558,6 +571,25 @@ impl Engine {
                     tally.max_t_ns = tally.max_t_ns.max(p.t_ns);
                 }
                 resource.latest_ns = resource.latest_ns.max(p.t_ns);
+                if observation == Observation::Accepted {
+                    // Delta points carry their own interval, as the detector reads them.
+                    let from_ns = if temporality == Temporality::Delta
+                        && p.start_ns != 0
+                        && p.start_ns < p.t_ns
+                    {
+                        p.start_ns
+                    } else {
+                        prev_t_ns
+                    };
+                    Self::feed_counters(
+                        &self.cfg.detector,
+                        &self.limiter,
+                        &mut resource.counters,
+                        &tracked.detector,
+                        from_ns,
+                        p.t_ns,
+                    );
+                }
                 Self::feed_history(
                     &self.cfg.detector,
                     &self.limiter,
@@ -641,6 +673,40 @@ impl Engine {
             h.switch_to(key, class, series.restarts(), t_ns);
         }
         h.record(history::bucket_ns(cfg), t_ns, value, series.restarts());
+    }
+
+    /// Feeds an accepted point of a request or collection counter to its resource's counter
+    /// history: the increment the detector took from it (none at a reset or a first point),
+    /// over the interval since the series' previous point. Allocated with the first
+    /// increment, if the memory limiter admits it.
+    fn feed_counters(
+        cfg: &DetectorConfig,
+        limiter: &MemoryLimiter,
+        counters: &mut Option<Box<history::Counters>>,
+        series: &SeriesDetector,
+        from_ns: u64,
+        t_ns: u64,
+    ) {
+        let Some(kind) = history::CounterKind::of(series.role()) else {
+            return;
+        };
+        let c = match counters {
+            Some(c) => c,
+            None => {
+                if !limiter.admits_new_series() {
+                    return;
+                }
+                limiter.charge(crate::ops::limiter::COUNTERS_CHARGE_BYTES);
+                counters.insert(history::Counters::new())
+            }
+        };
+        c.record(
+            history::counter_bucket_ns(cfg),
+            kind,
+            from_ns,
+            t_ns,
+            series.last_increment(),
+        );
     }
 
     /// Marks a lifecycle transition on the resource's chart; a suspicion or confirmation moves
@@ -1003,6 +1069,126 @@ mod tests {
         assert_eq!(e.resource_count(), 0);
     }
 
+    /// One request of process `service`: its heap at `t_ns`, and its request and collection
+    /// counters (cumulative since `start_ns`).
+    fn counters_request(service: &str, t_ns: u64, start_ns: u64, requests: f64, gcs: f64) -> Bytes {
+        use crate::otlp::proto::otlp::metrics::v1::{
+            number_data_point::Value, AggregationTemporality, Sum,
+        };
+        let sum = |name: &str, v: f64| Metric {
+            name: name.into(),
+            data: Some(Data::Sum(Sum {
+                data_points: vec![NumberDataPoint {
+                    start_time_unix_nano: start_ns,
+                    time_unix_nano: t_ns,
+                    value: Some(Value::AsDouble(v)),
+                    ..Default::default()
+                }],
+                aggregation_temporality: AggregationTemporality::Cumulative as i32,
+                is_monotonic: true,
+            })),
+            ..Default::default()
+        };
+        let mut req =
+            ExportMetricsServiceRequest::decode(rss_request(service, t_ns, 1e8)).expect("decode");
+        req.resource_metrics[0].scope_metrics[0].metrics.extend([
+            sum("http.server.requests", requests),
+            sum("process.runtime.nodejs.gc.count", gcs),
+        ]);
+        Bytes::from(req.encode_to_vec())
+    }
+
+    fn counts_of(e: &Engine) -> Vec<(u64, Option<f64>, Option<f64>)> {
+        e.resources
+            .iter()
+            .next()
+            .and_then(|r| {
+                r.counters.as_ref().map(|c| {
+                    c.buckets()
+                        .iter()
+                        .map(|b| (b.idx, b.requests, b.gcs))
+                        .collect()
+                })
+            })
+            .unwrap_or_default()
+    }
+
+    #[test]
+    fn counters_are_kept_per_bucket_through_resets_and_evicted_with_the_process() {
+        let limiter = Arc::new(MemoryLimiter::new(1 << 30, 1 << 29));
+        let e = engine(100).with_limiter(Arc::clone(&limiter));
+        const S: u64 = 1_000_000_000;
+        let w = history::counter_bucket_ns(&e.cfg.detector); // 1,200 s
+        let t0 = 1_000 * w;
+        // 10 requests and 1 collection per second, reported every 100 s from t0 (the first
+        // report only primes the counters).
+        for i in 0..30u64 {
+            let t = t0 + i * 100 * S;
+            e.ingest_metrics(counters_request(
+                "a",
+                t,
+                t0 - S,
+                1_000.0 * i as f64,
+                i as f64 * 100.0,
+            ))
+            .expect("valid");
+        }
+        let c = counts_of(&e);
+        assert_eq!(
+            c.iter().map(|b| b.0).collect::<Vec<_>>(),
+            [1_000, 1_001, 1_002]
+        );
+        // Whole buckets: 1,200 s of 10 requests and 1 collection a second.
+        assert_eq!(c[1].1, Some(12_000.0));
+        assert_eq!(c[1].2, Some(1_200.0));
+        // The first report (at t0) only primes the counters; the next ones cover from t0 on.
+        assert_eq!(c[0].1, Some(12_000.0));
+        assert_eq!(c[2].1, Some(5_000.0));
+        // An out-of-order point is refused by the detector and counts nothing.
+        e.ingest_metrics(counters_request("a", t0 + 50 * S, t0 - S, 500.0, 50.0))
+            .expect("valid");
+        assert_eq!(counts_of(&e), c);
+        // The process restarts (new start time, counters from zero): the reset point adds
+        // nothing, the next ones count from the new start.
+        let t = t0 + 3_000 * S;
+        let restart = t - 50 * S;
+        e.ingest_metrics(counters_request("a", t, restart, 500.0, 50.0))
+            .expect("valid");
+        let after_reset = counts_of(&e);
+        assert_eq!(
+            after_reset.last(),
+            Some(&(1_002, Some(5_000.0), Some(500.0)))
+        );
+        e.ingest_metrics(counters_request("a", t + 100 * S, restart, 1_500.0, 150.0))
+            .expect("valid");
+        assert_eq!(
+            counts_of(&e).last(),
+            Some(&(1_002, Some(6_000.0), Some(600.0)))
+        );
+        // A counter reset without a start time (the value goes down) adds nothing either.
+        e.ingest_metrics(counters_request("a", t + 200 * S, 0, 10.0, 1.0))
+            .expect("valid");
+        assert_eq!(
+            counts_of(&e).last(),
+            Some(&(1_002, Some(6_000.0), Some(600.0)))
+        );
+        assert_eq!(e.counters_count(), 1);
+        e.watermark_ns.store(u64::MAX / 2, Ordering::Relaxed);
+        e.evict_idle();
+        assert_eq!((e.resource_count(), e.counters_count()), (0, 0));
+    }
+
+    #[test]
+    fn a_process_without_counters_has_no_counter_history() {
+        let e = engine(100);
+        const S: u64 = 1_000_000_000;
+        for i in 1..5 {
+            e.ingest_metrics(rss_request("a", i * S, 1e8))
+                .expect("valid");
+        }
+        assert_eq!((e.history_count(), e.counters_count()), (1, 0));
+    }
+
     #[test]
     fn no_new_resources_above_the_soft_memory_limit() {
         let limiter = Arc::new(MemoryLimiter::new(100, 50));
@@ -1210,6 +1396,7 @@ mod tests {
             latest_ns: S,
             series: ResourceSeries::default(),
             history: None,
+            counters: None,
             joined_limit: 0.0,
         };
         // No pod attribute: nothing to join.

@@ -16,6 +16,7 @@ use super::history::{self, Mark, MarkKind};
 use super::resource::ResourceInfo;
 use super::table::ResourceKey;
 use super::Engine;
+use crate::catalog::Role;
 use crate::detector::{LeakState, ResourceSummary, SeriesSummary};
 use crate::otlp::proto::otlp::common::v1::any_value;
 
@@ -196,10 +197,39 @@ impl Engine {
             limit_bytes: None,
             forecast: None,
             marks: Vec::new(),
+            counter_bucket_seconds: history::counter_bucket_ns(&self.cfg.detector) as f64 * 1e-9,
+            counts: CounterColumns::default(),
+            gc_per_minute: SignalColumns::default(),
+            memory_per_request: SignalColumns::default(),
         };
+        // Whether the process reports the series each signal comes from (its own series, at
+        // most a few hundred).
+        for (_, s) in r.series.iter() {
+            match s.tracked.as_ref().map(|t| t.detector.role()) {
+                Some(Role::RequestCount) => view.memory_per_request.reported = true,
+                Some(Role::GcCount) => view.gc_per_minute.reported = true,
+                _ => {}
+            }
+        }
+        let counter_ns = history::counter_bucket_ns(&self.cfg.detector);
+        if let Some(c) = r.counters.as_ref() {
+            for b in c.buckets() {
+                view.counts.t_unix_nano.push(b.idx * counter_ns);
+                view.counts.requests.push(b.requests);
+                view.counts.gcs.push(b.gcs);
+            }
+            view.gc_per_minute
+                .fill(history::gc_per_minute(c, counter_ns), counter_ns);
+        }
         let Some(h) = r.history.as_ref() else {
             return Some(view);
         };
+        if let Some(c) = r.counters.as_ref() {
+            view.memory_per_request.fill(
+                history::memory_per_request(c, &h.buckets(), &h.marks(), counter_ns),
+                counter_ns,
+            );
+        }
         for b in h.buckets() {
             view.buckets.t_unix_nano.push(b.idx * hist_ns);
             view.buckets.min.push(b.min);
@@ -624,4 +654,40 @@ pub struct HistoryView {
     pub limit_bytes: Option<f64>,
     pub forecast: Option<Forecast>,
     pub marks: Vec<MarkView>,
+    /// Width of the counter buckets (four of the memory chart's).
+    pub counter_bucket_seconds: f64,
+    /// Requests and garbage collections per counter bucket.
+    pub counts: CounterColumns,
+    /// Garbage collections per minute (see [`history::gc_per_minute`]).
+    pub gc_per_minute: SignalColumns,
+    /// Memory floor growth per request served, bytes (see [`history::memory_per_request`]).
+    pub memory_per_request: SignalColumns,
+}
+
+/// Counts per counter bucket (start times), oldest first; `null` where no series of the kind
+/// reported in that bucket, buckets where neither did left out.
+#[derive(Debug, Default, Serialize)]
+pub struct CounterColumns {
+    pub t_unix_nano: Vec<u64>,
+    pub requests: Vec<Option<f64>>,
+    pub gcs: Vec<Option<f64>>,
+}
+
+/// One small chart's data: a value per counter bucket (start times), oldest first.
+#[derive(Debug, Default, Serialize)]
+pub struct SignalColumns {
+    /// Whether the process reports a series this signal comes from (if not, there is nothing
+    /// to draw, and the page says so).
+    pub reported: bool,
+    pub t_unix_nano: Vec<u64>,
+    pub value: Vec<f64>,
+}
+
+impl SignalColumns {
+    fn fill(&mut self, points: Vec<(u64, f64)>, bucket_ns: u64) {
+        for (idx, v) in points {
+            self.t_unix_nano.push(idx * bucket_ns);
+            self.value.push(v);
+        }
+    }
 }

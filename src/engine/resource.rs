@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use serde::Serialize;
 
-use super::history::History;
+use super::history::{Counters, History};
 use super::table::{self, ResourceKey, ResourceSeries};
 use crate::detector::ResourceDetector;
 use crate::otlp::proto::otlp::common::v1::{any_value, KeyValue};
@@ -111,6 +111,9 @@ pub struct ResourceEntry {
     pub series: ResourceSeries,
     /// The chart's history (see [`super::history`]); allocated with the first memory point.
     pub history: Option<Box<History>>,
+    /// Its requests and collections per bucket (see [`super::history::Counters`]); allocated
+    /// with the first counter increment.
+    pub counters: Option<Box<Counters>>,
     /// The container limit last joined to the detector from another resource (0: none), so a
     /// request looks the pod up without touching the detector when nothing changed.
     pub joined_limit: f64,

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use prost::Message;
 use serde::{Deserialize, Serialize};
 
-use super::history::{History, HistorySnapshot};
+use super::history::{Counters, CountersSnapshot, History, HistorySnapshot};
 use super::resource::{ResourceEntry, ResourceInfo};
 use super::table::{self, ResourceKey, ResourceSeries, Series, SeriesKey, SeriesName, Tracked};
 use super::Engine;
@@ -33,6 +33,7 @@ impl Engine {
                 latest_ns: r.latest_ns,
                 detector: ResourceDetector::clone(&r.detector),
                 history: r.history.as_ref().map(|h| h.snapshot()),
+                counters: r.counters.as_ref().map(|c| c.snapshot()),
             });
             for (key, s) in r.series.iter() {
                 if let Some(t) = s.tracked.as_ref() {
@@ -90,6 +91,8 @@ impl Engine {
                     // A checkpoint from before the history (or with a malformed one) restores
                     // the rest; the chart starts again from the next point.
                     history: r.history.and_then(History::restore),
+                    // Likewise for the counter history (checkpoints before it lack it).
+                    counters: r.counters.and_then(Counters::restore),
                     joined_limit,
                 },
             );
@@ -156,6 +159,10 @@ pub struct ResourceSnapshot {
     /// The chart's history; absent in checkpoints written before it existed, which still load.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub history: Option<HistorySnapshot>,
+    /// The counter history (requests and collections per bucket); absent in checkpoints
+    /// written before it existed, which still load.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub counters: Option<CountersSnapshot>,
 }
 
 /// One tracked series in a snapshot.

@@ -37,6 +37,10 @@ pub const RESOURCE_CHARGE_BYTES: i64 = 4096;
 /// point): its one 3,776-byte allocation (`engine::history`) in jemalloc's 4 KiB size class, twice,
 /// like the other charges an overestimate for the allocator's slack.
 pub const HISTORY_CHARGE_BYTES: i64 = 8192;
+/// What a resource's counter history (requests and collections per bucket) is charged when it
+/// is allocated (with its first counter increment): its one 1,176-byte allocation
+/// (`engine::history::Counters`) in jemalloc's 1,280-byte size class, twice.
+pub const COUNTERS_CHARGE_BYTES: i64 = 2560;
 
 /// Reads the memory in use, in bytes.
 pub trait MemoryProbe: Send + Sync + 'static {
