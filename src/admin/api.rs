@@ -163,20 +163,10 @@ pub async fn history(State(s): State<AdminState>, Path(id): Path<String>) -> Res
 
 /// `GET /api/v1/resources/{id}/chart.svg`: the memory chart, drawn from the history.
 pub async fn chart(State(s): State<AdminState>, Path(id): Path<String>) -> Response {
-    let Some(key) = parse_id(&id) else {
-        return not_found();
-    };
-    let (Some(h), Some(d)) = (
-        s.engine.resource_history(key),
-        s.engine.resource_detail(key),
-    ) else {
-        return not_found();
-    };
-    (
-        [(header::CONTENT_TYPE, "image/svg+xml; charset=utf-8")],
-        super::chart::render(&h, &d.view.resource.display_name()),
-    )
-        .into_response()
+    match parse_id(&id).and_then(|key| chart_inputs(&s, key)) {
+        Some((h, name)) => svg(super::chart::render(&h, &name)),
+        None => not_found(),
+    }
 }
 
 /// `GET /api/v1/resources/{id}/signals/{name}.svg`: a small chart of one of the other signals
@@ -188,18 +178,25 @@ pub async fn signal_chart(
     let signal = file
         .strip_suffix(".svg")
         .and_then(super::chart::Signal::parse);
-    let (Some(key), Some(signal)) = (parse_id(&id), signal) else {
-        return not_found();
-    };
-    let (Some(h), Some(d)) = (
-        s.engine.resource_history(key),
-        s.engine.resource_detail(key),
-    ) else {
-        return not_found();
-    };
+    let inputs = parse_id(&id).and_then(|key| chart_inputs(&s, key));
+    match (inputs, signal) {
+        (Some((h, name)), Some(signal)) => svg(super::chart::render_signal(&h, signal, &name)),
+        _ => not_found(),
+    }
+}
+
+/// What a chart of process `key` is drawn from: its history and its name.
+fn chart_inputs(s: &AdminState, key: u64) -> Option<(crate::engine::HistoryView, String)> {
+    Some((
+        s.engine.resource_history(key)?,
+        s.engine.resource_name(key)?,
+    ))
+}
+
+fn svg(body: String) -> Response {
     (
         [(header::CONTENT_TYPE, "image/svg+xml; charset=utf-8")],
-        super::chart::render_signal(&h, signal, &d.view.resource.display_name()),
+        body,
     )
         .into_response()
 }

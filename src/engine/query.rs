@@ -183,6 +183,11 @@ impl Engine {
 
     /// One process's chart: its history's buckets, the detector's floor and fitted trend of
     /// the same series, the limit and the forecast crossing.
+    /// `service (instance)` of process `key`, for chart titles (no walk of its series).
+    pub fn resource_name(&self, key: ResourceKey) -> Option<String> {
+        self.resources.get(&key).map(|r| r.info.display_name())
+    }
+
     pub fn resource_history(&self, key: ResourceKey) -> Option<HistoryView> {
         let r = self.resources.get(&key)?;
         let hist_ns = history::bucket_ns(&self.cfg.detector);
