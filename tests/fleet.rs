@@ -697,9 +697,9 @@ async fn behind_nginx_every_process_is_on_exactly_one_instance_and_leaks_are_fou
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn without_the_header_nginx_keeps_one_hosts_processes_together() {
+async fn without_the_header_nginx_keeps_one_hosts_processes_together_per_protocol() {
     use common::nginx::{available, Nginx};
-    if !available("without_the_header_nginx_keeps_one_hosts_processes_together") {
+    if !available("without_the_header_nginx_keeps_one_hosts_processes_together_per_protocol") {
         return;
     }
     let fleet = Process::fleet(20, &[]);
@@ -713,10 +713,22 @@ async fn without_the_header_nginx_keeps_one_hosts_processes_together() {
     };
     export_fleet(&fleet, &through, false).await;
     let (on0, on1) = (tracked(&lw0).await, tracked(&lw1).await);
-    // Every process comes from 127.0.0.1: the fallback key ($remote_addr) puts them all on one
-    // instance (a host, or a collector, is one shard).
-    let counts = [on0.len(), on1.len()];
-    assert!(counts == [20, 0] || counts == [0, 20], "{counts:?}");
+    // Every process comes from 127.0.0.1: the fallback key ($remote_addr) puts all of the
+    // host's processes that use one protocol on one instance (a host, or a collector, is one
+    // shard per protocol: the gRPC and HTTP upstreams hash on rings of their own), and every
+    // process on exactly one instance.
+    let log = nginx.error_log();
+    assert_eq!(on0.len() + on1.len(), 20, "{on0:?} {on1:?}; nginx:\n{log}");
+    assert!(on0.keys().all(|k| !on1.contains_key(k)), "{on0:?} {on1:?}");
+    for grpc in [true, false] {
+        let mut protocol = fleet.iter().filter(|p| p.grpc == grpc).map(|p| &p.instance);
+        let together =
+            protocol.clone().all(|i| on0.contains_key(i)) || protocol.all(|i| on1.contains_key(i));
+        assert!(
+            together,
+            "grpc={grpc}: split over instances: {on0:?} {on1:?}; nginx:\n{log}"
+        );
+    }
     drop(nginx);
     lw0.stop().await;
     lw1.stop().await;
