@@ -18,9 +18,6 @@ use leakwatch::detector::{DetectorConfig, LeakEvent, LeakEventKind, LimitSource,
 use leakwatch::engine::{Engine, EngineConfig};
 use leakwatch::ops::telemetry::{CheckpointRestore, Telemetry};
 use leakwatch::otlp::proto::otlp::collector::metrics::v1::ExportMetricsServiceRequest;
-use leakwatch::otlp::proto::otlp::metrics::v1::{
-    metric, AggregationTemporality, Metric, NumberDataPoint, Sum,
-};
 use leakwatch::otlp::proto::paths;
 use prost::Message;
 
@@ -65,21 +62,6 @@ fn engine() -> Engine {
         },
         Arc::new(Telemetry::new()),
     )
-}
-
-fn counter(name: &str, start_ns: u64, t_ns: u64, value: f64) -> Metric {
-    Metric {
-        name: name.to_owned(),
-        data: Some(metric::Data::Sum(Sum {
-            data_points: vec![NumberDataPoint {
-                start_time_unix_nano: start_ns,
-                ..number_point(t_ns, value, vec![])
-            }],
-            aggregation_temporality: AggregationTemporality::Cumulative as i32,
-            is_monotonic: true,
-        })),
-        ..Default::default()
-    }
 }
 
 /// Second `step` of a Node.js service whose heap floor grows 400 KB/s for four minutes and

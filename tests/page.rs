@@ -13,9 +13,6 @@ use common::*;
 use leakwatch::config::{AuthConfig, Config};
 use leakwatch::detector::DetectorConfig;
 use leakwatch::otlp::proto::otlp::collector::metrics::v1::ExportMetricsServiceRequest;
-use leakwatch::otlp::proto::otlp::metrics::v1::{
-    metric, AggregationTemporality, Metric, NumberDataPoint, Sum,
-};
 use prost::Message;
 use serde_json::Value;
 
@@ -57,22 +54,6 @@ fn go_process(
             ),
         ],
     )
-}
-
-/// A cumulative, monotonic counter since `start_ns`.
-fn counter(name: &str, start_ns: u64, t_ns: u64, value: f64) -> Metric {
-    Metric {
-        name: name.to_owned(),
-        data: Some(metric::Data::Sum(Sum {
-            data_points: vec![NumberDataPoint {
-                start_time_unix_nano: start_ns,
-                ..number_point(t_ns, value, vec![])
-            }],
-            aggregation_temporality: AggregationTemporality::Cumulative as i32,
-            is_monotonic: true,
-        })),
-        ..Default::default()
-    }
 }
 
 /// Requests served per second and collections per second by the browser test's leak.

@@ -354,6 +354,19 @@ pub async fn grpc_raw(
 
 pub use leakwatch::otlp::build::{double_point as number_point, kv};
 
+/// A cumulative, monotonic counter since `start_ns` with one point.
+pub fn counter(name: &str, start_ns: u64, t_ns: u64, value: f64) -> Metric {
+    build::sum(
+        name,
+        "",
+        true,
+        vec![NumberDataPoint {
+            start_time_unix_nano: start_ns,
+            ..number_point(t_ns, value, vec![])
+        }],
+    )
+}
+
 pub fn resource(service: &str, instance: &str) -> Resource {
     build::resource(vec![
         kv("service.name", service),
